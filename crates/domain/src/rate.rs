@@ -1,0 +1,136 @@
+//! The continuity rate: engaged within the window over finalised cases, with a 95% Wilson
+//! score interval and the gap to the national ambition of 75%.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::case::{ExclusionReason, Outcome};
+
+/// The national ambition (From Harm to Hope, 2021): 75% engaged within 3 weeks.
+pub const AMBITION: f64 = 0.75;
+
+/// z for a two-sided 95% interval.
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// The counts behind one cell of a report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    /// Finalised cases (the denominator).
+    pub finalised: u64,
+    /// Finalised cases engaged within the window (the numerator).
+    pub engaged: u64,
+    /// Cases whose window has not closed.
+    pub open: u64,
+    /// Cases that left the cohort, by reason.
+    pub excluded: BTreeMap<ExclusionReason, u64>,
+}
+
+impl Tally {
+    /// Count one case.
+    pub fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Open => self.open += 1,
+            Outcome::Engaged => {
+                self.finalised += 1;
+                self.engaged += 1;
+            }
+            Outcome::NotEngaged => self.finalised += 1,
+            Outcome::Excluded(reason) => *self.excluded.entry(reason).or_default() += 1,
+            Outcome::Withdrawn => {}
+        }
+    }
+
+    /// The rate, when there is at least one finalised case.
+    pub fn rate(&self) -> Option<ContinuityRate> {
+        ContinuityRate::new(self.engaged, self.finalised)
+    }
+}
+
+/// A proportion with its 95% Wilson score interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ContinuityRate {
+    /// engaged / finalised.
+    pub rate: f64,
+    /// Lower bound of the 95% Wilson interval.
+    pub lower: f64,
+    /// Upper bound of the 95% Wilson interval.
+    pub upper: f64,
+}
+
+impl ContinuityRate {
+    /// The rate of `engaged` out of `finalised`; `None` when nothing is finalised or the
+    /// numerator exceeds the denominator.
+    pub fn new(engaged: u64, finalised: u64) -> Option<Self> {
+        if finalised == 0 || engaged > finalised {
+            return None;
+        }
+        let n = finalised as f64;
+        let p = engaged as f64 / n;
+        let z2 = Z95 * Z95;
+        let denom = 1.0 + z2 / n;
+        let centre = (p + z2 / (2.0 * n)) / denom;
+        let half = Z95 / denom * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+        Some(Self {
+            rate: p,
+            lower: (centre - half).max(0.0),
+            upper: (centre + half).min(1.0),
+        })
+    }
+
+    /// The ambition minus the rate, in percentage points: positive means short of 75%.
+    pub fn gap_to_ambition(&self) -> f64 {
+        (AMBITION - self.rate) * 100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn wilson_matches_published_values() {
+        // Reference values computed independently in Python from the Wilson formula.
+        let r = ContinuityRate::new(53, 100).unwrap();
+        assert!((r.lower - 0.43289).abs() < 1e-5, "{r:?}");
+        assert!((r.upper - 0.62489).abs() < 1e-5, "{r:?}");
+        let r = ContinuityRate::new(0, 5).unwrap();
+        assert_eq!(r.lower, 0.0);
+        assert!((r.upper - 0.4345).abs() < 1e-4, "{r:?}");
+        let r = ContinuityRate::new(5, 5).unwrap();
+        assert!((r.lower - 0.5655).abs() < 1e-4, "{r:?}");
+        assert!((r.upper - 1.0).abs() < 1e-12);
+        assert!(ContinuityRate::new(0, 0).is_none());
+        assert!(ContinuityRate::new(3, 2).is_none());
+    }
+
+    #[test]
+    fn gap_and_tally() {
+        let mut t = Tally::default();
+        for o in [
+            Outcome::Engaged,
+            Outcome::Engaged,
+            Outcome::NotEngaged,
+            Outcome::Open,
+            Outcome::Withdrawn,
+            Outcome::Excluded(ExclusionReason::Died),
+        ] {
+            t.add(o);
+        }
+        assert_eq!((t.finalised, t.engaged, t.open), (3, 2, 1));
+        assert_eq!(t.excluded[&ExclusionReason::Died], 1);
+        let r = t.rate().unwrap();
+        assert!((r.gap_to_ambition() - (75.0 - 200.0 / 3.0)).abs() < 1e-9);
+    }
+
+    proptest! {
+        #[test]
+        fn interval_contains_the_rate(finalised in 1u64..100_000, frac in 0.0f64..=1.0) {
+            let engaged = ((finalised as f64) * frac).floor() as u64;
+            let r = ContinuityRate::new(engaged, finalised).unwrap();
+            prop_assert!(0.0 <= r.lower && r.lower <= r.rate + 1e-12);
+            prop_assert!(r.rate <= r.upper + 1e-12 && r.upper <= 1.0);
+        }
+    }
+}

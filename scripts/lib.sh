@@ -1,0 +1,39 @@
+# Shared settings for the local-stack scripts. Sourced, never run.
+# Everything the stack writes lives under $STACK_DIR (project-local, git-ignored);
+# tools built from crates.io live in a per-user cache keyed by version, outside the clone,
+# so every clone and CI run on one machine reuses them.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK_DIR="${CONTINUITY_STACK_DIR:-$ROOT/.stack}"
+TOOLS_DIR="${CONTINUITY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/continuity-tools}"
+
+TANSU_VERSION="0.6.0"
+TANSU_BIN="$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu"
+BROKER_HOST="127.0.0.1"
+BROKER_PORT="${CONTINUITY_BROKER_PORT:-9092}"
+BROKER_ADDR="$BROKER_HOST:$BROKER_PORT"
+
+PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
+PG_LOCAL_PORT="${CONTINUITY_PG_PORT:-55432}"
+DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+
+log() { printf '[stack] %s\n' "$*" >&2; }
+die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
+
+# Wait until `$@` succeeds, at most $1 seconds.
+wait_for() {
+  local seconds=$1; shift
+  local i
+  for ((i = 0; i < seconds * 4; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  return 1
+}
+
+# True when something accepts TCP connections on host:port.
+port_open() {
+  (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
