@@ -22,8 +22,8 @@ pub mod rules;
 pub use attributor::{Attributor, AttributorError, Sex};
 pub use calendar::{london_date, start_of_london_day, CohortPeriod};
 pub use case::{
-    assess, Assessment, Case, CaseId, ExclusionReason, Flag, FlagKind, FlagState, Outcome,
-    Timeliness,
+    assess, Assessment, Case, CaseId, ExclusionReason, Flag, FlagKind, FlagState, MatchStrength,
+    Outcome, Timeliness,
 };
 pub use codes::{CodeError, LocalAuthorityCode, OrganisationCode, PrisonCode, ProviderCode};
 pub use identifiers::{
