@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The local stack: PostgreSQL and a Kafka-protocol broker (Tansu), as plain processes.
+#
+#   scripts/stack.sh up       install what is missing, start what is stopped, wait until healthy
+#   scripts/stack.sh down     stop what this script started (data is kept under .stack/)
+#   scripts/stack.sh status   what runs where
+#   scripts/stack.sh env      print the environment the services and tests need
+#   scripts/stack.sh reset    down, then delete .stack/
+#
+# Idempotent: `up` twice leaves one of each running. PostgreSQL: the server at DATABASE_URL
+# when it answers (on this machine kind one runs on 127.0.0.1:5432), else a throwaway cluster
+# under .stack/postgres on port $PG_LOCAL_PORT. The broker keeps its SQLite log under
+# .stack/broker; topics and committed offsets survive a restart.
+source "$(dirname "$0")/lib.sh"
+
+PG_DIR="$STACK_DIR/postgres"
+BROKER_DIR="$STACK_DIR/broker"
+BROKER_PID="$BROKER_DIR/broker.pid"
+ENV_FILE="$STACK_DIR/env"
+
+pg_answers() {
+  command -v psql >/dev/null || return 1
+  psql "$1" -qAtX -c 'select 1' >/dev/null 2>&1
+}
+
+install_postgres() {
+  if [[ -x "$PG_BIN/initdb" ]] && command -v psql >/dev/null; then return 0; fi
+  log "installing PostgreSQL from Debian's packages"
+  command -v apt-get >/dev/null || die "no PostgreSQL binaries in $PG_BIN and no apt-get to install them; set PG_BIN"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql postgresql-client >/dev/null
+  PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+}
+
+# Run a PostgreSQL server binary as a non-root user (initdb and postgres refuse root).
+as_pg_user() {
+  if [[ $EUID -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PG_DIR" postgres
+    chown -R postgres "$PG_DIR"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+postgres_up() {
+  local url="${DATABASE_URL:-$DEFAULT_DATABASE_URL}"
+  if pg_answers "$url"; then
+    echo "$url"
+    return 0
+  fi
+  # The machine's own server may just be stopped.
+  if [[ -z "${DATABASE_URL:-}" ]] && command -v pg_ctlcluster >/dev/null && [[ -d /etc/postgresql ]]; then
+    local version
+    version="$(ls /etc/postgresql | sort -V | tail -n 1)"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
+    if wait_for 15 pg_answers "$url"; then
+      echo "$url"
+      return 0
+    fi
+  fi
+  install_postgres
+  local local_url="postgres://postgres@127.0.0.1:$PG_LOCAL_PORT/postgres"
+  if ! pg_answers "$local_url"; then
+    log "starting a local PostgreSQL cluster under $PG_DIR on port $PG_LOCAL_PORT"
+    mkdir -p "$PG_DIR"
+    if [[ ! -f "$PG_DIR/data/PG_VERSION" ]]; then
+      as_pg_user "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust >/dev/null
+    fi
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
+      -o "-p $PG_LOCAL_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
+    wait_for 30 pg_answers "$local_url" || die "PostgreSQL did not start; see $PG_DIR/postgres.log"
+  fi
+  echo "$local_url"
+}
+
+broker_running() {
+  [[ -f "$BROKER_PID" ]] && kill -0 "$(cat "$BROKER_PID")" 2>/dev/null
+}
+
+broker_up() {
+  "$ROOT/scripts/install-broker.sh"
+  if broker_running && port_open "$BROKER_HOST" "$BROKER_PORT"; then return 0; fi
+  if port_open "$BROKER_HOST" "$BROKER_PORT"; then
+    die "port $BROKER_PORT is taken by another process; set CONTINUITY_BROKER_PORT"
+  fi
+  mkdir -p "$BROKER_DIR"
+  log "starting tansu $TANSU_VERSION on $BROKER_ADDR"
+  # Tansu's SQLite engine wants a relative path: run it from its data directory.
+  (
+    cd "$BROKER_DIR"
+    nohup "$TANSU_BIN" broker \
+      --storage-engine "sqlite://tansu.db" \
+      --listener-url "tcp://$BROKER_ADDR" \
+      --advertised-listener-url "tcp://$BROKER_ADDR" \
+      >>broker.log 2>&1 &
+    echo $! >"$BROKER_PID"
+  )
+  wait_for 30 port_open "$BROKER_HOST" "$BROKER_PORT" || die "broker did not start; see $BROKER_DIR/broker.log"
+}
+
+broker_down() {
+  if broker_running; then
+    kill "$(cat "$BROKER_PID")"
+    wait_for 10 bash -c "! kill -0 $(cat "$BROKER_PID") 2>/dev/null" || kill -9 "$(cat "$BROKER_PID")" 2>/dev/null || true
+    log "broker stopped"
+  fi
+  rm -f "$BROKER_PID"
+}
+
+postgres_down() {
+  if [[ -f "$PG_DIR/data/postmaster.pid" ]]; then
+    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null && log "local PostgreSQL stopped"
+  fi
+}
+
+write_env() {
+  mkdir -p "$STACK_DIR"
+  cat >"$ENV_FILE" <<ENV
+export DATABASE_URL=$1
+export CONTINUITY_BROKERS=$BROKER_ADDR
+ENV
+}
+
+case "${1:-status}" in
+  up)
+    mkdir -p "$STACK_DIR"
+    db_url="$(postgres_up)"
+    broker_up
+    write_env "$db_url"
+    log "up: PostgreSQL at ${db_url%%/postgres}, broker at $BROKER_ADDR (env in $ENV_FILE)"
+    ;;
+  down)
+    broker_down
+    postgres_down
+    ;;
+  reset)
+    broker_down
+    postgres_down
+    rm -rf "$STACK_DIR"
+    ;;
+  env)
+    [[ -f "$ENV_FILE" ]] || die "stack not started; run scripts/stack.sh up"
+    cat "$ENV_FILE"
+    ;;
+  status)
+    url="${DATABASE_URL:-$DEFAULT_DATABASE_URL}"
+    if pg_answers "$url"; then echo "postgres  up    $url"
+    elif pg_answers "postgres://postgres@127.0.0.1:$PG_LOCAL_PORT/postgres"; then
+      echo "postgres  up    postgres://postgres@127.0.0.1:$PG_LOCAL_PORT/postgres (local cluster, $PG_DIR)"
+    else echo "postgres  down"; fi
+    if broker_running && port_open "$BROKER_HOST" "$BROKER_PORT"; then
+      echo "broker    up    $BROKER_ADDR (tansu $TANSU_VERSION, pid $(cat "$BROKER_PID"), log $BROKER_DIR/broker.log)"
+    elif port_open "$BROKER_HOST" "$BROKER_PORT"; then echo "broker    up    $BROKER_ADDR (not started by this script)"
+    else echo "broker    down"; fi
+    [[ -x "$TANSU_BIN" ]] || echo "tansu     not installed (scripts/install-broker.sh builds it)"
+    ;;
+  *)
+    die "usage: scripts/stack.sh up|down|status|env|reset"
+    ;;
+esac
