@@ -435,7 +435,7 @@ fn assess_person(
         _ => None,
     }));
     let mut needs: BTreeMap<NaiveDate, Vec<(Stamp, &TreatmentNeed)>> = BTreeMap::new();
-    for (_, (s, referral)) in &referrals {
+    for (s, referral) in referrals.values() {
         let target = groups
             .values()
             .find(|g| referral.referred_on <= rules.latest_need(g.date));

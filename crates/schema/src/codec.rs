@@ -1,0 +1,358 @@
+//! Avro single-object encoding with the schemas compiled in.
+//!
+//! Every message is `C3 01`, the writer schema's 8-byte little-endian CRC-64-AVRO (Rabin)
+//! fingerprint of its Parsing Canonical Form, then the Avro binary body. Every version of every
+//! schema in `schemas/` is compiled in; a message is decoded with the writer schema its
+//! fingerprint names and resolved to the newest version of the same record, so old and new
+//! writers both decode. No registry is needed; a deployment with one can map registry ids to
+//! the same fingerprints (see the README).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use apache_avro::rabin::Rabin;
+use apache_avro::schema::Schema;
+use apache_avro::types::Value;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The two marker bytes that start a single-object-encoded message.
+pub const MAGIC: [u8; 2] = [0xC3, 0x01];
+
+/// Every record type in the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordType {
+    /// A release movement (in).
+    PrisonRelease,
+    /// A release withdrawn (in).
+    ReleaseWithdrawn,
+    /// An admission to custody (in).
+    CustodyAdmission,
+    /// A death (in).
+    PersonDied,
+    /// Two identifiers of one person (in).
+    IdentityLinked,
+    /// Two records merged (in).
+    IdentityMerged,
+    /// A merge undone (in).
+    IdentityUnmerged,
+    /// A referral recording the need (in).
+    Referral,
+    /// A treatment episode start (in).
+    TreatmentStart,
+    /// A treatment episode end (in).
+    TreatmentDischarge,
+    /// A change to a case (out).
+    CaseEvent,
+    /// A caseworker flag (out).
+    EngagementFlag,
+    /// A cohort cell's figures (out).
+    ContinuityPerformance,
+    /// A message that could not be applied (out).
+    DeadLetter,
+}
+
+/// Every version of every schema, oldest first. To change a schema, add a new version here
+/// and in `schemas/`, never edit a published one (the tests check the fingerprints).
+const SCHEMA_FILES: &[(RecordType, &[(&str, &str)])] = &[
+    (
+        RecordType::PrisonRelease,
+        &[(
+            "prison_release.v1.avsc",
+            include_str!("../../../schemas/prison_release.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::ReleaseWithdrawn,
+        &[(
+            "release_withdrawn.v1.avsc",
+            include_str!("../../../schemas/release_withdrawn.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::CustodyAdmission,
+        &[(
+            "custody_admission.v1.avsc",
+            include_str!("../../../schemas/custody_admission.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::PersonDied,
+        &[(
+            "person_died.v1.avsc",
+            include_str!("../../../schemas/person_died.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::IdentityLinked,
+        &[(
+            "identity_linked.v1.avsc",
+            include_str!("../../../schemas/identity_linked.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::IdentityMerged,
+        &[(
+            "identity_merged.v1.avsc",
+            include_str!("../../../schemas/identity_merged.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::IdentityUnmerged,
+        &[(
+            "identity_unmerged.v1.avsc",
+            include_str!("../../../schemas/identity_unmerged.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::Referral,
+        &[(
+            "referral.v1.avsc",
+            include_str!("../../../schemas/referral.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::TreatmentStart,
+        &[(
+            "treatment_start.v1.avsc",
+            include_str!("../../../schemas/treatment_start.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::TreatmentDischarge,
+        &[(
+            "treatment_discharge.v1.avsc",
+            include_str!("../../../schemas/treatment_discharge.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::CaseEvent,
+        &[(
+            "case_event.v1.avsc",
+            include_str!("../../../schemas/case_event.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::EngagementFlag,
+        &[(
+            "engagement_flag.v1.avsc",
+            include_str!("../../../schemas/engagement_flag.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::ContinuityPerformance,
+        &[(
+            "continuity_performance.v1.avsc",
+            include_str!("../../../schemas/continuity_performance.v1.avsc"),
+        )],
+    ),
+    (
+        RecordType::DeadLetter,
+        &[(
+            "dead_letter.v1.avsc",
+            include_str!("../../../schemas/dead_letter.v1.avsc"),
+        )],
+    ),
+];
+
+/// A 64-bit schema fingerprint as it appears on the wire (little-endian Rabin).
+pub type Fingerprint = [u8; 8];
+
+/// One compiled-in schema version.
+#[derive(Debug)]
+pub struct SchemaVersion {
+    /// The record type.
+    pub record: RecordType,
+    /// 1, 2, ...
+    pub version: u32,
+    /// The file under `schemas/`.
+    pub file: &'static str,
+    /// The parsed schema.
+    pub schema: Schema,
+    /// Its fingerprint.
+    pub fingerprint: Fingerprint,
+}
+
+/// All compiled-in schemas, by fingerprint and by record type.
+#[derive(Debug)]
+pub struct Registry {
+    versions: Vec<SchemaVersion>,
+    by_fingerprint: HashMap<Fingerprint, usize>,
+    latest: HashMap<RecordType, usize>,
+}
+
+/// Why a message could not be encoded or decoded. Messages name the problem, never a value.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// Shorter than the 10-byte header or without the marker bytes.
+    #[error("not an Avro single-object message: expected marker C3 01 and an 8-byte fingerprint")]
+    NotSingleObject,
+    /// No compiled-in schema has this fingerprint.
+    #[error("unknown writer schema fingerprint {0}: the writer uses a schema this build does not know; upgrade the reader")]
+    UnknownSchema(String),
+    /// The fingerprint names a different record type from the one expected.
+    #[error("expected a {expected:?} message, got {actual:?}")]
+    WrongRecord {
+        /// What the caller asked for.
+        expected: RecordType,
+        /// What the message holds.
+        actual: RecordType,
+    },
+    /// The body does not decode with the writer schema, or does not resolve to the reader's.
+    #[error("{record:?} body does not decode: {detail}")]
+    Body {
+        /// The record type.
+        record: RecordType,
+        /// What Avro reported.
+        detail: String,
+    },
+    /// Bytes left after the record: a corrupt or mislabelled message.
+    #[error("{0:?} message has trailing bytes after the record")]
+    TrailingBytes(RecordType),
+    /// A value could not be encoded with the schema (a bug in the caller).
+    #[error("{record:?} value does not fit its schema: {detail}")]
+    Encode {
+        /// The record type.
+        record: RecordType,
+        /// What Avro reported.
+        detail: String,
+    },
+}
+
+fn fingerprint_of(schema: &Schema) -> Fingerprint {
+    let bytes = schema.fingerprint::<Rabin>().bytes;
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&bytes[..8]);
+    out
+}
+
+/// Hex form of a fingerprint, as the lock file and errors print it.
+pub fn fingerprint_hex(fp: &Fingerprint) -> String {
+    fp.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Registry {
+    /// The compiled-in registry. Parsing happens once; the schemas are part of the binary and
+    /// are checked by the tests, so a parse failure here is a build defect.
+    pub fn get() -> &'static Registry {
+        static REGISTRY: OnceLock<Registry> = OnceLock::new();
+        REGISTRY.get_or_init(|| {
+            Registry::build().unwrap_or_else(|e| panic!("compiled-in Avro schema is invalid: {e}"))
+        })
+    }
+
+    fn build() -> Result<Registry, String> {
+        let mut reg = Registry {
+            versions: Vec::new(),
+            by_fingerprint: HashMap::new(),
+            latest: HashMap::new(),
+        };
+        for (record, files) in SCHEMA_FILES {
+            for (n, (file, text)) in files.iter().enumerate() {
+                let schema = Schema::parse_str(text).map_err(|e| format!("{file}: {e}"))?;
+                let fingerprint = fingerprint_of(&schema);
+                let index = reg.versions.len();
+                if reg.by_fingerprint.insert(fingerprint, index).is_some() {
+                    return Err(format!("{file}: same fingerprint as another schema"));
+                }
+                reg.latest.insert(*record, index);
+                reg.versions.push(SchemaVersion {
+                    record: *record,
+                    version: n as u32 + 1,
+                    file,
+                    schema,
+                    fingerprint,
+                });
+            }
+        }
+        Ok(reg)
+    }
+
+    /// Every compiled-in schema version.
+    pub fn versions(&self) -> &[SchemaVersion] {
+        &self.versions
+    }
+
+    /// The newest version of a record type: what this build writes and reads into.
+    pub fn latest(&self, record: RecordType) -> &SchemaVersion {
+        // Every RecordType has an entry in SCHEMA_FILES (checked by a test).
+        &self.versions[self.latest[&record]]
+    }
+
+    /// Encode a value as a single-object message with the newest schema of `record`.
+    pub fn encode_value(&self, record: RecordType, value: Value) -> Result<Vec<u8>, CodecError> {
+        let v = self.latest(record);
+        let encode_err = |e: apache_avro::Error| CodecError::Encode {
+            record,
+            detail: e.to_string(),
+        };
+        let resolved = value.resolve(&v.schema).map_err(encode_err)?;
+        let body = apache_avro::to_avro_datum(&v.schema, resolved).map_err(encode_err)?;
+        let mut out = Vec::with_capacity(10 + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&v.fingerprint);
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// The record type and writer schema of a message, from its header alone.
+    pub fn writer_of(&self, message: &[u8]) -> Result<&SchemaVersion, CodecError> {
+        if message.len() < 10 || message[..2] != MAGIC {
+            return Err(CodecError::NotSingleObject);
+        }
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&message[2..10]);
+        let index = self
+            .by_fingerprint
+            .get(&fp)
+            .ok_or_else(|| CodecError::UnknownSchema(fingerprint_hex(&fp)))?;
+        Ok(&self.versions[*index])
+    }
+
+    /// Decode a message into the newest schema of its record type.
+    pub fn decode_value(&self, message: &[u8]) -> Result<(RecordType, Value), CodecError> {
+        let writer = self.writer_of(message)?;
+        let record = writer.record;
+        let reader = self.latest(record);
+        let mut body = &message[10..];
+        let value = apache_avro::from_avro_datum(&writer.schema, &mut body, Some(&reader.schema))
+            .map_err(|e| CodecError::Body {
+            record,
+            detail: e.to_string(),
+        })?;
+        if !body.is_empty() {
+            return Err(CodecError::TrailingBytes(record));
+        }
+        Ok((record, value))
+    }
+}
+
+/// A Rust type that is the wire form of one record type.
+pub trait AvroRecord: Serialize + DeserializeOwned {
+    /// Which record type.
+    const RECORD: RecordType;
+
+    /// Encode as a single-object message.
+    fn to_message(&self) -> Result<Vec<u8>, CodecError> {
+        let value = apache_avro::to_value(self).map_err(|e| CodecError::Encode {
+            record: Self::RECORD,
+            detail: e.to_string(),
+        })?;
+        Registry::get().encode_value(Self::RECORD, value)
+    }
+
+    /// Decode a single-object message that must hold this record type.
+    fn from_message(message: &[u8]) -> Result<Self, CodecError> {
+        let (record, value) = Registry::get().decode_value(message)?;
+        if record != Self::RECORD {
+            return Err(CodecError::WrongRecord {
+                expected: Self::RECORD,
+                actual: record,
+            });
+        }
+        apache_avro::from_value(&value).map_err(|e| CodecError::Body {
+            record,
+            detail: e.to_string(),
+        })
+    }
+}

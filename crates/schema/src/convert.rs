@@ -1,0 +1,640 @@
+//! Validation at the boundary: wire records become domain events, or an error that lists every
+//! field at fault by its path (`person.noms`, `need.local_authority`) and what is wrong with it,
+//! never the rejected value. The reverse direction, domain to wire, is used by producers.
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use continuity_domain::events as dom;
+use continuity_domain::{
+    Attributor, Identifier, IdentifierKind, LocalAuthorityCode, OrganisationCode, PrisonCode,
+    ProviderCode, Sex,
+};
+
+use crate::codec::{AvroRecord, CodecError, RecordType, Registry};
+use crate::wire;
+
+/// One field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, e.g. `person.noms`.
+    pub field: String,
+    /// What is wrong, in words the sender can act on.
+    pub problem: String,
+}
+
+/// A record that decoded but is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidRecord {
+    /// The record type.
+    pub record: RecordType,
+    /// Every field at fault.
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for InvalidRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {:?}: ", self.record)?;
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.problem)?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a message is not a usable source event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a message of a known schema.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The message holds an output record, not a source event.
+    #[error("{0:?} is not a source event")]
+    NotASourceEvent(RecordType),
+    /// The record decoded but fails validation.
+    #[error(transparent)]
+    Invalid(#[from] InvalidRecord),
+}
+
+/// Collects field errors while converting one record.
+struct Check {
+    today: NaiveDate,
+    errors: Vec<FieldError>,
+}
+
+impl Check {
+    fn fail(&mut self, field: &str, problem: impl fmt::Display) {
+        self.errors.push(FieldError {
+            field: field.to_owned(),
+            problem: problem.to_string(),
+        });
+    }
+
+    fn ok<T, E: fmt::Display>(&mut self, field: &str, r: Result<T, E>) -> Option<T> {
+        r.map_err(|e| self.fail(field, e)).ok()
+    }
+
+    fn date(&mut self, field: &str, days: i32) -> Option<NaiveDate> {
+        let date = date_from_days(days);
+        if date.is_none() {
+            self.fail(field, "is not a representable date");
+        }
+        date
+    }
+
+    fn opt_date(&mut self, field: &str, days: Option<i32>) -> Option<Option<NaiveDate>> {
+        match days {
+            None => Some(None),
+            Some(d) => self.date(field, d).map(Some),
+        }
+    }
+
+    fn text(&mut self, field: &str, value: &str) -> Option<String> {
+        let v = value.trim();
+        if v.is_empty() || v.len() > 128 {
+            self.fail(field, "must be 1 to 128 characters");
+            return None;
+        }
+        Some(v.to_owned())
+    }
+
+    fn meta(&mut self, e: &wire::Envelope) -> Option<dom::EventMeta> {
+        let occurred_at = DateTime::<Utc>::from_timestamp_micros(e.occurred_at);
+        if occurred_at.is_none() {
+            self.fail("occurred_at", "is out of range");
+        }
+        let source = self.ok("source", OrganisationCode::parse(&e.source));
+        Some(dom::EventMeta {
+            event_id: dom::EventId(e.event_id),
+            occurred_at: occurred_at?,
+            source: source?,
+        })
+    }
+
+    fn person(
+        &mut self,
+        ids: &wire::PersonIdentifiers,
+        attributor: &Option<wire::Attributor>,
+    ) -> Option<dom::PersonRef> {
+        let mut identifiers = Vec::new();
+        let mut ok = true;
+        for (field, kind, value) in [
+            ("person.noms", IdentifierKind::Noms, &ids.noms),
+            ("person.crn", IdentifierKind::Crn, &ids.crn),
+            ("person.pnc", IdentifierKind::Pnc, &ids.pnc),
+            ("person.cro", IdentifierKind::Cro, &ids.cro),
+            ("person.nhs", IdentifierKind::Nhs, &ids.nhs),
+        ] {
+            if let Some(v) = value {
+                match self.ok(field, Identifier::parse(kind, v)) {
+                    Some(id) => identifiers.push(id),
+                    None => ok = false,
+                }
+            }
+        }
+        let attributor = match attributor {
+            None => None,
+            Some(a) => {
+                let dob = self.date("attributor.date_of_birth", a.date_of_birth);
+                let built = dob.and_then(|dob| {
+                    let r = Attributor::new(
+                        &a.first_initial,
+                        &a.surname_initial,
+                        dob,
+                        sex_from_wire(a.sex),
+                        self.today,
+                    );
+                    self.ok("attributor", r)
+                });
+                ok &= built.is_some();
+                built
+            }
+        };
+        ok.then_some(dom::PersonRef {
+            identifiers,
+            attributor,
+        })
+    }
+
+    fn need(&mut self, need: &wire::TreatmentNeed) -> Option<dom::TreatmentNeed> {
+        let la = self.ok(
+            "need.local_authority",
+            LocalAuthorityCode::parse(&need.local_authority),
+        );
+        let provider = match &need.provider {
+            None => Some(None),
+            Some(p) => self.ok("need.provider", ProviderCode::parse(p)).map(Some),
+        };
+        Some(dom::TreatmentNeed {
+            local_authority: la?,
+            provider: provider?,
+        })
+    }
+
+    fn identifier(&mut self, field: &str, id: &wire::Identifier) -> Option<Identifier> {
+        let kind = match id.kind {
+            wire::IdentifierKind::Noms => IdentifierKind::Noms,
+            wire::IdentifierKind::Crn => IdentifierKind::Crn,
+            wire::IdentifierKind::Pnc => IdentifierKind::Pnc,
+            wire::IdentifierKind::Cro => IdentifierKind::Cro,
+            wire::IdentifierKind::Nhs => IdentifierKind::Nhs,
+            wire::IdentifierKind::Unknown => {
+                self.fail(
+                    &format!("{field}.kind"),
+                    "must be NOMS, CRN, PNC, CRO or NHS",
+                );
+                return None;
+            }
+        };
+        self.ok(
+            &format!("{field}.value"),
+            Identifier::parse(kind, &id.value),
+        )
+    }
+
+    fn finish<T>(self, record: RecordType, value: Option<T>) -> Result<T, InvalidRecord> {
+        match value {
+            Some(v) if self.errors.is_empty() => Ok(v),
+            _ => Err(InvalidRecord {
+                record,
+                errors: if self.errors.is_empty() {
+                    vec![FieldError {
+                        field: "(record)".into(),
+                        problem: "is invalid".into(),
+                    }]
+                } else {
+                    self.errors
+                },
+            }),
+        }
+    }
+}
+
+/// Days since 1970-01-01 as a date.
+pub fn date_from_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(Duration::days(i64::from(days)))
+}
+
+/// A date as days since 1970-01-01.
+pub fn days_from_date(date: NaiveDate) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    (date - epoch).num_days() as i32
+}
+
+fn sex_from_wire(s: wire::Sex) -> Sex {
+    match s {
+        wire::Sex::Male => Sex::Male,
+        wire::Sex::Female => Sex::Female,
+        wire::Sex::Other => Sex::Other,
+        wire::Sex::NotKnown => Sex::NotKnown,
+    }
+}
+
+fn sex_to_wire(s: Sex) -> wire::Sex {
+    match s {
+        Sex::Male => wire::Sex::Male,
+        Sex::Female => wire::Sex::Female,
+        Sex::Other => wire::Sex::Other,
+        Sex::NotKnown => wire::Sex::NotKnown,
+    }
+}
+
+/// Decode and validate a source-event message. `today` bounds dates of birth.
+pub fn decode_source_event(
+    message: &[u8],
+    today: NaiveDate,
+) -> Result<dom::SourceEvent, DecodeError> {
+    let record = Registry::get().writer_of(message)?.record;
+    let mut c = Check {
+        today,
+        errors: Vec::new(),
+    };
+    let event = match record {
+        RecordType::PrisonRelease => {
+            let w = wire::PrisonRelease::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let release_id = c.text("release_id", &w.release_id);
+            let person = c.person(&w.person, &w.attributor);
+            let release_date = c.date("release_date", w.release_date);
+            let prison = match &w.prison {
+                None => Some(None),
+                Some(p) => c.ok("prison", PrisonCode::parse(p)).map(Some),
+            };
+            let need = match &w.need {
+                None => Some(None),
+                Some(n) => c.need(n).map(Some),
+            };
+            let movement_code = match &w.movement_code {
+                None => Some(None),
+                Some(m) => c.text("movement_code", m).map(Some),
+            };
+            let reason = match w.reason {
+                wire::ReleaseReason::Released => dom::ReleaseReason::Released,
+                wire::ReleaseReason::Transferred => dom::ReleaseReason::Transferred,
+                wire::ReleaseReason::TemporaryAbsenceRelease => {
+                    dom::ReleaseReason::TemporaryAbsenceRelease
+                }
+                wire::ReleaseReason::ReleasedToHospital => dom::ReleaseReason::ReleasedToHospital,
+                wire::ReleaseReason::SentToCourt => dom::ReleaseReason::SentToCourt,
+                wire::ReleaseReason::Unknown => dom::ReleaseReason::Unknown,
+            };
+            let event = (|| {
+                Some(dom::SourceEvent::Release(dom::PrisonRelease {
+                    meta: meta?,
+                    release_id: release_id?,
+                    person: person?,
+                    release_date: release_date?,
+                    planned: w.planned,
+                    reason,
+                    movement_code: movement_code?,
+                    prison: prison?,
+                    need: need?,
+                }))
+            })();
+            c.finish(record, event)?
+        }
+        RecordType::ReleaseWithdrawn => {
+            let w = wire::ReleaseWithdrawn::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let release_id = c.text("release_id", &w.release_id);
+            let reason = match w.reason {
+                wire::WithdrawalReason::RecordedInError => dom::WithdrawalReason::RecordedInError,
+                wire::WithdrawalReason::Cancelled => dom::WithdrawalReason::Cancelled,
+            };
+            let event = (|| {
+                Some(dom::SourceEvent::ReleaseWithdrawn(dom::ReleaseWithdrawn {
+                    meta: meta?,
+                    release_id: release_id?,
+                    reason,
+                }))
+            })();
+            c.finish(record, event)?
+        }
+        RecordType::CustodyAdmission => {
+            let w = wire::CustodyAdmission::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let person = c.person(&w.person, &w.attributor);
+            let admitted_on = c.date("admitted_on", w.admitted_on);
+            let kind = match w.kind {
+                wire::AdmissionKind::Recall => dom::AdmissionKind::Recall,
+                wire::AdmissionKind::Admission => dom::AdmissionKind::Admission,
+                wire::AdmissionKind::SecureTransfer => dom::AdmissionKind::SecureTransfer,
+            };
+            let event = (|| {
+                Some(dom::SourceEvent::CustodyAdmission(dom::CustodyAdmission {
+                    meta: meta?,
+                    person: person?,
+                    admitted_on: admitted_on?,
+                    kind,
+                }))
+            })();
+            c.finish(record, event)?
+        }
+        RecordType::PersonDied => {
+            let w = wire::PersonDied::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let person = c.person(&w.person, &w.attributor);
+            let died_on = c.date("died_on", w.died_on);
+            let event = (|| {
+                Some(dom::SourceEvent::PersonDied(dom::PersonDied {
+                    meta: meta?,
+                    person: person?,
+                    died_on: died_on?,
+                }))
+            })();
+            c.finish(record, event)?
+        }
+        RecordType::IdentityLinked | RecordType::IdentityMerged | RecordType::IdentityUnmerged => {
+            let w = match record {
+                RecordType::IdentityLinked => wire::IdentityLinked::from_message(message)?.0,
+                RecordType::IdentityMerged => wire::IdentityMerged::from_message(message)?.0,
+                _ => wire::IdentityUnmerged::from_message(message)?.0,
+            };
+            let meta = c.meta(&w.envelope);
+            let kept = c.identifier("kept", &w.kept);
+            let other = c.identifier("other", &w.other);
+            if let (Some(k), Some(o)) = (&kept, &other) {
+                if k == o {
+                    c.fail("other", "must differ from kept");
+                }
+            }
+            let change = (|| {
+                Some(dom::IdentityChange {
+                    meta: meta?,
+                    kept: kept?,
+                    other: other?,
+                })
+            })();
+            let event = change.map(|change| match record {
+                RecordType::IdentityLinked => dom::SourceEvent::IdentityLinked(change),
+                RecordType::IdentityMerged => dom::SourceEvent::IdentityMerged(change),
+                _ => dom::SourceEvent::IdentityUnmerged(change),
+            });
+            c.finish(record, event)?
+        }
+        RecordType::Referral => {
+            let w = wire::Referral::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let referral_id = c.text("referral_id", &w.referral_id);
+            let person = c.person(&w.person, &w.attributor);
+            let referred_on = c.date("referred_on", w.referred_on);
+            let origin = match w.origin {
+                wire::ReferralOrigin::Prison => Some(dom::ReferralOrigin::Prison),
+                wire::ReferralOrigin::Probation => Some(dom::ReferralOrigin::Probation),
+                wire::ReferralOrigin::Unknown => {
+                    c.fail("origin", "must be PRISON or PROBATION");
+                    None
+                }
+            };
+            let expected_release = c.opt_date("expected_release", w.expected_release);
+            let need = c.need(&w.need);
+            let event = (|| {
+                Some(dom::SourceEvent::Referral(dom::Referral {
+                    meta: meta?,
+                    referral_id: referral_id?,
+                    person: person?,
+                    referred_on: referred_on?,
+                    origin: origin?,
+                    expected_release: expected_release?,
+                    need: need?,
+                }))
+            })();
+            c.finish(record, event)?
+        }
+        RecordType::TreatmentStart => {
+            let w = wire::TreatmentStart::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let episode_id = c.text("episode_id", &w.episode_id);
+            let provider = c.ok("provider", ProviderCode::parse(&w.provider));
+            let la = c.ok(
+                "local_authority",
+                LocalAuthorityCode::parse(&w.local_authority),
+            );
+            let person = c.person(&w.person, &w.attributor);
+            let triage = c.opt_date("triage_date", w.triage_date);
+            let intervention = c.opt_date("intervention_start", w.intervention_start);
+            if w.triage_date.is_none() && w.intervention_start.is_none() {
+                c.fail("triage_date", "or intervention_start must be given");
+            }
+            if w.person == wire::PersonIdentifiers::default() && w.attributor.is_none() {
+                c.fail(
+                    "person",
+                    "needs an identifier or an attributor to be matched",
+                );
+            }
+            let event = (|| {
+                Some(dom::SourceEvent::TreatmentStart(dom::TreatmentStart {
+                    meta: meta?,
+                    episode_id: episode_id?,
+                    provider: provider?,
+                    local_authority: la?,
+                    person: person?,
+                    triage_date: triage?,
+                    intervention_start: intervention?,
+                }))
+            })();
+            c.finish(record, event)?
+        }
+        RecordType::TreatmentDischarge => {
+            let w = wire::TreatmentDischarge::from_message(message)?;
+            let meta = c.meta(&w.envelope);
+            let episode_id = c.text("episode_id", &w.episode_id);
+            let provider = c.ok("provider", ProviderCode::parse(&w.provider));
+            let discharged_on = c.date("discharged_on", w.discharged_on);
+            let event = (|| {
+                Some(dom::SourceEvent::TreatmentDischarge(
+                    dom::TreatmentDischarge {
+                        meta: meta?,
+                        episode_id: episode_id?,
+                        provider: provider?,
+                        discharged_on: discharged_on?,
+                    },
+                ))
+            })();
+            c.finish(record, event)?
+        }
+        other => return Err(DecodeError::NotASourceEvent(other)),
+    };
+    Ok(event)
+}
+
+fn envelope(meta: &dom::EventMeta) -> wire::Envelope {
+    wire::Envelope {
+        event_id: meta.event_id.0,
+        occurred_at: meta.occurred_at.timestamp_micros(),
+        source: meta.source.to_string(),
+        schema_version: 1,
+    }
+}
+
+fn identifiers_to_wire(
+    person: &dom::PersonRef,
+) -> (wire::PersonIdentifiers, Option<wire::Attributor>) {
+    let mut ids = wire::PersonIdentifiers::default();
+    for id in &person.identifiers {
+        let slot = match id.kind() {
+            IdentifierKind::Noms => &mut ids.noms,
+            IdentifierKind::Crn => &mut ids.crn,
+            IdentifierKind::Pnc => &mut ids.pnc,
+            IdentifierKind::Cro => &mut ids.cro,
+            IdentifierKind::Nhs => &mut ids.nhs,
+        };
+        *slot = Some(id.value().to_owned());
+    }
+    let attributor = person.attributor.as_ref().map(|a| wire::Attributor {
+        first_initial: a.first_initial().to_string(),
+        surname_initial: a.surname_initial().to_string(),
+        date_of_birth: days_from_date(a.date_of_birth()),
+        sex: sex_to_wire(a.sex()),
+    });
+    (ids, attributor)
+}
+
+fn identifier_to_wire(id: &Identifier) -> wire::Identifier {
+    let kind = match id.kind() {
+        IdentifierKind::Noms => wire::IdentifierKind::Noms,
+        IdentifierKind::Crn => wire::IdentifierKind::Crn,
+        IdentifierKind::Pnc => wire::IdentifierKind::Pnc,
+        IdentifierKind::Cro => wire::IdentifierKind::Cro,
+        IdentifierKind::Nhs => wire::IdentifierKind::Nhs,
+    };
+    wire::Identifier {
+        kind,
+        value: id.value().to_owned(),
+    }
+}
+
+fn need_to_wire(need: &dom::TreatmentNeed) -> wire::TreatmentNeed {
+    wire::TreatmentNeed {
+        local_authority: need.local_authority.to_string(),
+        provider: need.provider.as_ref().map(|p| p.to_string()),
+        substances: Vec::new(),
+    }
+}
+
+/// Encode a domain source event as a single-object message.
+pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecError> {
+    match event {
+        dom::SourceEvent::Release(r) => {
+            let (person, attributor) = identifiers_to_wire(&r.person);
+            wire::PrisonRelease {
+                envelope: envelope(&r.meta),
+                release_id: r.release_id.clone(),
+                person,
+                attributor,
+                release_date: days_from_date(r.release_date),
+                released_at: None,
+                planned: r.planned,
+                reason: match r.reason {
+                    dom::ReleaseReason::Released => wire::ReleaseReason::Released,
+                    dom::ReleaseReason::Transferred => wire::ReleaseReason::Transferred,
+                    dom::ReleaseReason::TemporaryAbsenceRelease => {
+                        wire::ReleaseReason::TemporaryAbsenceRelease
+                    }
+                    dom::ReleaseReason::ReleasedToHospital => {
+                        wire::ReleaseReason::ReleasedToHospital
+                    }
+                    dom::ReleaseReason::SentToCourt => wire::ReleaseReason::SentToCourt,
+                    dom::ReleaseReason::Unknown => wire::ReleaseReason::Unknown,
+                },
+                movement_code: r.movement_code.clone(),
+                prison: r.prison.as_ref().map(|p| p.to_string()),
+                need: r.need.as_ref().map(need_to_wire),
+            }
+            .to_message()
+        }
+        dom::SourceEvent::ReleaseWithdrawn(w) => wire::ReleaseWithdrawn {
+            envelope: envelope(&w.meta),
+            release_id: w.release_id.clone(),
+            reason: match w.reason {
+                dom::WithdrawalReason::RecordedInError => wire::WithdrawalReason::RecordedInError,
+                dom::WithdrawalReason::Cancelled => wire::WithdrawalReason::Cancelled,
+            },
+        }
+        .to_message(),
+        dom::SourceEvent::CustodyAdmission(a) => {
+            let (person, attributor) = identifiers_to_wire(&a.person);
+            wire::CustodyAdmission {
+                envelope: envelope(&a.meta),
+                person,
+                attributor,
+                admitted_on: days_from_date(a.admitted_on),
+                kind: match a.kind {
+                    dom::AdmissionKind::Recall => wire::AdmissionKind::Recall,
+                    dom::AdmissionKind::Admission => wire::AdmissionKind::Admission,
+                    dom::AdmissionKind::SecureTransfer => wire::AdmissionKind::SecureTransfer,
+                },
+                movement_code: None,
+                prison: None,
+            }
+            .to_message()
+        }
+        dom::SourceEvent::PersonDied(d) => {
+            let (person, attributor) = identifiers_to_wire(&d.person);
+            wire::PersonDied {
+                envelope: envelope(&d.meta),
+                person,
+                attributor,
+                died_on: days_from_date(d.died_on),
+            }
+            .to_message()
+        }
+        dom::SourceEvent::IdentityLinked(c)
+        | dom::SourceEvent::IdentityMerged(c)
+        | dom::SourceEvent::IdentityUnmerged(c) => {
+            let change = wire::IdentityChange {
+                envelope: envelope(&c.meta),
+                kept: identifier_to_wire(&c.kept),
+                other: identifier_to_wire(&c.other),
+            };
+            match event {
+                dom::SourceEvent::IdentityLinked(_) => wire::IdentityLinked(change).to_message(),
+                dom::SourceEvent::IdentityMerged(_) => wire::IdentityMerged(change).to_message(),
+                _ => wire::IdentityUnmerged(change).to_message(),
+            }
+        }
+        dom::SourceEvent::Referral(r) => {
+            let (person, attributor) = identifiers_to_wire(&r.person);
+            wire::Referral {
+                envelope: envelope(&r.meta),
+                referral_id: r.referral_id.clone(),
+                person,
+                attributor,
+                referred_on: days_from_date(r.referred_on),
+                origin: match r.origin {
+                    dom::ReferralOrigin::Prison => wire::ReferralOrigin::Prison,
+                    dom::ReferralOrigin::Probation => wire::ReferralOrigin::Probation,
+                },
+                expected_release: r.expected_release.map(days_from_date),
+                need: need_to_wire(&r.need),
+            }
+            .to_message()
+        }
+        dom::SourceEvent::TreatmentStart(s) => {
+            let (person, attributor) = identifiers_to_wire(&s.person);
+            wire::TreatmentStart {
+                envelope: envelope(&s.meta),
+                episode_id: s.episode_id.clone(),
+                provider: s.provider.to_string(),
+                local_authority: s.local_authority.to_string(),
+                person,
+                attributor,
+                referral_date: None,
+                triage_date: s.triage_date.map(days_from_date),
+                intervention_start: s.intervention_start.map(days_from_date),
+            }
+            .to_message()
+        }
+        dom::SourceEvent::TreatmentDischarge(d) => wire::TreatmentDischarge {
+            envelope: envelope(&d.meta),
+            episode_id: d.episode_id.clone(),
+            provider: d.provider.to_string(),
+            discharged_on: days_from_date(d.discharged_on),
+            reason: wire::DischargeReason::Other,
+        }
+        .to_message(),
+    }
+}

@@ -1,0 +1,587 @@
+//! Rust forms of the Avro records, field for field as in `schemas/*.avsc`. Dates are days since
+//! 1970-01-01 (`date`), instants microseconds since the epoch (`timestamp-micros`). These types
+//! carry unvalidated data; [`crate::convert`] validates it into domain types.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec::{AvroRecord, RecordType};
+
+/// Fields every record carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Unique event id.
+    #[serde(with = "uuid_text")]
+    pub event_id: Uuid,
+    /// When recorded at the source, microseconds since the epoch.
+    pub occurred_at: i64,
+    /// Sending organisation's code.
+    pub source: String,
+    /// Schema version.
+    pub schema_version: i32,
+}
+
+/// Identifiers of a person.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PersonIdentifiers {
+    pub noms: Option<String>,
+    pub crn: Option<String>,
+    pub pnc: Option<String>,
+    pub cro: Option<String>,
+    pub nhs: Option<String>,
+}
+
+/// Sex as NDTMS records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Sex {
+    Male,
+    Female,
+    Other,
+    NotKnown,
+}
+
+/// NDTMS attributor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Attributor {
+    pub first_initial: String,
+    pub surname_initial: String,
+    pub date_of_birth: i32,
+    pub sex: Sex,
+}
+
+/// Substance groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Substance {
+    Opiates,
+    Crack,
+    Cocaine,
+    Alcohol,
+    Cannabis,
+    Benzodiazepines,
+    Amphetamines,
+    NewPsychoactive,
+    Other,
+}
+
+/// A treatment need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TreatmentNeed {
+    pub local_authority: String,
+    pub provider: Option<String>,
+    pub substances: Vec<Substance>,
+}
+
+/// HMPPS release reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ReleaseReason {
+    Released,
+    Transferred,
+    TemporaryAbsenceRelease,
+    ReleasedToHospital,
+    SentToCourt,
+    Unknown,
+}
+
+/// `PrisonRelease` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PrisonRelease {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub release_id: String,
+    pub person: PersonIdentifiers,
+    pub attributor: Option<Attributor>,
+    pub release_date: i32,
+    pub released_at: Option<i64>,
+    pub planned: bool,
+    pub reason: ReleaseReason,
+    pub movement_code: Option<String>,
+    pub prison: Option<String>,
+    pub need: Option<TreatmentNeed>,
+}
+
+/// Withdrawal reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum WithdrawalReason {
+    RecordedInError,
+    Cancelled,
+}
+
+/// `ReleaseWithdrawn` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ReleaseWithdrawn {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub release_id: String,
+    pub reason: WithdrawalReason,
+}
+
+/// Admission kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum AdmissionKind {
+    Recall,
+    Admission,
+    SecureTransfer,
+}
+
+/// `CustodyAdmission` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct CustodyAdmission {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub person: PersonIdentifiers,
+    pub attributor: Option<Attributor>,
+    pub admitted_on: i32,
+    pub kind: AdmissionKind,
+    pub movement_code: Option<String>,
+    pub prison: Option<String>,
+}
+
+/// `PersonDied` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PersonDied {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub person: PersonIdentifiers,
+    pub attributor: Option<Attributor>,
+    pub died_on: i32,
+}
+
+/// Identifier kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum IdentifierKind {
+    Noms,
+    Crn,
+    Pnc,
+    Cro,
+    Nhs,
+    Unknown,
+}
+
+/// One identifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Identifier {
+    pub kind: IdentifierKind,
+    pub value: String,
+}
+
+/// `IdentityLinked`, `IdentityMerged` and `IdentityUnmerged` records share this shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct IdentityChange {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub kept: Identifier,
+    pub other: Identifier,
+}
+
+/// Referral origins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ReferralOrigin {
+    Prison,
+    Probation,
+    Unknown,
+}
+
+/// `Referral` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct Referral {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub referral_id: String,
+    pub person: PersonIdentifiers,
+    pub attributor: Option<Attributor>,
+    pub referred_on: i32,
+    pub origin: ReferralOrigin,
+    pub expected_release: Option<i32>,
+    pub need: TreatmentNeed,
+}
+
+/// `TreatmentStart` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TreatmentStart {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub episode_id: String,
+    pub provider: String,
+    pub local_authority: String,
+    pub person: PersonIdentifiers,
+    pub attributor: Option<Attributor>,
+    pub referral_date: Option<i32>,
+    pub triage_date: Option<i32>,
+    pub intervention_start: Option<i32>,
+}
+
+/// Discharge reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum DischargeReason {
+    Completed,
+    DroppedOut,
+    Transferred,
+    Died,
+    Incarcerated,
+    Other,
+}
+
+/// `TreatmentDischarge` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct TreatmentDischarge {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub episode_id: String,
+    pub provider: String,
+    pub discharged_on: i32,
+    pub reason: DischargeReason,
+}
+
+/// What happened to a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum CaseChange {
+    Opened,
+    Engaged,
+    AtRisk,
+    Overdue,
+    Resolved,
+    Excluded,
+    Withdrawn,
+    Updated,
+}
+
+/// A case's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Outcome {
+    Open,
+    Engaged,
+    NotEngaged,
+    Excluded,
+    Withdrawn,
+}
+
+/// Exclusion reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ExclusionReason {
+    Died,
+    Readmitted,
+    TransferredSecure,
+    Deported,
+    ReleasedToHospital,
+    ReleasedOutsideEngland,
+    #[serde(rename = "UNDER_18")]
+    Under18,
+    Other,
+}
+
+/// How an engagement relates to the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Timeliness {
+    InWindow,
+    ReportedLate,
+    AlreadyInTreatment,
+    Late,
+    Other,
+}
+
+/// `CaseEvent` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct CaseEvent {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(with = "uuid_text")]
+    pub case_id: Uuid,
+    pub change: CaseChange,
+    pub release_date: i32,
+    pub last_window_day: i32,
+    pub local_authority: String,
+    pub prison: Option<String>,
+    pub provider: Option<String>,
+    pub outcome: Outcome,
+    pub exclusion_reason: Option<ExclusionReason>,
+    pub engagement_date: Option<i32>,
+    pub timeliness: Option<Timeliness>,
+}
+
+/// Flag kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum FlagKind {
+    AtRisk,
+    Overdue,
+    Other,
+}
+
+/// Flag states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum FlagState {
+    Raised,
+    ResolvedEngaged,
+    ResolvedExcluded,
+    Withdrawn,
+}
+
+/// `EngagementFlag` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct EngagementFlag {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(with = "uuid_text")]
+    pub flag_id: Uuid,
+    #[serde(with = "uuid_text")]
+    pub case_id: Uuid,
+    pub kind: FlagKind,
+    pub at_risk_day: Option<i32>,
+    pub state: FlagState,
+    pub due_at: i64,
+    pub raised_at: i64,
+    pub settled_at: Option<i64>,
+    pub release_date: i32,
+    pub local_authority: String,
+    pub provider: Option<String>,
+    pub notify: bool,
+}
+
+/// Kinds of period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum PeriodKind {
+    IsoWeek,
+    Month,
+    FinancialYear,
+    #[serde(rename = "ROLLING_12_MONTHS")]
+    Rolling12Months,
+    Other,
+}
+
+/// Breakdowns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Breakdown {
+    England,
+    Region,
+    LocalAuthority,
+    Prison,
+    Provider,
+    Other,
+}
+
+/// Who a figure is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum Audience {
+    Internal,
+    Published,
+}
+
+/// Status of a figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum FigureStatus {
+    Provisional,
+    Final,
+    Revision,
+}
+
+/// `ContinuityPerformance` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct ContinuityPerformance {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    #[serde(with = "uuid_text")]
+    pub cohort_id: Uuid,
+    pub period: String,
+    pub period_kind: PeriodKind,
+    pub period_start: i32,
+    pub period_end: i32,
+    pub breakdown: Breakdown,
+    pub area_code: String,
+    pub audience: Audience,
+    pub finalised: Option<i64>,
+    pub engaged: Option<i64>,
+    pub rate: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub open: Option<i64>,
+    pub excluded: std::collections::HashMap<String, i64>,
+    pub gap_to_ambition: Option<f64>,
+    pub status: FigureStatus,
+    pub revision: i32,
+    pub suppressed: bool,
+}
+
+/// Dead-letter error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ErrorKind {
+    Undecodable,
+    UnknownSchema,
+    Invalid,
+    Other,
+}
+
+/// `DeadLetter` record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct DeadLetter {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub original_topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    #[serde(with = "optional_bytes")]
+    pub key: Option<Vec<u8>>,
+    #[serde(with = "serde_bytes_vec")]
+    pub payload: Vec<u8>,
+    pub error_kind: ErrorKind,
+    pub reason: String,
+}
+
+/// Avro `uuid` is a string; apache-avro's serializer is not human-readable, so `Uuid`'s own
+/// serde form would be bytes.
+mod uuid_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use uuid::Uuid;
+
+    pub fn serialize<S: Serializer>(v: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.hyphenated().to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+        let text = String::deserialize(d)?;
+        Uuid::parse_str(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Avro `bytes` need serde's bytes form, not a sequence of integers.
+mod serde_bytes_vec {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+mod optional_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&Bytes(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    struct Bytes<'a>(&'a [u8]);
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Owned(#[serde(with = "super::serde_bytes_vec")] Vec<u8>);
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
+    }
+}
+
+macro_rules! avro_record {
+    ($($ty:ty => $record:ident),* $(,)?) => {
+        $(impl AvroRecord for $ty {
+            const RECORD: RecordType = RecordType::$record;
+        })*
+    };
+}
+
+avro_record! {
+    PrisonRelease => PrisonRelease,
+    ReleaseWithdrawn => ReleaseWithdrawn,
+    CustodyAdmission => CustodyAdmission,
+    PersonDied => PersonDied,
+    Referral => Referral,
+    TreatmentStart => TreatmentStart,
+    TreatmentDischarge => TreatmentDischarge,
+    CaseEvent => CaseEvent,
+    EngagementFlag => EngagementFlag,
+    ContinuityPerformance => ContinuityPerformance,
+    DeadLetter => DeadLetter,
+}
+
+/// The three identity records share one Rust shape; these wrappers name which one.
+macro_rules! identity_record {
+    ($($name:ident),*) => {
+        $(
+            #[doc = concat!("`", stringify!($name), "` record.")]
+            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+            #[serde(transparent)]
+            pub struct $name(pub IdentityChange);
+
+            impl AvroRecord for $name {
+                const RECORD: RecordType = RecordType::$name;
+            }
+        )*
+    };
+}
+
+identity_record!(IdentityLinked, IdentityMerged, IdentityUnmerged);
