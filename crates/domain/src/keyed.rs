@@ -73,6 +73,11 @@ impl KeyedHasher {
         )
     }
 
+    /// The keyed hash of a record's natural key (a release id may embed a prison number).
+    pub fn natural_key(&self, key: &str) -> MatchKey {
+        self.key("natural", key)
+    }
+
     /// The match key of an attributor alone, used to choose a Kafka partition.
     pub fn partition_key(&self, attributor: &Attributor) -> MatchKey {
         self.key("partition", &attributor.canonical())

@@ -1,0 +1,223 @@
+//! Kafka plumbing shared by every service: the topics as a typed enum (names come from
+//! configuration, never from string literals scattered through the code), producer and
+//! consumer settings, and creating topics at start-up. Nothing here knows Tansu: it speaks
+//! the Kafka protocol and runs unchanged against Apache Kafka.
+
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use continuity_domain::events::SourceEvent;
+use continuity_domain::KeyedHasher;
+use continuity_schema::RecordType;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::FutureProducer;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Every topic the pipeline reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// Release movements, withdrawals, admissions and deaths (source).
+    Releases,
+    /// Referrals recording the need (source).
+    Referrals,
+    /// Treatment starts and discharges (source).
+    Treatment,
+    /// Identity links, merges and unmerges (source).
+    Identity,
+    /// Case changes (output of the matcher).
+    CaseEvents,
+    /// Caseworker flags (output of the matcher).
+    Flags,
+    /// Continuity figures (output of the reporter).
+    Performance,
+    /// Messages that could not be applied, with the reason.
+    DeadLetter,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 8] = [
+        Topic::Releases,
+        Topic::Referrals,
+        Topic::Treatment,
+        Topic::Identity,
+        Topic::CaseEvents,
+        Topic::Flags,
+        Topic::Performance,
+        Topic::DeadLetter,
+    ];
+
+    /// The source topics the matcher consumes.
+    pub const SOURCES: [Topic; 4] = [
+        Topic::Releases,
+        Topic::Referrals,
+        Topic::Treatment,
+        Topic::Identity,
+    ];
+
+    /// The name without the deployment's prefix.
+    pub fn base_name(self) -> &'static str {
+        match self {
+            Topic::Releases => "releases",
+            Topic::Referrals => "referrals",
+            Topic::Treatment => "treatment",
+            Topic::Identity => "identity",
+            Topic::CaseEvents => "case-events",
+            Topic::Flags => "flags",
+            Topic::Performance => "performance",
+            Topic::DeadLetter => "dead-letter",
+        }
+    }
+
+    /// Partitions to create: six for every topic, so one person's events and their case's
+    /// outputs spread the same way and up to six matchers can share the work.
+    pub fn partitions(self) -> i32 {
+        6
+    }
+
+    /// The source topic a record type is produced to; `None` for output records.
+    pub fn for_record(record: RecordType) -> Option<Topic> {
+        Some(match record {
+            RecordType::PrisonRelease
+            | RecordType::ReleaseWithdrawn
+            | RecordType::CustodyAdmission
+            | RecordType::PersonDied => Topic::Releases,
+            RecordType::Referral => Topic::Referrals,
+            RecordType::TreatmentStart | RecordType::TreatmentDischarge => Topic::Treatment,
+            RecordType::IdentityLinked
+            | RecordType::IdentityMerged
+            | RecordType::IdentityUnmerged => Topic::Identity,
+            RecordType::CaseEvent => return None,
+            RecordType::EngagementFlag => return None,
+            RecordType::ContinuityPerformance => return None,
+            RecordType::DeadLetter => return None,
+        })
+    }
+}
+
+/// How to reach the broker and name topics.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// Bootstrap servers, e.g. `127.0.0.1:9092`.
+    pub brokers: String,
+    /// Prefix of every topic name, e.g. `continuity.` (tests use a fresh one each).
+    pub topic_prefix: String,
+}
+
+impl KafkaSettings {
+    /// Settings with the default prefix `continuity.`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic_prefix: "continuity.".into(),
+        }
+    }
+
+    /// The full name of a topic.
+    pub fn topic(&self, topic: Topic) -> String {
+        format!("{}{}", self.topic_prefix, topic.base_name())
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers)
+            .set("socket.timeout.ms", "10000")
+            .set("log_level", "4");
+        c
+    }
+
+    /// An idempotent producer (acks=all): a retried send is never written twice.
+    pub fn producer(&self) -> Result<FutureProducer, StreamError> {
+        self.base()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "5")
+            .set("compression.type", "none")
+            .create()
+            .map_err(StreamError::Client)
+    }
+
+    /// A consumer in `group` that commits offsets only when told to and starts from the
+    /// earliest offset when the group has none.
+    pub fn consumer(&self, group: &str) -> Result<StreamConsumer, StreamError> {
+        self.base()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(StreamError::Client)
+    }
+
+    /// Create the topics that do not exist yet; existing ones are left as they are.
+    pub async fn ensure_topics(&self, topics: &[Topic]) -> Result<(), StreamError> {
+        let admin: AdminClient<DefaultClientContext> =
+            self.base().create().map_err(StreamError::Client)?;
+        let names: Vec<String> = topics.iter().map(|t| self.topic(*t)).collect();
+        let new: Vec<NewTopic> = topics
+            .iter()
+            .zip(&names)
+            .map(|(t, n)| NewTopic::new(n, t.partitions(), TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = admin
+            .create_topics(&new, &options)
+            .await
+            .map_err(StreamError::Client)?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => return Err(StreamError::CreateTopic { name, code }),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why the broker could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The client could not be created or the request failed.
+    #[error("Kafka client error (check CONTINUITY_BROKERS and that the broker runs): {0}")]
+    Client(#[source] rdkafka::error::KafkaError),
+    /// The broker refused to create a topic.
+    #[error("could not create topic {name}: {code}")]
+    CreateTopic {
+        /// The topic.
+        name: String,
+        /// The broker's answer.
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// The message key of a source event: a keyed hash of the person's attributor where the
+/// event has one, else of its first identifier, else of its natural key. Keys never carry a
+/// raw identifier.
+pub fn partition_key(event: &SourceEvent, hasher: &KeyedHasher) -> Vec<u8> {
+    if let Some(person) = event.person() {
+        if let Some(a) = &person.attributor {
+            return hasher.partition_key(a).as_bytes().to_vec();
+        }
+        if let Some(id) = person.identifiers.first() {
+            return hasher.identifier(id).as_bytes().to_vec();
+        }
+    }
+    let natural = match event {
+        SourceEvent::ReleaseWithdrawn(w) => w.release_id.clone(),
+        SourceEvent::IdentityLinked(c)
+        | SourceEvent::IdentityMerged(c)
+        | SourceEvent::IdentityUnmerged(c) => {
+            return hasher.identifier(&c.kept).as_bytes().to_vec();
+        }
+        SourceEvent::TreatmentDischarge(d) => format!("{}/{}", d.provider, d.episode_id),
+        other => other.id().0.to_string(),
+    };
+    hasher.natural_key(&natural).as_bytes().to_vec()
+}

@@ -1,0 +1,237 @@
+//! The `continuity` command line. Today: create the topics, and run the sample scenario through
+//! the real broker (produce Avro single-object messages to the source topics, consume them back
+//! in a consumer group, validate, apply the domain rules) and print the cases and the rate.
+//! The matcher, ingest and reporter services join here as they land.
+
+#![warn(missing_docs)]
+
+pub mod sample;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use continuity_domain::events::SourceEvent;
+use continuity_domain::{assess, Assessment, FlagState, KeyedHasher, Outcome, Rules, Tally};
+use continuity_schema::{decode_source_event, encode_source_event, Registry};
+use continuity_stream::{partition_key, KafkaSettings, Topic};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::Message;
+
+/// What came back from the broker.
+#[derive(Debug, Default)]
+pub struct Received {
+    /// Valid source events.
+    pub events: Vec<SourceEvent>,
+    /// Rejected messages: where they were and why (no personal data in the reason).
+    pub rejected: Vec<String>,
+}
+
+/// Produce messages to their source topics and wait for the broker's acknowledgement.
+pub async fn produce(
+    producer: &FutureProducer,
+    settings: &KafkaSettings,
+    messages: &[(Vec<u8>, Vec<u8>)],
+) -> anyhow::Result<()> {
+    let registry = Registry::get();
+    let mut sends = Vec::with_capacity(messages.len());
+    for (key, payload) in messages {
+        let record = registry.writer_of(payload)?.record;
+        let topic = Topic::for_record(record)
+            .with_context(|| format!("{record:?} is not a source record"))?;
+        let name = settings.topic(topic);
+        sends.push(async move {
+            producer
+                .send(
+                    FutureRecord::to(&name).key(key).payload(payload),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| anyhow::anyhow!("broker did not acknowledge a message: {e}"))
+        });
+    }
+    for send in sends {
+        send.await?;
+    }
+    Ok(())
+}
+
+/// Consume the source topics in `group` until `expected` messages have arrived or `timeout`
+/// passes, validating each; offsets are committed once all are read.
+pub async fn consume(
+    settings: &KafkaSettings,
+    group: &str,
+    expected: usize,
+    timeout: Duration,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<Received> {
+    let consumer: StreamConsumer = settings.consumer(group)?;
+    let topics: Vec<String> = Topic::SOURCES.iter().map(|t| settings.topic(*t)).collect();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    let mut received = Received::default();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while received.events.len() + received.rejected.len() < expected {
+        let message = tokio::time::timeout_at(deadline, consumer.recv())
+            .await
+            .with_context(|| {
+                format!(
+                    "only {} of {expected} messages arrived within {timeout:?}",
+                    received.events.len() + received.rejected.len()
+                )
+            })??;
+        let payload = message.payload().unwrap_or_default();
+        match decode_source_event(payload, today) {
+            Ok(event) => received.events.push(event),
+            Err(e) => received.rejected.push(format!(
+                "{}[{}]@{}: {e}",
+                message.topic(),
+                message.partition(),
+                message.offset()
+            )),
+        }
+    }
+    consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)?;
+    Ok(received)
+}
+
+/// Run the sample scenario through the broker and return the assessment and a printable
+/// summary.
+pub async fn run_sample(
+    settings: &KafkaSettings,
+    hasher: &KeyedHasher,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Assessment, Received, String)> {
+    let today = continuity_domain::london_date(now);
+    settings.ensure_topics(&Topic::ALL).await?;
+    let sample = sample::sample(today);
+    let mut messages = Vec::new();
+    for event in &sample.events {
+        messages.push((partition_key(event, hasher), encode_source_event(event)?));
+    }
+    for invalid in &sample.invalid {
+        messages.push((b"invalid".to_vec(), invalid.clone()));
+    }
+    let producer = settings.producer()?;
+    produce(&producer, settings, &messages).await?;
+    let group = format!("continuity-sample-{}", uuid::Uuid::new_v4());
+    let received = consume(
+        settings,
+        &group,
+        messages.len(),
+        Duration::from_secs(60),
+        today,
+    )
+    .await?;
+    let assessment = assess(&received.events, &Rules::default(), now);
+    let summary = summarise(&assessment, &received, now);
+    Ok((assessment, received, summary))
+}
+
+fn outcome_label(o: Outcome) -> String {
+    match o {
+        Outcome::Open => "open".into(),
+        Outcome::Engaged => "engaged".into(),
+        Outcome::NotEngaged => "not engaged".into(),
+        Outcome::Excluded(r) => format!("excluded: {}", r.code()),
+        Outcome::Withdrawn => "withdrawn".into(),
+    }
+}
+
+/// A table of the cases and the rate per local authority. Case ids, dates and codes only: no
+/// personal data.
+pub fn summarise(a: &Assessment, received: &Received, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} source events applied, {} rejected, as at {}\n",
+        received.events.len(),
+        received.rejected.len(),
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    let _ = writeln!(
+        out,
+        "{:<8} {:<10} {:<9} {:<6} {:<33} {:<22} flags",
+        "case", "released", "area", "prison", "outcome", "engagement"
+    );
+    for c in &a.cases {
+        let engagement = c
+            .engagement
+            .as_ref()
+            .map(|e| format!("{} {:?}", e.date, e.timeliness))
+            .unwrap_or_else(|| "-".into());
+        let flags: Vec<String> = c
+            .flags
+            .iter()
+            .map(|f| {
+                let kind = match f.kind {
+                    continuity_domain::FlagKind::AtRisk(d) => format!("at-risk-{d}"),
+                    continuity_domain::FlagKind::Overdue => "overdue".into(),
+                };
+                let state = match f.state {
+                    FlagState::Raised => "RAISED",
+                    FlagState::ResolvedEngaged => "resolved",
+                    FlagState::ResolvedExcluded => "resolved(excluded)",
+                    FlagState::Withdrawn => "withdrawn",
+                };
+                format!("{kind}:{state}")
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<8} {:<10} {:<9} {:<6} {:<33} {:<22} {}",
+            &c.case_id.0.to_string()[..8],
+            c.release_date,
+            c.local_authority,
+            c.prison.as_ref().map(|p| p.as_str()).unwrap_or("-"),
+            outcome_label(c.outcome),
+            engagement,
+            if flags.is_empty() {
+                "-".into()
+            } else {
+                flags.join(" ")
+            }
+        );
+    }
+    let mut by_area: BTreeMap<String, Tally> = BTreeMap::new();
+    for c in &a.cases {
+        by_area
+            .entry(c.local_authority.to_string())
+            .or_default()
+            .add(c.outcome);
+        by_area.entry("all".into()).or_default().add(c.outcome);
+    }
+    let _ = writeln!(
+        out,
+        "\ncontinuity rate (engaged within 21 days / finalised; ambition 75%):"
+    );
+    for (area, t) in &by_area {
+        let rate = t
+            .rate()
+            .map(|r| {
+                format!(
+                    "{:.0}% (95% CI {:.0}-{:.0}%)",
+                    r.rate * 100.0,
+                    r.lower * 100.0,
+                    r.upper * 100.0
+                )
+            })
+            .unwrap_or_else(|| "n/a".into());
+        let excluded: u64 = t.excluded.values().sum();
+        let _ = writeln!(
+            out,
+            "  {area:<10} {}/{} finalised engaged = {rate}; open {}; excluded {excluded}",
+            t.engaged, t.finalised, t.open
+        );
+    }
+    if !received.rejected.is_empty() {
+        let _ = writeln!(out, "\nrejected messages:");
+        for r in &received.rejected {
+            let _ = writeln!(out, "  {r}");
+        }
+    }
+    out
+}
