@@ -83,7 +83,10 @@ broker_up() {
   "$ROOT/scripts/install-broker.sh"
   if broker_running && port_open "$BROKER_HOST" "$BROKER_PORT"; then return 0; fi
   if port_open "$BROKER_HOST" "$BROKER_PORT"; then
-    die "port $BROKER_PORT is taken by another process; set CONTINUITY_BROKER_PORT"
+    # Another clone's stack (or a broker run by hand) already serves this address: use it,
+    # as with PostgreSQL. Set CONTINUITY_BROKER_PORT to run a separate one.
+    log "a broker already listens on $BROKER_ADDR; using it"
+    return 0
   fi
   mkdir -p "$BROKER_DIR"
   log "starting tansu $TANSU_VERSION on $BROKER_ADDR"

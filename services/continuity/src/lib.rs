@@ -7,13 +7,13 @@
 
 pub mod sample;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use continuity_domain::events::SourceEvent;
+use continuity_domain::events::{EventId, SourceEvent};
 use continuity_domain::{assess, Assessment, FlagState, KeyedHasher, Outcome, Rules, Tally};
 use continuity_schema::{decode_source_event, encode_source_event, Registry};
 use continuity_stream::{partition_key, KafkaSettings, Topic};
@@ -28,6 +28,8 @@ pub struct Received {
     pub events: Vec<SourceEvent>,
     /// Rejected messages: where they were and why (no personal data in the reason).
     pub rejected: Vec<String>,
+    /// Messages read that were not expected (from earlier runs) or were seen twice.
+    pub skipped: usize,
 }
 
 /// Produce messages to their source topics and wait for the broker's acknowledgement.
@@ -59,12 +61,40 @@ pub async fn produce(
     Ok(())
 }
 
-/// Consume the source topics in `group` until `expected` messages have arrived or `timeout`
-/// passes, validating each; offsets are committed once all are read.
+/// The messages a consumer waits for: valid events by id, rejected ones by their bytes.
+#[derive(Debug, Default)]
+pub struct Expected {
+    /// Ids of the events that must arrive.
+    pub events: BTreeSet<EventId>,
+    /// Payloads that must arrive and be rejected.
+    pub rejected: BTreeSet<Vec<u8>>,
+}
+
+impl Expected {
+    /// What `messages` (key, payload) should produce once consumed.
+    pub fn of(messages: &[(Vec<u8>, Vec<u8>)], today: chrono::NaiveDate) -> Self {
+        let mut expected = Expected::default();
+        for (_, payload) in messages {
+            match decode_source_event(payload, today) {
+                Ok(event) => {
+                    expected.events.insert(event.id());
+                }
+                Err(_) => {
+                    expected.rejected.insert(payload.clone());
+                }
+            }
+        }
+        expected
+    }
+}
+
+/// Consume the source topics in `group` until every expected message has arrived, or fail
+/// after `timeout`. Messages not expected (earlier runs on a long-lived broker) are skipped;
+/// a message seen twice is kept once. Offsets are committed at the end.
 pub async fn consume(
     settings: &KafkaSettings,
     group: &str,
-    expected: usize,
+    expected: &Expected,
     timeout: Duration,
     today: chrono::NaiveDate,
 ) -> anyhow::Result<Received> {
@@ -72,30 +102,50 @@ pub async fn consume(
     let topics: Vec<String> = Topic::SOURCES.iter().map(|t| settings.topic(*t)).collect();
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
-    let mut received = Received::default();
+    let mut events: BTreeMap<EventId, SourceEvent> = BTreeMap::new();
+    let mut rejected: BTreeMap<Vec<u8>, String> = BTreeMap::new();
+    let mut skipped = 0;
     let deadline = tokio::time::Instant::now() + timeout;
-    while received.events.len() + received.rejected.len() < expected {
+    while events.len() < expected.events.len() || rejected.len() < expected.rejected.len() {
         let message = tokio::time::timeout_at(deadline, consumer.recv())
             .await
             .with_context(|| {
                 format!(
-                    "only {} of {expected} messages arrived within {timeout:?}",
-                    received.events.len() + received.rejected.len()
+                    "only {} of {} expected messages arrived within {timeout:?}",
+                    events.len() + rejected.len(),
+                    expected.events.len() + expected.rejected.len()
                 )
             })??;
         let payload = message.payload().unwrap_or_default();
         match decode_source_event(payload, today) {
-            Ok(event) => received.events.push(event),
-            Err(e) => received.rejected.push(format!(
-                "{}[{}]@{}: {e}",
-                message.topic(),
-                message.partition(),
-                message.offset()
-            )),
+            Ok(event) if expected.events.contains(&event.id()) => {
+                if events.insert(event.id(), event).is_some() {
+                    skipped += 1;
+                }
+            }
+            Err(e) if expected.rejected.contains(payload) => {
+                let place = format!(
+                    "{}[{}]@{}",
+                    message.topic(),
+                    message.partition(),
+                    message.offset()
+                );
+                if rejected
+                    .insert(payload.to_vec(), format!("{place}: {e}"))
+                    .is_some()
+                {
+                    skipped += 1;
+                }
+            }
+            _ => skipped += 1,
         }
     }
     consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)?;
-    Ok(received)
+    Ok(Received {
+        events: events.into_values().collect(),
+        rejected: rejected.into_values().collect(),
+        skipped,
+    })
 }
 
 /// Run the sample scenario through the broker and return the assessment and a printable
@@ -118,14 +168,8 @@ pub async fn run_sample(
     let producer = settings.producer()?;
     produce(&producer, settings, &messages).await?;
     let group = format!("continuity-sample-{}", uuid::Uuid::new_v4());
-    let received = consume(
-        settings,
-        &group,
-        messages.len(),
-        Duration::from_secs(60),
-        today,
-    )
-    .await?;
+    let expected = Expected::of(&messages, today);
+    let received = consume(settings, &group, &expected, Duration::from_secs(60), today).await?;
     let assessment = assess(&received.events, &Rules::default(), now);
     let summary = summarise(&assessment, &received, now);
     Ok((assessment, received, summary))
