@@ -278,6 +278,8 @@ struct ReleaseGroup<'a> {
     live: Vec<(Stamp, &'a PrisonRelease)>,
     /// When the last live version was withdrawn, if all were.
     withdrawn_at: Option<DateTime<Utc>>,
+    /// The releasing prison from the newest version that names one, withdrawn or not.
+    prison: Option<(Stamp, PrisonCode)>,
 }
 
 /// Apply the rules to a set of events at time `now`.
@@ -413,8 +415,14 @@ fn assess_person(
                 date: r.release_date,
                 live: Vec::new(),
                 withdrawn_at: None,
+                prison: None,
             });
         group.release_id = group.release_id.as_str().min(release_id).to_owned();
+        if let Some(p) = &r.prison {
+            if group.prison.as_ref().is_none_or(|(old, _)| *old < s) {
+                group.prison = Some((s, p.clone()));
+            }
+        }
         match withdrawals.get(release_id) {
             Some((at, _)) => {
                 group.withdrawn_at = Some(group.withdrawn_at.map_or(*at, |w| w.max(*at)));
@@ -496,7 +504,7 @@ fn build_case(
     let overdue_at = rules.overdue_at(release_date);
     let release_recorded = group.live.first().map(|(s, _)| s.0).unwrap_or(need_stamp.0);
     let known_at = release_recorded.max(need_stamp.0);
-    let prison = group.live.iter().rev().find_map(|(_, r)| r.prison.clone());
+    let prison = group.prison.as_ref().map(|(_, p)| p.clone());
 
     let engagement = find_engagement(episodes, release_date, next_release, overdue_at, rules);
 

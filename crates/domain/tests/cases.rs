@@ -498,6 +498,7 @@ fn withdrawn_release_withdraws_its_case_and_flags() {
     );
     let case = only_case(&s.assess(at(d(2026, 12, 10), 0))).clone();
     assert_eq!(case.outcome, Outcome::Withdrawn);
+    assert_eq!(case.prison.as_ref().map(|p| p.as_str()), Some("MDI"));
     assert!(case.flags.iter().all(|f| f.state == FlagState::Withdrawn));
     assert_eq!(
         case.flags.len(),
