@@ -155,6 +155,11 @@ const SCHEMA_FILES: &[(RecordType, &[(&str, &str)])] = &[
     ),
 ];
 
+/// The most any one string, byte array or array length in a message may claim. Untrusted
+/// bytes can claim any length; without this bound a 20-byte message could make the decoder
+/// reserve gigabytes. 1 MiB is Kafka's default maximum message size.
+pub const MAX_ALLOCATION_BYTES: usize = 1024 * 1024;
+
 /// A 64-bit schema fingerprint as it appears on the wire (little-endian Rabin).
 pub type Fingerprint = [u8; 8];
 
@@ -237,6 +242,8 @@ impl Registry {
     pub fn get() -> &'static Registry {
         static REGISTRY: OnceLock<Registry> = OnceLock::new();
         REGISTRY.get_or_init(|| {
+            // Set before anything is decoded: apache-avro reads this limit once.
+            apache_avro::max_allocation_bytes(MAX_ALLOCATION_BYTES);
             Registry::build().unwrap_or_else(|e| panic!("compiled-in Avro schema is invalid: {e}"))
         })
     }

@@ -509,6 +509,38 @@ fn header_errors_are_specific() {
     assert!(decode_source_event(&good[..good.len() - 3], today()).is_err());
 }
 
+#[test]
+fn huge_claimed_lengths_are_refused_not_allocated() {
+    // A PrisonRelease header, the event id, a timestamp, then a `source` string claiming
+    // 100 MiB: under apache-avro's default limit (512 MiB), over ours (1 MiB). It must be
+    // refused before allocating, not allocated and then found short.
+    let header = &encode_source_event(&one_of_each()[0]).unwrap()[..10];
+    let zigzag = |n: i64| {
+        let mut v = ((n << 1) ^ (n >> 63)) as u64;
+        let mut out = Vec::new();
+        loop {
+            let b = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(b);
+                return out;
+            }
+            out.push(b | 0x80);
+        }
+    };
+    let mut message = header.to_vec();
+    message.extend(zigzag(36));
+    message.extend(Uuid::nil().hyphenated().to_string().as_bytes());
+    message.extend(zigzag(0));
+    message.extend(zigzag(100 << 20));
+    let err = decode_source_event(&message, today()).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::Codec(CodecError::Body { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("allocate"), "{err}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
