@@ -10,6 +10,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Sex as NDTMS records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Sex {
     /// Male (NDTMS code 1).
     Male,

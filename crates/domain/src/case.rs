@@ -146,7 +146,7 @@ pub enum FlagKind {
 
 /// Where a flag stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FlagState {
     /// Needs action.
     Raised,

@@ -89,7 +89,7 @@ pub struct PrisonRelease {
 
 /// Why a release was withdrawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WithdrawalReason {
     /// The release was recorded in error.
     RecordedInError,
@@ -110,7 +110,7 @@ pub struct ReleaseWithdrawn {
 
 /// The kind of admission to custody.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AdmissionKind {
     /// Recall on licence.
     Recall,

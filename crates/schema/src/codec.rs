@@ -243,7 +243,7 @@ impl Registry {
         static REGISTRY: OnceLock<Registry> = OnceLock::new();
         REGISTRY.get_or_init(|| {
             // Set before anything is decoded: apache-avro reads this limit once.
-            apache_avro::max_allocation_bytes(MAX_ALLOCATION_BYTES);
+            apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
             Registry::build().unwrap_or_else(|e| panic!("compiled-in Avro schema is invalid: {e}"))
         })
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use continuity_domain::events as dom;
 use continuity_domain::{
     Attributor, Identifier, IdentifierKind, LocalAuthorityCode, OrganisationCode, PrisonCode,
-    ProviderCode, Sex,
+    ProviderCode,
 };
 
 use crate::codec::{AvroRecord, CodecError, RecordType, Registry};
@@ -144,7 +144,7 @@ impl Check {
                         &a.first_initial,
                         &a.surname_initial,
                         dob,
-                        sex_from_wire(a.sex),
+                        a.sex,
                         self.today,
                     );
                     self.ok("attributor", r)
@@ -224,24 +224,6 @@ pub fn days_from_date(date: NaiveDate) -> i32 {
     (date - epoch).num_days() as i32
 }
 
-fn sex_from_wire(s: wire::Sex) -> Sex {
-    match s {
-        wire::Sex::Male => Sex::Male,
-        wire::Sex::Female => Sex::Female,
-        wire::Sex::Other => Sex::Other,
-        wire::Sex::NotKnown => Sex::NotKnown,
-    }
-}
-
-fn sex_to_wire(s: Sex) -> wire::Sex {
-    match s {
-        Sex::Male => wire::Sex::Male,
-        Sex::Female => wire::Sex::Female,
-        Sex::Other => wire::Sex::Other,
-        Sex::NotKnown => wire::Sex::NotKnown,
-    }
-}
-
 /// Decode and validate a source-event message. `today` bounds dates of birth.
 pub fn decode_source_event(
     message: &[u8],
@@ -271,16 +253,6 @@ pub fn decode_source_event(
                 None => Some(None),
                 Some(m) => c.text("movement_code", m).map(Some),
             };
-            let reason = match w.reason {
-                wire::ReleaseReason::Released => dom::ReleaseReason::Released,
-                wire::ReleaseReason::Transferred => dom::ReleaseReason::Transferred,
-                wire::ReleaseReason::TemporaryAbsenceRelease => {
-                    dom::ReleaseReason::TemporaryAbsenceRelease
-                }
-                wire::ReleaseReason::ReleasedToHospital => dom::ReleaseReason::ReleasedToHospital,
-                wire::ReleaseReason::SentToCourt => dom::ReleaseReason::SentToCourt,
-                wire::ReleaseReason::Unknown => dom::ReleaseReason::Unknown,
-            };
             let event = (|| {
                 Some(dom::SourceEvent::Release(dom::PrisonRelease {
                     meta: meta?,
@@ -288,7 +260,7 @@ pub fn decode_source_event(
                     person: person?,
                     release_date: release_date?,
                     planned: w.planned,
-                    reason,
+                    reason: w.reason,
                     movement_code: movement_code?,
                     prison: prison?,
                     need: need?,
@@ -300,15 +272,11 @@ pub fn decode_source_event(
             let w = wire::ReleaseWithdrawn::from_message(message)?;
             let meta = c.meta(&w.envelope);
             let release_id = c.text("release_id", &w.release_id);
-            let reason = match w.reason {
-                wire::WithdrawalReason::RecordedInError => dom::WithdrawalReason::RecordedInError,
-                wire::WithdrawalReason::Cancelled => dom::WithdrawalReason::Cancelled,
-            };
             let event = (|| {
                 Some(dom::SourceEvent::ReleaseWithdrawn(dom::ReleaseWithdrawn {
                     meta: meta?,
                     release_id: release_id?,
-                    reason,
+                    reason: w.reason,
                 }))
             })();
             c.finish(record, event)?
@@ -318,17 +286,12 @@ pub fn decode_source_event(
             let meta = c.meta(&w.envelope);
             let person = c.person(&w.person, &w.attributor);
             let admitted_on = c.date("admitted_on", w.admitted_on);
-            let kind = match w.kind {
-                wire::AdmissionKind::Recall => dom::AdmissionKind::Recall,
-                wire::AdmissionKind::Admission => dom::AdmissionKind::Admission,
-                wire::AdmissionKind::SecureTransfer => dom::AdmissionKind::SecureTransfer,
-            };
             let event = (|| {
                 Some(dom::SourceEvent::CustodyAdmission(dom::CustodyAdmission {
                     meta: meta?,
                     person: person?,
                     admitted_on: admitted_on?,
-                    kind,
+                    kind: w.kind,
                 }))
             })();
             c.finish(record, event)?
@@ -488,7 +451,7 @@ fn identifiers_to_wire(
         first_initial: a.first_initial().to_string(),
         surname_initial: a.surname_initial().to_string(),
         date_of_birth: days_from_date(a.date_of_birth()),
-        sex: sex_to_wire(a.sex()),
+        sex: a.sex(),
     });
     (ids, attributor)
 }
@@ -528,18 +491,7 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 release_date: days_from_date(r.release_date),
                 released_at: None,
                 planned: r.planned,
-                reason: match r.reason {
-                    dom::ReleaseReason::Released => wire::ReleaseReason::Released,
-                    dom::ReleaseReason::Transferred => wire::ReleaseReason::Transferred,
-                    dom::ReleaseReason::TemporaryAbsenceRelease => {
-                        wire::ReleaseReason::TemporaryAbsenceRelease
-                    }
-                    dom::ReleaseReason::ReleasedToHospital => {
-                        wire::ReleaseReason::ReleasedToHospital
-                    }
-                    dom::ReleaseReason::SentToCourt => wire::ReleaseReason::SentToCourt,
-                    dom::ReleaseReason::Unknown => wire::ReleaseReason::Unknown,
-                },
+                reason: r.reason,
                 movement_code: r.movement_code.clone(),
                 prison: r.prison.as_ref().map(|p| p.to_string()),
                 need: r.need.as_ref().map(need_to_wire),
@@ -549,10 +501,7 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
         dom::SourceEvent::ReleaseWithdrawn(w) => wire::ReleaseWithdrawn {
             envelope: envelope(&w.meta),
             release_id: w.release_id.clone(),
-            reason: match w.reason {
-                dom::WithdrawalReason::RecordedInError => wire::WithdrawalReason::RecordedInError,
-                dom::WithdrawalReason::Cancelled => wire::WithdrawalReason::Cancelled,
-            },
+            reason: w.reason,
         }
         .to_message(),
         dom::SourceEvent::CustodyAdmission(a) => {
@@ -562,11 +511,7 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 person,
                 attributor,
                 admitted_on: days_from_date(a.admitted_on),
-                kind: match a.kind {
-                    dom::AdmissionKind::Recall => wire::AdmissionKind::Recall,
-                    dom::AdmissionKind::Admission => wire::AdmissionKind::Admission,
-                    dom::AdmissionKind::SecureTransfer => wire::AdmissionKind::SecureTransfer,
-                },
+                kind: a.kind,
                 movement_code: None,
                 prison: None,
             }

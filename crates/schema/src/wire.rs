@@ -1,9 +1,14 @@
 //! Rust forms of the Avro records, field for field as in `schemas/*.avsc`. Dates are days since
 //! 1970-01-01 (`date`), instants microseconds since the epoch (`timestamp-micros`). These types
-//! carry unvalidated data; [`crate::convert`] validates it into domain types.
+//! carry unvalidated data; [`crate::convert`] validates it into domain types. Enums whose
+//! symbols are exactly the domain's and need no fallback symbol are the domain's own types;
+//! the others have an `UNKNOWN` or `OTHER` default that the domain does not.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use continuity_domain::events::{AdmissionKind, ReleaseReason, WithdrawalReason};
+pub use continuity_domain::{FlagState, Sex};
 
 use crate::codec::{AvroRecord, RecordType};
 
@@ -30,17 +35,6 @@ pub struct PersonIdentifiers {
     pub pnc: Option<String>,
     pub cro: Option<String>,
     pub nhs: Option<String>,
-}
-
-/// Sex as NDTMS records it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum Sex {
-    Male,
-    Female,
-    Other,
-    NotKnown,
 }
 
 /// NDTMS attributor.
@@ -78,19 +72,6 @@ pub struct TreatmentNeed {
     pub substances: Vec<Substance>,
 }
 
-/// HMPPS release reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum ReleaseReason {
-    Released,
-    Transferred,
-    TemporaryAbsenceRelease,
-    ReleasedToHospital,
-    SentToCourt,
-    Unknown,
-}
-
 /// `PrisonRelease` record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -109,15 +90,6 @@ pub struct PrisonRelease {
     pub need: Option<TreatmentNeed>,
 }
 
-/// Withdrawal reasons.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum WithdrawalReason {
-    RecordedInError,
-    Cancelled,
-}
-
 /// `ReleaseWithdrawn` record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[allow(missing_docs)]
@@ -126,16 +98,6 @@ pub struct ReleaseWithdrawn {
     pub envelope: Envelope,
     pub release_id: String,
     pub reason: WithdrawalReason,
-}
-
-/// Admission kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum AdmissionKind {
-    Recall,
-    Admission,
-    SecureTransfer,
 }
 
 /// `CustodyAdmission` record.
@@ -343,17 +305,6 @@ pub enum FlagKind {
     AtRisk,
     Overdue,
     Other,
-}
-
-/// Flag states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum FlagState {
-    Raised,
-    ResolvedEngaged,
-    ResolvedExcluded,
-    Withdrawn,
 }
 
 /// `EngagementFlag` record.
