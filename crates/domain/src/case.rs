@@ -223,6 +223,19 @@ pub struct Assessment {
     pub cases: Vec<Case>,
     /// Ambiguous matches for a person to review, ordered by event id.
     pub reviews: Vec<MatchReview>,
+    /// Referrals whose expected release date is long past with no release movement: the
+    /// release may be missing from the feed. Ordered by referral id.
+    pub stale_referrals: Vec<StaleReferral>,
+}
+
+/// A referral made for a release that, by its expected date plus
+/// [`Rules::stale_referral_days`], has not been seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleReferral {
+    /// The source's referral id.
+    pub referral_id: String,
+    /// The release date the referral expected.
+    pub expected_release: NaiveDate,
 }
 
 /// Recorded time and event id: the order in which two versions of one record are compared.
@@ -368,10 +381,11 @@ pub fn assess<'a>(
     }
 
     let mut cases = Vec::new();
+    let mut stale_referrals = Vec::new();
     for (person, person_events) in &by_person {
         let no_episodes = Vec::new();
         let person_episodes = episodes.get(person).unwrap_or(&no_episodes);
-        cases.extend(assess_person(
+        let (person_cases, stale) = assess_person(
             person,
             person_events,
             person_episodes,
@@ -379,11 +393,18 @@ pub fn assess<'a>(
             &withdrawals,
             rules,
             now,
-        ));
+        );
+        cases.extend(person_cases);
+        stale_referrals.extend(stale);
     }
     cases.sort_by_key(|c| c.case_id);
     reviews.sort_by_key(|r| r.event_id);
-    Assessment { cases, reviews }
+    stale_referrals.sort_by(|a, b| a.referral_id.cmp(&b.referral_id));
+    Assessment {
+        cases,
+        reviews,
+        stale_referrals,
+    }
 }
 
 fn assess_person(
@@ -394,7 +415,7 @@ fn assess_person(
     withdrawals: &BTreeMap<&str, (DateTime<Utc>, WithdrawalReason)>,
     rules: &Rules,
     now: DateTime<Utc>,
-) -> Vec<Case> {
+) -> (Vec<Case>, Vec<StaleReferral>) {
     // Newest version of each release, then one group per release date.
     let releases = newest(events.iter().filter_map(|e| match e {
         SourceEvent::Release(r) => Some((r.release_id.as_str(), stamp(e), r)),
@@ -443,10 +464,22 @@ fn assess_person(
         _ => None,
     }));
     let mut needs: BTreeMap<NaiveDate, Vec<(Stamp, &TreatmentNeed)>> = BTreeMap::new();
+    let mut stale = Vec::new();
+    let today = crate::calendar::london_date(now);
     for (s, referral) in referrals.values() {
         let target = groups
             .values()
             .find(|g| referral.referred_on <= rules.latest_need(g.date));
+        if target.is_none() {
+            if let Some(expected) = referral.expected_release {
+                if today > expected + chrono::Duration::days(i64::from(rules.stale_referral_days)) {
+                    stale.push(StaleReferral {
+                        referral_id: referral.referral_id.clone(),
+                        expected_release: expected,
+                    });
+                }
+            }
+        }
         if let Some(group) = target {
             needs
                 .entry(group.date)
@@ -483,7 +516,7 @@ fn assess_person(
             now,
         ));
     }
-    out
+    (out, stale)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -23,7 +23,7 @@ pub use attributor::{Attributor, AttributorError, Sex};
 pub use calendar::{london_date, start_of_london_day, CohortPeriod};
 pub use case::{
     assess, Assessment, Case, CaseId, ExclusionReason, Flag, FlagKind, FlagState, MatchStrength,
-    Outcome, Timeliness,
+    Outcome, StaleReferral, Timeliness,
 };
 pub use codes::{CodeError, LocalAuthorityCode, OrganisationCode, PrisonCode, ProviderCode};
 pub use identifiers::{

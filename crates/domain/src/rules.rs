@@ -58,6 +58,9 @@ pub struct Rules {
     pub flag_horizon_days: u32,
     /// Minimum age on the release date (18).
     pub minimum_age: u32,
+    /// Days after a referral's expected release date with no release movement before it is
+    /// reported as a data-quality warning (14).
+    pub stale_referral_days: u32,
     /// Movement codes of `RELEASED` movements that are not ordinary releases.
     pub movement_codes: BTreeMap<String, MovementClass>,
 }
@@ -84,6 +87,7 @@ impl Default for Rules {
             engagement_basis: EngagementBasis::EarliestOfTriageAndIntervention,
             flag_horizon_days: 14,
             minimum_age: 18,
+            stale_referral_days: 14,
             movement_codes: codes.into_iter().map(|(c, m)| (c.to_owned(), m)).collect(),
         }
     }

@@ -173,10 +173,36 @@ fn release_without_need_opens_no_case_until_the_referral_arrives() {
 }
 
 #[test]
-fn referral_alone_opens_nothing() {
+fn referral_alone_opens_nothing_and_warns_once_its_expected_release_is_long_past() {
     let mut s = Scenario::default();
     s.referral("R1", vec![noms("A1234BC")], None, d(2026, 10, 20), OXON);
-    assert!(s.assess(at(d(2026, 12, 1), 0)).cases.is_empty());
+    if let Some(SourceEvent::Referral(r)) = s.events.last_mut() {
+        r.expected_release = Some(d(2026, 11, 2));
+    }
+    let a = s.assess(at(d(2026, 11, 16), 12));
+    assert!(a.cases.is_empty());
+    assert!(a.stale_referrals.is_empty(), "14 days after: not yet");
+    let a = s.assess(at(d(2026, 11, 17), 12));
+    assert_eq!(a.stale_referrals.len(), 1);
+    assert_eq!(a.stale_referrals[0].referral_id, "R1");
+    // The release arrives: no warning, a case.
+    s.release("REL1", noms("A1234BC"), d(2026, 11, 3), "CR");
+    let a = s.assess(at(d(2026, 11, 17), 12));
+    assert!(a.stale_referrals.is_empty());
+    assert_eq!(a.cases.len(), 1);
+}
+
+#[test]
+fn planned_release_opens_no_case_until_it_happens() {
+    let mut s = Scenario::default();
+    s.referral("R1", vec![noms("A1234BC")], None, d(2026, 10, 20), OXON)
+        .release("PLAN-1", noms("A1234BC"), d(2026, 11, 2), "CR");
+    if let Some(SourceEvent::Release(r)) = s.events.last_mut() {
+        r.planned = true;
+    }
+    assert!(s.assess(at(d(2026, 10, 25), 0)).cases.is_empty());
+    s.release("REL1", noms("A1234BC"), d(2026, 11, 2), "CR");
+    assert_eq!(s.assess(at(d(2026, 11, 3), 0)).cases.len(), 1);
 }
 
 #[test]
@@ -424,6 +450,27 @@ fn exclusions_inside_the_window() {
     assert_eq!(
         only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
         Outcome::Engaged
+    );
+
+    // Moved to a secure hospital on day 4: transferred to another secure setting.
+    let mut s = released_with_need();
+    s.push(
+        |meta| {
+            SourceEvent::CustodyAdmission(CustodyAdmission {
+                meta,
+                person: PersonRef {
+                    identifiers: vec![noms("A1234BC")],
+                    attributor: None,
+                },
+                admitted_on: release + Duration::days(4),
+                kind: AdmissionKind::SecureTransfer,
+            })
+        },
+        at(release + Duration::days(4), 18),
+    );
+    assert_eq!(
+        only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
+        Outcome::Excluded(ExclusionReason::TransferredSecure)
     );
 
     // Died on day 21: excluded. Died on day 22: a failure.
