@@ -38,10 +38,12 @@ pub struct People {
     index: BTreeMap<Identifier, usize>,
     /// Group root -> the person key (smallest identifier) of that group.
     keys: BTreeMap<usize, PersonKey>,
-    /// Persons who have a release or referral, with their (attributor, local authority) pairs.
-    justice_people: BTreeMap<PersonKey, BTreeSet<(Attributor, LocalAuthorityCode)>>,
+    /// Persons who have a release, referral or admission.
+    justice_people: BTreeSet<PersonKey>,
     /// Every attributor seen on a justice person's records.
     attributors: BTreeMap<PersonKey, BTreeSet<Attributor>>,
+    /// Justice persons by each (attributor, local authority they are going to) pair.
+    by_attributor: BTreeMap<(Attributor, LocalAuthorityCode), BTreeSet<PersonKey>>,
 }
 
 impl People {
@@ -62,9 +64,18 @@ impl People {
         i
     }
 
+    /// Find with path halving, so chains stay short while groups are being joined.
+    fn find_mut(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
     fn union(&mut self, a: &Identifier, b: &Identifier) {
         let (a, b) = (self.node(a), self.node(b));
-        let (ra, rb) = (self.find(a), self.find(b));
+        let (ra, rb) = (self.find_mut(a), self.find_mut(b));
         if ra != rb {
             // Attach the larger root under the smaller so the structure is order-independent.
             let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
@@ -119,10 +130,15 @@ impl People {
         let ids: Vec<(Identifier, usize)> =
             people.index.iter().map(|(k, v)| (k.clone(), *v)).collect();
         for (id, i) in ids {
-            let root = people.find(i);
+            let root = people.find_mut(i);
+            // Point every node straight at its root: later look-ups are one step.
+            people.parent[i] = root;
             people.keys.entry(root).or_insert(id);
         }
-        // People with a release or referral, and how they can be matched by attributor.
+        // People with a release, referral or admission, and how they can be matched by
+        // attributor: every attributor on their records with every local authority they are
+        // going to.
+        let mut las: BTreeMap<PersonKey, BTreeSet<LocalAuthorityCode>> = BTreeMap::new();
         for event in events {
             let (person, la) = match event {
                 SourceEvent::Release(r) => (&r.person, r.need.as_ref().map(|n| &n.local_authority)),
@@ -133,23 +149,26 @@ impl People {
             let Some(key) = people.key_of(&person.identifiers) else {
                 continue;
             };
-            let pairs = people.justice_people.entry(key.clone()).or_default();
-            if let (Some(a), Some(la)) = (&person.attributor, la) {
-                pairs.insert((a.clone(), la.clone()));
+            if let Some(la) = la {
+                las.entry(key.clone()).or_default().insert(la.clone());
             }
             if let Some(a) = &person.attributor {
-                people.attributors.entry(key).or_default().insert(a.clone());
+                people
+                    .attributors
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(a.clone());
             }
+            people.justice_people.insert(key);
         }
-        // Every attributor of a person pairs with every local authority they are going to.
-        for (key, pairs) in people.justice_people.iter_mut() {
-            let las: BTreeSet<LocalAuthorityCode> =
-                pairs.iter().map(|(_, la)| la.clone()).collect();
-            if let Some(attributors) = people.attributors.get(key) {
-                for a in attributors {
-                    for la in &las {
-                        pairs.insert((a.clone(), la.clone()));
-                    }
+        for (key, attributors) in &people.attributors {
+            for a in attributors {
+                for la in las.get(key).into_iter().flatten() {
+                    people
+                        .by_attributor
+                        .entry((a.clone(), la.clone()))
+                        .or_default()
+                        .insert(key.clone());
                 }
             }
         }
@@ -165,7 +184,7 @@ impl People {
 
     /// Whether `key` is a person with a release, referral or admission.
     pub fn is_justice_person(&self, key: &PersonKey) -> bool {
-        self.justice_people.contains_key(key)
+        self.justice_people.contains(key)
     }
 
     /// The attributors seen on a person's records.
@@ -188,17 +207,14 @@ impl People {
         let (Some(attributor), Some(la)) = (attributor, local_authority) else {
             return Match::Unmatched;
         };
-        let candidates: BTreeSet<PersonKey> = self
-            .justice_people
-            .iter()
-            .filter(|(_, pairs)| pairs.contains(&(attributor.clone(), la.clone())))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let Some(candidates) = self.by_attributor.get(&(attributor.clone(), la.clone())) else {
+            return Match::Unmatched;
+        };
         let mut iter = candidates.iter();
         match (iter.next(), iter.next()) {
             (None, _) => Match::Unmatched,
             (Some(only), None) => Match::Probable(only.clone()),
-            _ => Match::Ambiguous(candidates),
+            _ => Match::Ambiguous(candidates.clone()),
         }
     }
 }
