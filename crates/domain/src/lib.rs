@@ -10,6 +10,7 @@
 pub mod attributor;
 pub mod calendar;
 pub mod case;
+pub mod changes;
 pub mod codes;
 pub mod disclosure;
 pub mod events;
@@ -25,6 +26,7 @@ pub use case::{
     assess, Assessment, Case, CaseId, ExclusionReason, Flag, FlagKind, FlagState, MatchStrength,
     Outcome, StaleReferral, Timeliness,
 };
+pub use changes::{changes, CaseChange, CaseChangeKind, FlagChange};
 pub use codes::{CodeError, LocalAuthorityCode, OrganisationCode, PrisonCode, ProviderCode};
 pub use identifiers::{
     Crn, CroNumber, Identifier, IdentifierError, IdentifierKind, NhsNumber, NomsNumber, PncId,

@@ -849,3 +849,92 @@ proptest! {
         prop_assert_eq!(assess(&shuffled, &rules, now), expected);
     }
 }
+
+#[test]
+fn changes_follow_a_case_through_its_life() {
+    let rules = Rules::default();
+    let release = d(2026, 11, 2);
+    let mut s = released_with_need();
+    let case_at = |s: &Scenario, now| s.assess(now).cases.into_iter().next();
+    let day = |n: i64| {
+        Utc.from_utc_datetime(&(release + Duration::days(n)).and_hms_opt(6, 0, 0).unwrap())
+    };
+
+    // Opened on day 1.
+    let c1 = case_at(&s, day(1));
+    let (cases, flags) = changes(None, c1.as_ref(), &rules, day(1));
+    assert_eq!(
+        cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [CaseChangeKind::Opened]
+    );
+    assert!(flags.is_empty());
+
+    // Day 7: at risk, flag raised and to be sent.
+    let c7 = case_at(&s, day(7));
+    let (cases, flags) = changes(c1.as_ref(), c7.as_ref(), &rules, day(7));
+    assert_eq!(
+        cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [CaseChangeKind::AtRisk]
+    );
+    assert_eq!(flags.len(), 1);
+    assert!(flags[0].notify);
+    assert_eq!(flags[0].flag.state, FlagState::Raised);
+
+    // Nothing new on day 8: no changes at all.
+    let c8 = case_at(&s, day(8));
+    assert_eq!(
+        changes(c7.as_ref(), c8.as_ref(), &rules, day(8)),
+        (vec![], vec![])
+    );
+
+    // Day 22: overdue (and the day-14 warning came in between).
+    let c22 = case_at(&s, day(22));
+    let (cases, flags) = changes(c8.as_ref(), c22.as_ref(), &rules, day(22));
+    assert_eq!(
+        cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [CaseChangeKind::AtRisk, CaseChangeKind::Overdue]
+    );
+    assert_eq!(flags.len(), 2);
+
+    // Day 25: triage dated day 10 arrives; engaged, reported late; three flags resolve.
+    s.start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        release + Duration::days(10),
+        day(25),
+    );
+    let c25 = case_at(&s, day(25));
+    let (cases, flags) = changes(c22.as_ref(), c25.as_ref(), &rules, day(25));
+    assert_eq!(
+        cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [CaseChangeKind::Engaged, CaseChangeKind::Resolved]
+    );
+    assert_eq!(flags.len(), 3);
+    assert!(flags
+        .iter()
+        .all(|f| f.flag.state == FlagState::ResolvedEngaged && f.notify));
+
+    // The same transition computed again has the same ids.
+    assert_eq!(
+        changes(c22.as_ref(), c25.as_ref(), &rules, day(25)).0,
+        cases
+    );
+
+    // The case vanishes (its release withdrawn upstream and the case dropped): withdrawn.
+    let (cases, _) = changes(c25.as_ref(), None, &rules, day(26));
+    assert_eq!(cases[0].kind, CaseChangeKind::Withdrawn);
+}
+
+#[test]
+fn replayed_history_pages_nobody() {
+    // A case from last year assessed today for the first time: its flags exist and resolve,
+    // but none is to be sent.
+    let rules = Rules::default();
+    let s = released_with_need();
+    let now = at(d(2027, 11, 1), 9);
+    let case = s.assess(now).cases.into_iter().next();
+    let (_, flags) = changes(None, case.as_ref(), &rules, now);
+    assert_eq!(flags.len(), 3);
+    assert!(flags.iter().all(|f| !f.notify));
+}

@@ -1,0 +1,168 @@
+//! What changed between two assessments of a case, as the events downstream consumers see:
+//! case changes (opened, engaged, at risk, overdue, resolved, excluded, withdrawn, updated) and
+//! flag transitions (raised, resolved, withdrawn), each with a stable id so a replay or a retry
+//! produces the same ids and consumers can drop duplicates.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::case::{Case, CaseId, Flag, FlagState, Outcome};
+use crate::rules::Rules;
+
+const CHANGE_NAMESPACE: Uuid = Uuid::from_u128(0x6368_616e_6765_732d_636f_6e74_696e_7569);
+
+/// The kind of a case change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaseChangeKind {
+    /// A release met a need.
+    Opened,
+    /// An engagement was recorded for the case.
+    Engaged,
+    /// An at-risk warning fell due.
+    AtRisk,
+    /// The window closed without engagement.
+    Overdue,
+    /// A flag was resolved.
+    Resolved,
+    /// The case left the cohort.
+    Excluded,
+    /// The release was withdrawn, or the case no longer exists (its release merged into
+    /// another case, or its need was withdrawn).
+    Withdrawn,
+    /// Anything else changed (provider, prison, engagement date).
+    Updated,
+}
+
+/// A change to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseChange {
+    /// Stable id: the same transition always has the same id.
+    pub event_id: Uuid,
+    /// The case.
+    pub case_id: CaseId,
+    /// What happened.
+    pub kind: CaseChangeKind,
+}
+
+/// A flag transition to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagChange {
+    /// Stable id of this transition (flag id and state).
+    pub event_id: Uuid,
+    /// The flag after the transition.
+    pub flag: Flag,
+    /// Whether a caseworker should be told now: false for transitions that happened long
+    /// before the pipeline learned of them (replays, very late data).
+    pub notify: bool,
+}
+
+fn change_id(case: CaseId, kind: CaseChangeKind, new: Option<&Case>) -> Uuid {
+    // The new state's canonical JSON identifies the transition; serialisation of these
+    // plain types cannot fail, and an empty string still gives a stable id.
+    let state = new
+        .map(|c| serde_json::to_string(c).unwrap_or_default())
+        .unwrap_or_default();
+    Uuid::new_v5(
+        &CHANGE_NAMESPACE,
+        format!("{}:{kind:?}:{state}", case.0).as_bytes(),
+    )
+}
+
+fn flag_event_id(flag: &Flag) -> Uuid {
+    Uuid::new_v5(
+        &CHANGE_NAMESPACE,
+        format!("{}:{:?}", flag.flag_id, flag.state).as_bytes(),
+    )
+}
+
+/// The changes from `old` to `new` (either may be absent), at `now`.
+pub fn changes(
+    old: Option<&Case>,
+    new: Option<&Case>,
+    rules: &Rules,
+    now: DateTime<Utc>,
+) -> (Vec<CaseChange>, Vec<FlagChange>) {
+    let Some(case_id) = new.or(old).map(|c| c.case_id) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut kinds = Vec::new();
+    match (old, new) {
+        (None, Some(_)) => kinds.push(CaseChangeKind::Opened),
+        (Some(_), None) => kinds.push(CaseChangeKind::Withdrawn),
+        (Some(o), Some(n)) if o != n => {
+            if o.outcome != n.outcome {
+                kinds.push(match n.outcome {
+                    Outcome::Engaged => CaseChangeKind::Engaged,
+                    Outcome::NotEngaged if n.engagement.is_none() => CaseChangeKind::Overdue,
+                    Outcome::Excluded(_) => CaseChangeKind::Excluded,
+                    Outcome::Withdrawn => CaseChangeKind::Withdrawn,
+                    Outcome::NotEngaged | Outcome::Open => CaseChangeKind::Updated,
+                });
+            } else if o.engagement.is_none() && n.engagement.is_some() {
+                kinds.push(CaseChangeKind::Engaged);
+            }
+            for f in &n.flags {
+                let before = o.flags.iter().find(|x| x.flag_id == f.flag_id);
+                match (before.map(|b| b.state), f.state) {
+                    (None, FlagState::Raised) => kinds.push(match f.kind {
+                        crate::case::FlagKind::AtRisk(_) => CaseChangeKind::AtRisk,
+                        crate::case::FlagKind::Overdue => CaseChangeKind::Overdue,
+                    }),
+                    (Some(FlagState::Raised), FlagState::ResolvedEngaged)
+                    | (Some(FlagState::Raised), FlagState::ResolvedExcluded) => {
+                        kinds.push(CaseChangeKind::Resolved)
+                    }
+                    _ => {}
+                }
+            }
+            if kinds.is_empty() {
+                kinds.push(CaseChangeKind::Updated);
+            }
+        }
+        _ => {}
+    }
+    kinds.sort();
+    kinds.dedup();
+    let case_changes = kinds
+        .into_iter()
+        .map(|kind| CaseChange {
+            event_id: change_id(case_id, kind, new),
+            case_id,
+            kind,
+        })
+        .collect();
+
+    // Flags: every new flag, or one whose state moved. A vanished case withdraws its flags.
+    let mut flag_changes = Vec::new();
+    let old_flags = old.map(|c| c.flags.as_slice()).unwrap_or_default();
+    let new_flags: Vec<Flag> = match new {
+        Some(n) => n.flags.clone(),
+        None => old_flags
+            .iter()
+            .filter(|f| f.state == FlagState::Raised)
+            .map(|f| Flag {
+                state: FlagState::Withdrawn,
+                settled_at: Some(now),
+                ..f.clone()
+            })
+            .collect(),
+    };
+    for flag in new_flags {
+        let before = old_flags.iter().find(|x| x.flag_id == flag.flag_id);
+        if before.is_some_and(|b| b.state == flag.state) {
+            continue;
+        }
+        let when = match flag.state {
+            FlagState::Raised => flag.due_at,
+            _ => flag.settled_at.unwrap_or(now),
+        };
+        flag_changes.push(FlagChange {
+            event_id: flag_event_id(&flag),
+            notify: rules.within_flag_horizon(when, now),
+            flag,
+        });
+    }
+    (case_changes, flag_changes)
+}
