@@ -207,6 +207,23 @@ pub struct Case {
     pub flags: Vec<Flag>,
 }
 
+impl Case {
+    /// The next instant at which time alone changes this case (a warning or overdue falls
+    /// due, or the window closes), or `None` when only new events can change it.
+    pub fn next_due(&self, rules: &Rules, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if self.outcome != Outcome::Open {
+            return None;
+        }
+        rules
+            .at_risk_days
+            .iter()
+            .map(|d| rules.at_risk_at(self.release_date, *d))
+            .chain(std::iter::once(self.overdue_at))
+            .filter(|t| *t > now)
+            .min()
+    }
+}
+
 /// A treatment record that matched more than one person.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchReview {

@@ -938,3 +938,23 @@ fn replayed_history_pages_nobody() {
     assert_eq!(flags.len(), 3);
     assert!(flags.iter().all(|f| !f.notify));
 }
+
+#[test]
+fn next_due_is_the_next_warning_then_the_close_of_the_window() {
+    let rules = Rules::default();
+    let s = released_with_need();
+    let case = |now| s.assess(now).cases.into_iter().next().unwrap();
+    let day = |n: u32| Utc.with_ymd_and_hms(2026, 11, 2 + n, 0, 0, 0).unwrap();
+    let now = day(1);
+    assert_eq!(case(now).next_due(&rules, now), Some(day(7)));
+    let now = day(7);
+    assert_eq!(case(now).next_due(&rules, now), Some(day(14)));
+    let now = day(14) + Duration::hours(1);
+    assert_eq!(case(now).next_due(&rules, now), Some(day(22)));
+    let now = day(22);
+    assert_eq!(
+        case(now).next_due(&rules, now),
+        None,
+        "finalised: only events change it"
+    );
+}

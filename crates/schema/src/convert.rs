@@ -7,8 +7,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use continuity_domain::events as dom;
 use continuity_domain::{
-    Attributor, Identifier, IdentifierKind, LocalAuthorityCode, OrganisationCode, PrisonCode,
-    ProviderCode,
+    Attributor, Case, CaseChange, CaseChangeKind, ExclusionReason, FlagChange, FlagKind,
+    Identifier, IdentifierKind, LocalAuthorityCode, OrganisationCode, Outcome, PrisonCode,
+    ProviderCode, Timeliness,
 };
 
 use crate::codec::{AvroRecord, CodecError, RecordType, Registry};
@@ -582,4 +583,151 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
         }
         .to_message(),
     }
+}
+
+fn outcome_to_wire(outcome: Outcome) -> (wire::Outcome, Option<wire::ExclusionReason>) {
+    match outcome {
+        Outcome::Open => (wire::Outcome::Open, None),
+        Outcome::Engaged => (wire::Outcome::Engaged, None),
+        Outcome::NotEngaged => (wire::Outcome::NotEngaged, None),
+        Outcome::Withdrawn => (wire::Outcome::Withdrawn, None),
+        Outcome::Excluded(reason) => (
+            wire::Outcome::Excluded,
+            Some(match reason {
+                ExclusionReason::Died => wire::ExclusionReason::Died,
+                ExclusionReason::Readmitted => wire::ExclusionReason::Readmitted,
+                ExclusionReason::TransferredSecure => wire::ExclusionReason::TransferredSecure,
+                ExclusionReason::Deported => wire::ExclusionReason::Deported,
+                ExclusionReason::ReleasedToHospital => wire::ExclusionReason::ReleasedToHospital,
+                ExclusionReason::ReleasedOutsideEngland => {
+                    wire::ExclusionReason::ReleasedOutsideEngland
+                }
+                ExclusionReason::Under18 => wire::ExclusionReason::Under18,
+            }),
+        ),
+    }
+}
+
+fn output_envelope(event_id: uuid::Uuid, now: DateTime<Utc>, source: &str) -> wire::Envelope {
+    wire::Envelope {
+        event_id,
+        occurred_at: now.timestamp_micros(),
+        source: source.to_owned(),
+        schema_version: 1,
+    }
+}
+
+/// The `CaseEvent` message for a change to `case` (the case after the change).
+pub fn case_event_message(
+    change: &CaseChange,
+    case: &Case,
+    now: DateTime<Utc>,
+    source: &str,
+) -> Result<Vec<u8>, CodecError> {
+    let (outcome, exclusion_reason) = outcome_to_wire(case.outcome);
+    wire::CaseEvent {
+        envelope: output_envelope(change.event_id, now, source),
+        case_id: case.case_id.0,
+        change: match change.kind {
+            CaseChangeKind::Opened => wire::CaseChange::Opened,
+            CaseChangeKind::Engaged => wire::CaseChange::Engaged,
+            CaseChangeKind::AtRisk => wire::CaseChange::AtRisk,
+            CaseChangeKind::Overdue => wire::CaseChange::Overdue,
+            CaseChangeKind::Resolved => wire::CaseChange::Resolved,
+            CaseChangeKind::Excluded => wire::CaseChange::Excluded,
+            CaseChangeKind::Withdrawn => wire::CaseChange::Withdrawn,
+            CaseChangeKind::Updated => wire::CaseChange::Updated,
+        },
+        release_date: days_from_date(case.release_date),
+        last_window_day: days_from_date(case.last_window_day),
+        local_authority: case.local_authority.to_string(),
+        prison: case.prison.as_ref().map(|p| p.to_string()),
+        provider: case.provider.as_ref().map(|p| p.to_string()),
+        outcome,
+        exclusion_reason,
+        engagement_date: case.engagement.as_ref().map(|e| days_from_date(e.date)),
+        timeliness: case.engagement.as_ref().map(|e| match e.timeliness {
+            Timeliness::InWindow => wire::Timeliness::InWindow,
+            Timeliness::ReportedLate => wire::Timeliness::ReportedLate,
+            Timeliness::AlreadyInTreatment => wire::Timeliness::AlreadyInTreatment,
+            Timeliness::Late => wire::Timeliness::Late,
+        }),
+    }
+    .to_message()
+}
+
+/// The `EngagementFlag` message for a flag transition on `case`.
+pub fn flag_event_message(
+    change: &FlagChange,
+    case: &Case,
+    now: DateTime<Utc>,
+    source: &str,
+) -> Result<Vec<u8>, CodecError> {
+    let flag = &change.flag;
+    let (kind, at_risk_day) = match flag.kind {
+        FlagKind::AtRisk(day) => (wire::FlagKind::AtRisk, Some(day as i32)),
+        FlagKind::Overdue => (wire::FlagKind::Overdue, None),
+    };
+    wire::EngagementFlag {
+        envelope: output_envelope(change.event_id, now, source),
+        flag_id: flag.flag_id,
+        case_id: case.case_id.0,
+        kind,
+        at_risk_day,
+        state: flag.state,
+        due_at: flag.due_at.timestamp_micros(),
+        raised_at: flag.raised_at.timestamp_micros(),
+        settled_at: flag.settled_at.map(|t| t.timestamp_micros()),
+        release_date: days_from_date(case.release_date),
+        local_authority: case.local_authority.to_string(),
+        provider: case.provider.as_ref().map(|p| p.to_string()),
+        notify: change.notify,
+    }
+    .to_message()
+}
+
+/// Where a message that could not be applied came from.
+#[derive(Debug, Clone)]
+pub struct MessageOrigin<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<&'a [u8]>,
+    /// The bytes as received.
+    pub payload: &'a [u8],
+}
+
+/// The `DeadLetter` message for a source message that could not be applied. Its id is derived
+/// from where the message was, so dead-lettering it again yields the same id.
+pub fn dead_letter_message(
+    origin: &MessageOrigin<'_>,
+    error: &DecodeError,
+    now: DateTime<Utc>,
+    source: &str,
+) -> Result<Vec<u8>, CodecError> {
+    let error_kind = match error {
+        DecodeError::Codec(CodecError::UnknownSchema(_)) => wire::ErrorKind::UnknownSchema,
+        DecodeError::Codec(_) => wire::ErrorKind::Undecodable,
+        DecodeError::NotASourceEvent(_) | DecodeError::Invalid(_) => wire::ErrorKind::Invalid,
+    };
+    let place = format!("{}/{}/{}", origin.topic, origin.partition, origin.offset);
+    wire::DeadLetter {
+        envelope: output_envelope(
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, place.as_bytes()),
+            now,
+            source,
+        ),
+        original_topic: origin.topic.to_owned(),
+        partition: origin.partition,
+        offset: origin.offset,
+        key: origin.key.map(<[u8]>::to_vec),
+        payload: origin.payload.to_vec(),
+        error_kind,
+        reason: error.to_string(),
+    }
+    .to_message()
 }

@@ -1,0 +1,43 @@
+//! PostgreSQL: the migrations (`crates/store/migrations`) and a connection pool. The schema is
+//! documented in the migration files; services hold their own queries next to the logic that
+//! needs them, always inside the transaction that owns the change.
+
+#![warn(missing_docs)]
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// The migrations, compiled in.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL does not parse.
+    #[error("DATABASE_URL is not a valid PostgreSQL URL: {0}")]
+    Url(#[source] sqlx::Error),
+    /// Connecting or querying failed.
+    #[error("PostgreSQL error (check that it runs and DATABASE_URL is right): {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A pool of `max` connections to `url`. Connecting is lazy: the pool is returned even while
+/// the database is down, and requests wait up to `acquire_timeout` for it.
+pub fn pool(url: &str, max: u32, acquire_timeout: Duration) -> Result<PgPool, StoreError> {
+    let options: PgConnectOptions = url.parse().map_err(StoreError::Url)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(options))
+}
+
+/// Apply the migrations that have not been applied.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}

@@ -1,0 +1,840 @@
+//! Applying source messages to the state, effectively once, in one PostgreSQL transaction per
+//! batch:
+//!
+//! 1. fence: the transaction takes a share lock on the lease row of every partition in the
+//!    batch and checks this instance still holds it with the same epoch; a new holder must
+//!    wait for the lock to bump the epoch, so a paused or lost instance can never commit;
+//! 2. decode and validate; what fails goes to the outbox for the dead-letter topic;
+//! 3. drop events already applied (by event id) and duplicates within the batch;
+//! 4. find the components the new events touch by their match keys, lock them in id order,
+//!    merge components the batch joins, and store the events and keys;
+//! 5. re-assess every touched component with the domain rules, write the cases and flags that
+//!    changed, and put the case and flag events in the outbox;
+//! 6. store the next offset of every partition in the batch.
+//!
+//! The service only loads state, calls `continuity_domain::assess` and stores what it returns.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use continuity_domain::events::SourceEvent;
+use continuity_domain::{
+    assess, changes, Case, CaseId, FlagKind, FlagState, KeyedHasher, Outcome, Rules,
+};
+use continuity_schema::{
+    case_event_message, dead_letter_message, decode_source_event, flag_event_message, MessageOrigin,
+};
+use continuity_stream::{KafkaSettings, Topic};
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::keys::{match_keys, Key};
+use crate::metrics::Metrics;
+
+/// The name outputs carry as their source.
+pub const SOURCE: &str = "continuity-matcher";
+
+/// One message as read from a source topic.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key, if any.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub payload: Vec<u8>,
+}
+
+/// A partition lease held by this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The lease's epoch when this instance took it.
+    pub epoch: i64,
+}
+
+/// Why a batch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// This instance no longer holds a partition in the batch: drop the batch, re-read the
+    /// assignment.
+    #[error("lease lost for {topic}[{partition}]")]
+    LostLease {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// A concurrent writer changed what this batch read; retry it.
+    #[error("concurrent change, retry: {0}")]
+    Conflict(String),
+    /// The database failed; retry with backoff.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An output could not be encoded (a defect).
+    #[error("encoding an output: {0}")]
+    Encode(#[from] continuity_schema::CodecError),
+}
+
+impl ApplyError {
+    /// Label for the retry metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApplyError::LostLease { .. } => "lost_lease",
+            ApplyError::Conflict(_) => "conflict",
+            ApplyError::Database(e) if is_conflict(e) => "conflict",
+            ApplyError::Database(_) => "database",
+            ApplyError::Encode(_) => "encode",
+        }
+    }
+}
+
+/// Unique violations, serialisation failures and deadlocks: a concurrent writer won.
+fn is_conflict(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "23505" || c == "40001" || c == "40P01")
+}
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Events applied for the first time.
+    pub applied: usize,
+    /// Events already applied, skipped.
+    pub duplicates: usize,
+    /// Messages sent to the dead-letter topic.
+    pub dead_letters: usize,
+    /// Case events written to the outbox.
+    pub case_events: usize,
+    /// Flag events written to the outbox.
+    pub flag_events: usize,
+}
+
+/// Applies batches and re-assesses components.
+#[derive(Clone)]
+pub struct Applier {
+    /// The database.
+    pub pool: PgPool,
+    /// Keyed hashes for match keys.
+    pub hasher: KeyedHasher,
+    /// The rules.
+    pub rules: Rules,
+    /// Topic names.
+    pub kafka: KafkaSettings,
+    /// This instance's id (lease holder).
+    pub instance: String,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// Union-find over small integer nodes.
+struct Groups(Vec<usize>);
+
+impl Groups {
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.0[i] != i {
+            self.0[i] = self.0[self.0[i]];
+            i = self.0[i];
+        }
+        i
+    }
+    fn union(&mut self, a: usize, b: usize) {
+        let (a, b) = (self.find(a), self.find(b));
+        if a != b {
+            self.0[a.max(b)] = a.min(b);
+        }
+    }
+}
+
+impl Applier {
+    /// Apply one batch at `now`. `held` is this instance's leases; every partition in the
+    /// batch must be among them.
+    pub async fn apply(
+        &self,
+        batch: &[Incoming],
+        held: &HashMap<(String, i32), Held>,
+        now: DateTime<Utc>,
+    ) -> Result<BatchReport, ApplyError> {
+        let mut tx = self.pool.begin().await?;
+        let mut report = BatchReport::default();
+
+        // 1. Fence.
+        let partitions: BTreeSet<(&str, i32)> = batch
+            .iter()
+            .map(|m| (m.topic.as_str(), m.partition))
+            .collect();
+        for (topic, partition) in &partitions {
+            let lost = || ApplyError::LostLease {
+                topic: topic.to_string(),
+                partition: *partition,
+            };
+            let held = held
+                .get(&(topic.to_string(), *partition))
+                .ok_or_else(lost)?;
+            let ok: Option<i32> = sqlx::query_scalar(
+                "select 1 from partition_leases
+                 where topic = $1 and partition = $2 and holder = $3 and epoch = $4
+                   and expires_at > now()
+                 for share",
+            )
+            .bind(topic)
+            .bind(partition)
+            .bind(&self.instance)
+            .bind(held.epoch)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if ok.is_none() {
+                return Err(lost());
+            }
+        }
+
+        // 2. Decode; what cannot be applied goes to the dead-letter topic.
+        let today = continuity_domain::london_date(now);
+        let mut decoded: Vec<(SourceEvent, &Incoming)> = Vec::with_capacity(batch.len());
+        let mut outbox = Outbox::default();
+        for m in batch {
+            match decode_source_event(&m.payload, today) {
+                Ok(event) => decoded.push((event, m)),
+                Err(error) => {
+                    let origin = MessageOrigin {
+                        topic: &m.topic,
+                        partition: m.partition,
+                        offset: m.offset,
+                        key: m.key.as_deref(),
+                        payload: &m.payload,
+                    };
+                    tracing::warn!(
+                        topic = %m.topic, partition = m.partition, offset = m.offset,
+                        error = %error, "dead-lettering a message"
+                    );
+                    let kind = match &error {
+                        continuity_schema::DecodeError::Codec(_) => "undecodable",
+                        _ => "invalid",
+                    };
+                    self.metrics
+                        .dead_letters
+                        .with_label_values(&[&m.topic, kind])
+                        .inc();
+                    self.metrics
+                        .consumed
+                        .with_label_values(&[&m.topic, "dead_letter"])
+                        .inc();
+                    outbox.push(
+                        self.kafka.topic(Topic::DeadLetter),
+                        m.key.clone(),
+                        dead_letter_message(&origin, &error, now, SOURCE)?,
+                    );
+                    report.dead_letters += 1;
+                }
+            }
+        }
+
+        // 3. Only events not applied before, once each.
+        let ids: Vec<Uuid> = decoded.iter().map(|(e, _)| e.id().0).collect();
+        let seen: BTreeSet<Uuid> =
+            sqlx::query_scalar("select event_id from source_events where event_id = any($1)")
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let mut fresh: Vec<(SourceEvent, &Incoming)> = Vec::with_capacity(decoded.len());
+        let mut in_batch = BTreeSet::new();
+        for (event, m) in decoded {
+            let id = event.id().0;
+            if seen.contains(&id) || !in_batch.insert(id) {
+                report.duplicates += 1;
+                self.metrics
+                    .consumed
+                    .with_label_values(&[&m.topic, "duplicate"])
+                    .inc();
+            } else {
+                fresh.push((event, m));
+            }
+        }
+
+        if !fresh.is_empty() {
+            let touched = self.store_events(&mut tx, &fresh).await?;
+            for (_, m) in &fresh {
+                self.metrics
+                    .consumed
+                    .with_label_values(&[&m.topic, "applied"])
+                    .inc();
+            }
+            report.applied = fresh.len();
+            let (case_events, flag_events) =
+                self.reassess(&mut tx, &touched, now, &mut outbox).await?;
+            report.case_events = case_events;
+            report.flag_events = flag_events;
+        }
+        outbox.write(&mut tx).await?;
+
+        // 6. Offsets, in the same transaction as the state they produced.
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for m in batch {
+            let e = next.entry((m.topic.as_str(), m.partition)).or_insert(0);
+            *e = (*e).max(m.offset + 1);
+        }
+        let (topics, parts, offsets): (Vec<&str>, Vec<i32>, Vec<i64>) =
+            next.iter().map(|((t, p), o)| (*t, *p, *o)).fold(
+                (vec![], vec![], vec![]),
+                |(mut a, mut b, mut c), (t, p, o)| {
+                    a.push(t);
+                    b.push(p);
+                    c.push(o);
+                    (a, b, c)
+                },
+            );
+        sqlx::query(
+            "insert into consumer_offsets (topic, partition, next_offset)
+             select * from unnest($1::text[], $2::int[], $3::bigint[])
+             on conflict (topic, partition) do update
+               set next_offset = greatest(consumer_offsets.next_offset, excluded.next_offset)",
+        )
+        .bind(&topics)
+        .bind(&parts)
+        .bind(&offsets)
+        .execute(&mut *tx)
+        .await?;
+
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Store new events and their keys, merging the components they join. Returns the
+    /// components to re-assess.
+    async fn store_events(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        fresh: &[(SourceEvent, &Incoming)],
+    ) -> Result<Vec<i64>, ApplyError> {
+        let event_keys: Vec<Vec<Key>> = fresh
+            .iter()
+            .map(|(e, _)| match_keys(e, &self.hasher))
+            .collect();
+        let all_keys: Vec<Vec<u8>> = event_keys
+            .iter()
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|k| k.to_vec())
+            .collect();
+        let known = key_components(tx, &all_keys).await?;
+
+        // Group the batch: events sharing a key, or a component, are one group.
+        let mut component_node: BTreeMap<i64, usize> = BTreeMap::new();
+        for c in known.values() {
+            let n = fresh.len() + component_node.len();
+            component_node.entry(*c).or_insert(n);
+        }
+        let mut groups = Groups((0..fresh.len() + component_node.len()).collect());
+        let mut first_with_key: HashMap<&Key, usize> = HashMap::new();
+        for (i, keys) in event_keys.iter().enumerate() {
+            for k in keys {
+                if let Some(&j) = first_with_key.get(k) {
+                    groups.union(i, j);
+                } else {
+                    first_with_key.insert(k, i);
+                }
+                if let Some(c) = known.get(k.as_slice()) {
+                    groups.union(i, component_node[c]);
+                }
+            }
+        }
+
+        // Lock the existing components in id order (no deadlocks), then check nobody moved
+        // a key meanwhile: if so, retry the batch.
+        let existing: Vec<i64> = component_node.keys().copied().collect();
+        let locked: Vec<i64> = sqlx::query_scalar(
+            "select id from components where id = any($1) order by id for update",
+        )
+        .bind(&existing)
+        .fetch_all(&mut **tx)
+        .await?;
+        if locked.len() != existing.len() {
+            return Err(ApplyError::Conflict("a component was merged away".into()));
+        }
+        if key_components(tx, &all_keys).await? != known {
+            return Err(ApplyError::Conflict("match keys moved".into()));
+        }
+
+        // One target component per group: the smallest existing one, or a new one.
+        let mut members: BTreeMap<usize, (Vec<usize>, BTreeSet<i64>)> = BTreeMap::new();
+        for i in 0..fresh.len() {
+            let root = groups.find(i);
+            members.entry(root).or_default().0.push(i);
+        }
+        for (&c, &node) in &component_node {
+            let root = groups.find(node);
+            members.entry(root).or_default().1.insert(c);
+        }
+        let mut target_of_event = vec![0i64; fresh.len()];
+        let mut touched = Vec::new();
+        let mut merges: Vec<(i64, Vec<i64>)> = Vec::new();
+        let new_needed = members.values().filter(|(_, cs)| cs.is_empty()).count();
+        let mut new_ids: Vec<i64> = if new_needed > 0 {
+            sqlx::query_scalar(
+                "insert into components select from generate_series(1, $1) returning id",
+            )
+            .bind(new_needed as i64)
+            .fetch_all(&mut **tx)
+            .await?
+        } else {
+            Vec::new()
+        };
+        for (events, comps) in members.values() {
+            let target = match comps.iter().next() {
+                Some(&first) => {
+                    let others: Vec<i64> = comps.iter().skip(1).copied().collect();
+                    if !others.is_empty() {
+                        merges.push((first, others));
+                    }
+                    first
+                }
+                None => new_ids
+                    .pop()
+                    .ok_or_else(|| ApplyError::Conflict("component ids".into()))?,
+            };
+            for &i in events {
+                target_of_event[i] = target;
+            }
+            touched.push(target);
+        }
+        for (target, others) in &merges {
+            for table in ["source_events", "match_keys", "cases", "match_reviews"] {
+                sqlx::query(&format!(
+                    "update {table} set component = $1 where component = any($2)"
+                ))
+                .bind(target)
+                .bind(others)
+                .execute(&mut **tx)
+                .await?;
+            }
+            sqlx::query("delete from components where id = any($1)")
+                .bind(others)
+                .execute(&mut **tx)
+                .await?;
+        }
+
+        // Store the events and the keys not known before.
+        let mut ev_id = Vec::with_capacity(fresh.len());
+        let mut ev_comp = Vec::with_capacity(fresh.len());
+        let mut ev_kind = Vec::with_capacity(fresh.len());
+        let mut ev_payload = Vec::with_capacity(fresh.len());
+        let mut ev_topic = Vec::with_capacity(fresh.len());
+        let mut ev_part = Vec::with_capacity(fresh.len());
+        let mut ev_offset = Vec::with_capacity(fresh.len());
+        let mut new_keys: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        for (i, (event, m)) in fresh.iter().enumerate() {
+            ev_id.push(event.id().0);
+            ev_comp.push(target_of_event[i]);
+            ev_kind.push(event.kind());
+            ev_payload.push(m.payload.clone());
+            ev_topic.push(m.topic.as_str());
+            ev_part.push(m.partition);
+            ev_offset.push(m.offset);
+            for k in &event_keys[i] {
+                if !known.contains_key(k.as_slice()) {
+                    new_keys.insert(k.to_vec(), target_of_event[i]);
+                }
+            }
+        }
+        sqlx::query(
+            "insert into source_events (event_id, component, kind, payload, topic, partition, \"offset\")
+             select * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::int[], $7::bigint[])",
+        )
+        .bind(&ev_id)
+        .bind(&ev_comp)
+        .bind(&ev_kind)
+        .bind(&ev_payload)
+        .bind(&ev_topic)
+        .bind(&ev_part)
+        .bind(&ev_offset)
+        .execute(&mut **tx)
+        .await?;
+        let (keys, comps): (Vec<Vec<u8>>, Vec<i64>) = new_keys.into_iter().unzip();
+        sqlx::query(
+            "insert into match_keys (key, component) select * from unnest($1::bytea[], $2::bigint[])",
+        )
+        .bind(&keys)
+        .bind(&comps)
+        .execute(&mut **tx)
+        .await?;
+        touched.sort_unstable();
+        touched.dedup();
+        Ok(touched)
+    }
+
+    /// Re-assess `components` (locked by the caller) at `now`: write the cases and flags that
+    /// changed and put their events in `outbox`. Returns (case events, flag events).
+    pub async fn reassess(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        components: &[i64],
+        now: DateTime<Utc>,
+        outbox: &mut Outbox,
+    ) -> Result<(usize, usize), ApplyError> {
+        let today = continuity_domain::london_date(now);
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "select component, payload from source_events where component = any($1)",
+        )
+        .bind(components)
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut events: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
+        for (component, payload) in rows {
+            match decode_source_event(&payload, today) {
+                Ok(e) => events.entry(component).or_default().push(e),
+                // Stored events were valid when applied; a date-of-birth check is the only
+                // rule that depends on today and cannot make a past event invalid.
+                Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
+            }
+        }
+        let stored: Vec<(i64, Option<DateTime<Utc>>, serde_json::Value)> = sqlx::query_as(
+            "select component, next_due_at, state from cases where component = any($1)",
+        )
+        .bind(components)
+        .fetch_all(&mut **tx)
+        .await?;
+        // Stored cases, without the person (never serialised), with their component and the
+        // next due time last written.
+        let mut old: BTreeMap<CaseId, (i64, Option<DateTime<Utc>>, Case)> = BTreeMap::new();
+        for (component, next_due, state) in stored {
+            match serde_json::from_value::<Case>(state) {
+                Ok(case) => {
+                    old.insert(case.case_id, (component, next_due, case));
+                }
+                Err(e) => tracing::error!(component, error = %e, "stored case does not parse"),
+            }
+        }
+
+        let mut writes = CaseWrites::default();
+        let mut reviews: Vec<(Uuid, i64, i32)> = Vec::new();
+        let (mut n_case, mut n_flag) = (0, 0);
+        let mut seen = BTreeSet::new();
+        for &component in components {
+            let assessment = assess(
+                events.get(&component).into_iter().flatten(),
+                &self.rules,
+                now,
+            );
+            for review in &assessment.reviews {
+                reviews.push((review.event_id.0, component, review.candidates.len() as i32));
+            }
+            for mut case in assessment.cases {
+                let person = case.person.take();
+                seen.insert(case.case_id);
+                let before = old.get(&case.case_id);
+                let (case_changes, flag_changes) =
+                    changes(before.map(|b| &b.2), Some(&case), &self.rules, now);
+                let unchanged = before.is_some_and(|(c, due, b)| {
+                    *c == component && *b == case && *due == case.next_due(&self.rules, now)
+                });
+                if unchanged {
+                    continue;
+                }
+                self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
+                n_case += case_changes.len();
+                n_flag += flag_changes.len();
+                writes.push(component, &case, person, &flag_changes, &self.rules, now);
+            }
+        }
+        // Cases that no longer exist (their release joined another case, or lost its need).
+        for (case_id, (component, _, before)) in &old {
+            if seen.contains(case_id) {
+                continue;
+            }
+            if before.outcome == Outcome::Withdrawn {
+                continue;
+            }
+            let (case_changes, flag_changes) = changes(Some(before), None, &self.rules, now);
+            let mut gone = before.clone();
+            gone.outcome = Outcome::Withdrawn;
+            for f in &mut gone.flags {
+                if let Some(fc) = flag_changes.iter().find(|c| c.flag.flag_id == f.flag_id) {
+                    *f = fc.flag.clone();
+                }
+            }
+            self.emit(&gone, &case_changes, &flag_changes, now, outbox)?;
+            n_case += case_changes.len();
+            n_flag += flag_changes.len();
+            writes.push(*component, &gone, None, &flag_changes, &self.rules, now);
+        }
+        writes.write(tx).await?;
+        if !reviews.is_empty() {
+            let (ids, comps, cands): (Vec<Uuid>, Vec<i64>, Vec<i32>) = reviews.into_iter().fold(
+                (vec![], vec![], vec![]),
+                |(mut a, mut b, mut c), (x, y, z)| {
+                    a.push(x);
+                    b.push(y);
+                    c.push(z);
+                    (a, b, c)
+                },
+            );
+            sqlx::query(
+                "insert into match_reviews (event_id, component, candidates)
+                 select * from unnest($1::uuid[], $2::bigint[], $3::int[])
+                 on conflict (event_id) do update set candidates = excluded.candidates",
+            )
+            .bind(&ids)
+            .bind(&comps)
+            .bind(&cands)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok((n_case, n_flag))
+    }
+
+    fn emit(
+        &self,
+        case: &Case,
+        case_changes: &[continuity_domain::CaseChange],
+        flag_changes: &[continuity_domain::FlagChange],
+        now: DateTime<Utc>,
+        outbox: &mut Outbox,
+    ) -> Result<(), ApplyError> {
+        let key = case.case_id.0.as_bytes().to_vec();
+        for change in case_changes {
+            self.metrics
+                .case_events
+                .with_label_values(&[&format!("{:?}", change.kind).to_lowercase()])
+                .inc();
+            outbox.push(
+                self.kafka.topic(Topic::CaseEvents),
+                Some(key.clone()),
+                case_event_message(change, case, now, SOURCE)?,
+            );
+        }
+        for change in flag_changes {
+            let kind = match change.flag.kind {
+                FlagKind::AtRisk(_) => "at_risk",
+                FlagKind::Overdue => "overdue",
+            };
+            self.metrics
+                .flags
+                .with_label_values(&[kind, flag_state(change.flag.state)])
+                .inc();
+            outbox.push(
+                self.kafka.topic(Topic::Flags),
+                Some(key.clone()),
+                flag_event_message(change, case, now, SOURCE)?,
+            );
+        }
+        Ok(())
+    }
+}
+
+fn flag_state(state: FlagState) -> &'static str {
+    match state {
+        FlagState::Raised => "RAISED",
+        FlagState::ResolvedEngaged => "RESOLVED_ENGAGED",
+        FlagState::ResolvedExcluded => "RESOLVED_EXCLUDED",
+        FlagState::Withdrawn => "WITHDRAWN",
+    }
+}
+
+fn outcome_code(outcome: Outcome) -> (&'static str, Option<&'static str>) {
+    match outcome {
+        Outcome::Open => ("OPEN", None),
+        Outcome::Engaged => ("ENGAGED", None),
+        Outcome::NotEngaged => ("NOT_ENGAGED", None),
+        Outcome::Withdrawn => ("WITHDRAWN", None),
+        Outcome::Excluded(r) => ("EXCLUDED", Some(r.code())),
+    }
+}
+
+async fn key_components(
+    tx: &mut Transaction<'_, Postgres>,
+    keys: &[Vec<u8>],
+) -> Result<BTreeMap<Vec<u8>, i64>, sqlx::Error> {
+    let rows: Vec<(Vec<u8>, i64)> =
+        sqlx::query_as("select key, component from match_keys where key = any($1)")
+            .bind(keys)
+            .fetch_all(&mut **tx)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Messages to publish, written to the outbox table in the caller's transaction.
+#[derive(Default)]
+pub struct Outbox {
+    topics: Vec<String>,
+    keys: Vec<Option<Vec<u8>>>,
+    payloads: Vec<Vec<u8>>,
+}
+
+impl Outbox {
+    fn push(&mut self, topic: String, key: Option<Vec<u8>>, payload: Vec<u8>) {
+        self.topics.push(topic);
+        self.keys.push(key);
+        self.payloads.push(payload);
+    }
+
+    /// Write the messages in order.
+    pub async fn write(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        if self.topics.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "insert into outbox (topic, key, payload)
+             select topic, key, payload
+             from unnest($1::text[], $2::bytea[], $3::bytea[]) with ordinality
+               as m(topic, key, payload, n)
+             order by n",
+        )
+        .bind(&self.topics)
+        .bind(&self.keys)
+        .bind(&self.payloads)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Case and flag rows to upsert, column by column for `unnest`.
+#[derive(Default)]
+struct CaseWrites {
+    case_id: Vec<Uuid>,
+    component: Vec<i64>,
+    release_id: Vec<String>,
+    release_date: Vec<chrono::NaiveDate>,
+    local_authority: Vec<String>,
+    prison: Vec<Option<String>>,
+    provider: Vec<Option<String>>,
+    outcome: Vec<&'static str>,
+    exclusion: Vec<Option<&'static str>>,
+    engagement_date: Vec<Option<chrono::NaiveDate>>,
+    timeliness: Vec<Option<String>>,
+    next_due: Vec<Option<DateTime<Utc>>>,
+    person: Vec<Option<String>>,
+    state: Vec<serde_json::Value>,
+    flag_id: Vec<Uuid>,
+    flag_case: Vec<Uuid>,
+    flag_kind: Vec<&'static str>,
+    flag_day: Vec<Option<i32>>,
+    flag_state: Vec<&'static str>,
+    flag_due: Vec<DateTime<Utc>>,
+    flag_raised: Vec<DateTime<Utc>>,
+    flag_settled: Vec<Option<DateTime<Utc>>>,
+    flag_notified: Vec<bool>,
+}
+
+impl CaseWrites {
+    fn push(
+        &mut self,
+        component: i64,
+        case: &Case,
+        person: Option<continuity_domain::Identifier>,
+        flag_changes: &[continuity_domain::FlagChange],
+        rules: &Rules,
+        now: DateTime<Utc>,
+    ) {
+        let (outcome, exclusion) = outcome_code(case.outcome);
+        self.case_id.push(case.case_id.0);
+        self.component.push(component);
+        self.release_id.push(case.release_id.clone());
+        self.release_date.push(case.release_date);
+        self.local_authority.push(case.local_authority.to_string());
+        self.prison
+            .push(case.prison.as_ref().map(|p| p.to_string()));
+        self.provider
+            .push(case.provider.as_ref().map(|p| p.to_string()));
+        self.outcome.push(outcome);
+        self.exclusion.push(exclusion);
+        self.engagement_date
+            .push(case.engagement.as_ref().map(|e| e.date));
+        self.timeliness.push(
+            case.engagement
+                .as_ref()
+                .map(|e| format!("{:?}", e.timeliness)),
+        );
+        self.next_due.push(case.next_due(rules, now));
+        self.person.push(person.map(|p| p.value().to_owned()));
+        self.state
+            .push(serde_json::to_value(case).unwrap_or(serde_json::Value::Null));
+        for change in flag_changes {
+            let f = &change.flag;
+            self.flag_id.push(f.flag_id);
+            self.flag_case.push(case.case_id.0);
+            let (kind, day) = match f.kind {
+                FlagKind::AtRisk(d) => ("AT_RISK", Some(d as i32)),
+                FlagKind::Overdue => ("OVERDUE", None),
+            };
+            self.flag_kind.push(kind);
+            self.flag_day.push(day);
+            self.flag_state.push(flag_state(f.state));
+            self.flag_due.push(f.due_at);
+            self.flag_raised.push(f.raised_at);
+            self.flag_settled.push(f.settled_at);
+            self.flag_notified.push(change.notify);
+        }
+    }
+
+    async fn write(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        if self.case_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "insert into cases (case_id, component, release_id, release_date, local_authority,
+                prison, provider, outcome, exclusion_reason, engagement_date, timeliness,
+                next_due_at, person_identifier, state, updated_at)
+             select *, now() from unnest($1::uuid[], $2::bigint[], $3::text[], $4::date[],
+                $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::date[],
+                $11::text[], $12::timestamptz[], $13::text[], $14::jsonb[])
+             on conflict (case_id) do update set
+                component = excluded.component, release_id = excluded.release_id,
+                release_date = excluded.release_date, local_authority = excluded.local_authority,
+                prison = excluded.prison, provider = excluded.provider,
+                outcome = excluded.outcome, exclusion_reason = excluded.exclusion_reason,
+                engagement_date = excluded.engagement_date, timeliness = excluded.timeliness,
+                next_due_at = excluded.next_due_at,
+                person_identifier = coalesce(excluded.person_identifier, cases.person_identifier),
+                state = excluded.state, updated_at = now()",
+        )
+        .bind(&self.case_id)
+        .bind(&self.component)
+        .bind(&self.release_id)
+        .bind(&self.release_date)
+        .bind(&self.local_authority)
+        .bind(&self.prison)
+        .bind(&self.provider)
+        .bind(&self.outcome)
+        .bind(&self.exclusion)
+        .bind(&self.engagement_date)
+        .bind(&self.timeliness)
+        .bind(&self.next_due)
+        .bind(&self.person)
+        .bind(&self.state)
+        .execute(&mut **tx)
+        .await?;
+        if self.flag_id.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "insert into flags (flag_id, case_id, kind, at_risk_day, state, due_at, raised_at,
+                settled_at, notified, updated_at)
+             select *, now() from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[],
+                $5::text[], $6::timestamptz[], $7::timestamptz[], $8::timestamptz[], $9::bool[])
+             on conflict (flag_id) do update set
+                state = excluded.state, settled_at = excluded.settled_at,
+                raised_at = excluded.raised_at,
+                notified = flags.notified or excluded.notified, updated_at = now()",
+        )
+        .bind(&self.flag_id)
+        .bind(&self.flag_case)
+        .bind(&self.flag_kind)
+        .bind(&self.flag_day)
+        .bind(&self.flag_state)
+        .bind(&self.flag_due)
+        .bind(&self.flag_raised)
+        .bind(&self.flag_settled)
+        .bind(&self.flag_notified)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+//! Match keys: which stored events an incoming event must be assessed with. Two events that
+//! the rules could relate share a key: an identifier (people, links, merges, deaths,
+//! admissions), an attributor (treatment records matched by attributor), a release id
+//! (versions and withdrawals of one release), an episode (starts and discharges), a referral
+//! id. Events connected by keys form a component; the rules run on whole components, so a
+//! component is always a superset of every person it touches. Keys are keyed hashes: the
+//! table of keys reveals nothing without the secret.
+
+use continuity_domain::events::SourceEvent;
+use continuity_domain::KeyedHasher;
+
+/// A 32-byte match key.
+pub type Key = [u8; 32];
+
+/// The match keys of an event.
+pub fn match_keys(event: &SourceEvent, hasher: &KeyedHasher) -> Vec<Key> {
+    let mut keys = Vec::new();
+    if let Some(person) = event.person() {
+        for id in &person.identifiers {
+            keys.push(*hasher.identifier(id).as_bytes());
+        }
+        if let Some(a) = &person.attributor {
+            keys.push(*hasher.partition_key(a).as_bytes());
+        }
+    }
+    let natural = match event {
+        SourceEvent::Release(r) => Some(format!("release:{}", r.release_id)),
+        SourceEvent::ReleaseWithdrawn(w) => Some(format!("release:{}", w.release_id)),
+        SourceEvent::Referral(r) => Some(format!("referral:{}", r.referral_id)),
+        SourceEvent::TreatmentStart(s) => Some(format!("episode:{}/{}", s.provider, s.episode_id)),
+        SourceEvent::TreatmentDischarge(d) => {
+            Some(format!("episode:{}/{}", d.provider, d.episode_id))
+        }
+        SourceEvent::IdentityLinked(c)
+        | SourceEvent::IdentityMerged(c)
+        | SourceEvent::IdentityUnmerged(c) => {
+            keys.push(*hasher.identifier(&c.kept).as_bytes());
+            keys.push(*hasher.identifier(&c.other).as_bytes());
+            None
+        }
+        SourceEvent::CustodyAdmission(_) | SourceEvent::PersonDied(_) => None,
+    };
+    if let Some(n) = natural {
+        keys.push(*hasher.natural_key(&n).as_bytes());
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}

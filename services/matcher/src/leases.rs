@@ -1,0 +1,151 @@
+//! Partition ownership through leases in PostgreSQL, instead of Kafka's group protocol (the
+//! local broker never evicts a SIGKILLed member, and the protocol cannot stop a paused
+//! "zombie" from writing after its partitions moved).
+//!
+//! One row per source partition: holder, epoch, expiry. An instance renews what it holds,
+//! takes free or expired leases up to its fair share (partitions / live instances, rounded
+//! up), and gives back what is above its share so a new instance gets work. Taking a lease
+//! increments its epoch; every state transaction re-checks holder and epoch under a share
+//! lock (see `apply`), so a holder that lost its lease cannot commit.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use crate::apply::Held;
+
+/// What this instance holds: (topic, partition) to lease.
+pub type Holdings = HashMap<(String, i32), Held>;
+
+/// Takes, renews and gives back leases.
+#[derive(Clone)]
+pub struct Leases {
+    pool: PgPool,
+    instance: String,
+    ttl: Duration,
+    partitions: Vec<(String, i32)>,
+}
+
+impl Leases {
+    /// Leases on `partitions` for `instance`, valid for `ttl` after each renewal.
+    pub fn new(
+        pool: PgPool,
+        instance: String,
+        ttl: Duration,
+        partitions: Vec<(String, i32)>,
+    ) -> Self {
+        Self {
+            pool,
+            instance,
+            ttl,
+            partitions,
+        }
+    }
+
+    /// Create the lease rows that do not exist.
+    pub async fn ensure_rows(&self) -> Result<(), sqlx::Error> {
+        let (topics, parts): (Vec<String>, Vec<i32>) = self.partitions.iter().cloned().unzip();
+        sqlx::query(
+            "insert into partition_leases (topic, partition)
+             select * from unnest($1::text[], $2::int[])
+             on conflict do nothing",
+        )
+        .bind(&topics)
+        .bind(&parts)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        self.ttl.as_millis() as i64
+    }
+
+    /// Renew, take and give back leases. Returns what this instance holds afterwards.
+    pub async fn rebalance(&self, current: &Holdings) -> Result<Holdings, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        // Renew what is still ours (same epoch); anything else was lost.
+        let renewed: Vec<(String, i32, i64)> = sqlx::query_as(
+            "update partition_leases
+             set expires_at = now() + $2 * interval '1 millisecond'
+             where holder = $1 and expires_at > now()
+             returning topic, partition, epoch",
+        )
+        .bind(&self.instance)
+        .bind(self.ttl_ms())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut held: Holdings = renewed
+            .into_iter()
+            .filter(|(t, p, e)| current.get(&(t.clone(), *p)).is_none_or(|h| h.epoch == *e))
+            .map(|(t, p, epoch)| ((t, p), Held { epoch }))
+            .collect();
+
+        let others: i64 = sqlx::query_scalar(
+            "select count(distinct holder) from partition_leases
+             where holder is not null and holder <> $1 and expires_at > now()",
+        )
+        .bind(&self.instance)
+        .fetch_one(&mut *tx)
+        .await?;
+        let total = self.partitions.len();
+        let share = total.div_ceil(others as usize + 1);
+
+        if held.len() < share {
+            let taken: Vec<(String, i32, i64)> = sqlx::query_as(
+                "update partition_leases l
+                 set holder = $1, epoch = l.epoch + 1,
+                     expires_at = now() + $2 * interval '1 millisecond'
+                 from (select topic, partition from partition_leases
+                       where holder is null or expires_at <= now()
+                       order by topic, partition
+                       limit $3
+                       for update skip locked) free
+                 where l.topic = free.topic and l.partition = free.partition
+                 returning l.topic, l.partition, l.epoch",
+            )
+            .bind(&self.instance)
+            .bind(self.ttl_ms())
+            .bind((share - held.len()) as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (t, p, epoch) in taken {
+                tracing::info!(topic = %t, partition = p, epoch, "took partition lease");
+                held.insert((t, p), Held { epoch });
+            }
+        } else if held.len() > share {
+            let mut mine: Vec<(String, i32)> = held.keys().cloned().collect();
+            mine.sort();
+            let extra: Vec<(String, i32)> = mine.split_off(share);
+            let (topics, parts): (Vec<String>, Vec<i32>) = extra.iter().cloned().unzip();
+            sqlx::query(
+                "update partition_leases set holder = null, expires_at = '-infinity'
+                 where holder = $1 and (topic, partition) in
+                   (select * from unnest($2::text[], $3::int[]))",
+            )
+            .bind(&self.instance)
+            .bind(&topics)
+            .bind(&parts)
+            .execute(&mut *tx)
+            .await?;
+            for key in extra {
+                tracing::info!(topic = %key.0, partition = key.1, "gave back partition lease");
+                held.remove(&key);
+            }
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    /// Give back every lease (clean shutdown), so others take over at once.
+    pub async fn release_all(&self) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "update partition_leases set holder = null, expires_at = '-infinity' where holder = $1",
+        )
+        .bind(&self.instance)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

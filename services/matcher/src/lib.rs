@@ -1,0 +1,531 @@
+//! The matcher: consumes the source topics, keeps one case per release in PostgreSQL,
+//! applies the 21-day rule and publishes case events and caseworker flags, effectively once.
+//!
+//! Tasks, all started by [`run`]:
+//! - the consumer (`consume_loop`): reads owned partitions from the offsets stored in
+//!   PostgreSQL and applies batches (`apply`);
+//! - the lease keeper: renews, takes and gives back partition leases (`leases`);
+//! - the deadline clock: re-assesses cases whose next warning or overdue time has passed, so
+//!   time moves on without new events;
+//! - the relay: publishes the outbox (`relay`);
+//! - the operations endpoint: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! It holds no state in memory that matters: a SIGKILL at any point loses nothing, because
+//! state, offsets and outgoing messages commit together.
+
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod keys;
+pub mod leases;
+pub mod metrics;
+pub mod relay;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use continuity_domain::{KeyedHasher, Rules};
+use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
+use continuity_stream::{KafkaSettings, Topic};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::Deserialize;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::apply::{Applier, ApplyError, Incoming, Outbox};
+use crate::leases::{Holdings, Leases};
+use crate::metrics::Metrics;
+
+/// The matcher's configuration (file, then `CONTINUITY_*` environment variables).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// PostgreSQL URL (`CONTINUITY_DATABASE_URL`).
+    pub database_url: SecretString,
+    /// Maximum database connections.
+    pub database_pool: u32,
+    /// Kafka bootstrap servers (`CONTINUITY_BROKERS`).
+    pub brokers: String,
+    /// Prefix of every topic name.
+    pub topic_prefix: String,
+    /// Secret for keyed hashes (`CONTINUITY_HASH_SECRET`). Must be the same for every
+    /// instance and never change without re-keying the store.
+    pub hash_secret: SecretString,
+    /// This instance's id; defaults to host name and process id.
+    pub instance_id: Option<String>,
+    /// Most messages per batch (one transaction).
+    pub batch_size: usize,
+    /// How long to wait to fill a batch, in milliseconds.
+    pub linger_ms: u64,
+    /// Lease lifetime in milliseconds; a stopped instance's partitions move after this.
+    pub lease_ttl_ms: u64,
+    /// How often leases are renewed and rebalanced, in milliseconds.
+    pub rebalance_ms: u64,
+    /// How often the deadline clock runs, in milliseconds.
+    pub deadline_interval_ms: u64,
+    /// How often the relay looks for work when idle, in milliseconds.
+    pub relay_interval_ms: u64,
+    /// Address of `/metrics`, `/healthz`, `/readyz`.
+    pub http_addr: SocketAddr,
+    /// Run migrations at start-up.
+    pub migrate_on_start: bool,
+    /// The rules of the measure.
+    pub rules: Rules,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
+            database_pool: 8,
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: "continuity.".into(),
+            hash_secret: SecretString::from(""),
+            instance_id: None,
+            batch_size: 2000,
+            linger_ms: 20,
+            lease_ttl_ms: 10_000,
+            rebalance_ms: 2_000,
+            deadline_interval_ms: 30_000,
+            relay_interval_ms: 50,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
+            migrate_on_start: true,
+            rules: Rules::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The topic names.
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+        }
+    }
+
+    fn instance(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "matcher".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+}
+
+struct Ready {
+    pool: PgPool,
+    kafka: KafkaSettings,
+}
+
+impl Readiness for Ready {
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| format!("database: {e}"))?;
+        let producer = self.kafka.producer().map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(|e| format!("broker: {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+/// Run the matcher until `shutdown` completes, then finish the batch in flight, publish the
+/// outbox and give back the leases.
+pub async fn run(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if settings.hash_secret.expose_secret().is_empty() {
+        anyhow::bail!(
+            "CONTINUITY_HASH_SECRET is not set: set it to the deployment's secret for keyed hashes"
+        );
+    }
+    let pool = continuity_store::pool(
+        settings.database_url.expose_secret(),
+        settings.database_pool,
+        Duration::from_secs(5),
+    )?;
+    if settings.migrate_on_start {
+        continuity_store::migrate(&pool)
+            .await
+            .context("running migrations")?;
+    }
+    let kafka = settings.kafka();
+    kafka.ensure_topics(&Topic::ALL).await?;
+    let metrics = Metrics::new()?;
+    let instance = settings.instance();
+    tracing::info!(instance = %instance, "matcher starting");
+
+    let mut partitions = Vec::new();
+    for topic in Topic::SOURCES {
+        for p in 0..topic.partitions() {
+            partitions.push((kafka.topic(topic), p));
+        }
+    }
+    let leases = Leases::new(
+        pool.clone(),
+        instance.clone(),
+        Duration::from_millis(settings.lease_ttl_ms),
+        partitions,
+    );
+    leases.ensure_rows().await?;
+
+    let applier = Applier {
+        pool: pool.clone(),
+        hasher: KeyedHasher::new(settings.hash_secret.expose_secret().as_bytes()),
+        rules: settings.rules.clone(),
+        kafka: kafka.clone(),
+        instance,
+        metrics: metrics.clone(),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (held_tx, held_rx) = watch::channel(Holdings::new());
+
+    let lease_task = tokio::spawn(lease_loop(
+        leases.clone(),
+        held_tx,
+        Duration::from_millis(settings.rebalance_ms),
+        stop_rx.clone(),
+    ));
+    let relay_task = tokio::spawn(relay_loop(
+        pool.clone(),
+        kafka.clone(),
+        metrics.clone(),
+        Duration::from_millis(settings.relay_interval_ms),
+        stop_rx.clone(),
+    ));
+    let deadline_task = tokio::spawn(deadline_loop(
+        applier.clone(),
+        clock.clone(),
+        Duration::from_millis(settings.deadline_interval_ms),
+        stop_rx.clone(),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(continuity_runtime::serve_operations(
+        settings.http_addr,
+        metrics.registry.clone(),
+        Ready {
+            pool: pool.clone(),
+            kafka: kafka.clone(),
+        },
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
+
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let consumed = consume_loop(&applier, &kafka, &settings, held_rx, clock, stop_rx).await;
+
+    // Clean shutdown: the batch in flight has committed; publish what it wrote, give back
+    // the partitions so another instance takes over at once.
+    let _ = lease_task.await;
+    let _ = deadline_task.await;
+    let _ = relay_task.await;
+    let producer = kafka.producer()?;
+    while relay::relay_once(&pool, &producer, 5000, &metrics).await? > 0 {}
+    leases.release_all().await?;
+    let _ = http_task.await;
+    tracing::info!("matcher stopped");
+    consumed
+}
+
+async fn lease_loop(
+    leases: Leases,
+    held_tx: watch::Sender<Holdings>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut held = Holdings::new();
+    loop {
+        match leases.rebalance(&held).await {
+            Ok(now_held) => {
+                if now_held != held {
+                    held = now_held;
+                    let _ = held_tx.send(held.clone());
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "lease rebalance failed; retrying"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn relay_loop(
+    pool: PgPool,
+    kafka: KafkaSettings,
+    metrics: Metrics,
+    idle: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let producer = match kafka.producer() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "relay cannot create a producer");
+            return;
+        }
+    };
+    let mut backoff = idle;
+    loop {
+        let wait = match relay::relay_once(&pool, &producer, 2000, &metrics).await {
+            Ok(0) => idle,
+            Ok(_) => {
+                backoff = idle;
+                Duration::ZERO
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay failed; retrying");
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                backoff
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// One pass of the deadline clock at `now`: re-assess up to `limit` components with a case
+/// whose next due time has passed. Safe with several instances (`skip locked`). Returns the
+/// number of components re-assessed.
+pub async fn deadline_pass(
+    applier: &Applier,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<usize, ApplyError> {
+    let mut tx = applier.pool.begin().await?;
+    let components: Vec<i64> = sqlx::query_scalar(
+        "select id from components
+         where id in (select component from cases where next_due_at <= $1
+                      order by next_due_at limit $2)
+         order by id
+         for update skip locked",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if components.is_empty() {
+        return Ok(0);
+    }
+    let mut outbox = Outbox::default();
+    applier
+        .reassess(&mut tx, &components, now, &mut outbox)
+        .await?;
+    outbox.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(components.len())
+}
+
+async fn deadline_loop(
+    applier: Applier,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let started = std::time::Instant::now();
+        let result = loop {
+            match deadline_pass(&applier, clock.now(), 500).await {
+                Ok(500) => continue,
+                other => break other,
+            }
+        };
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "deadline pass failed; retrying next tick");
+                "error"
+            }
+        };
+        applier
+            .metrics
+            .deadline_seconds
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        if let Ok(open) =
+            sqlx::query_scalar::<_, i64>("select count(*) from cases where outcome = 'OPEN'")
+                .fetch_one(&applier.pool)
+                .await
+        {
+            applier.metrics.open_cases.set(open);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Point the consumer at the owned partitions, from the offsets stored with the state.
+async fn assign(
+    consumer: &StreamConsumer,
+    pool: &PgPool,
+    held: &Holdings,
+) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    let stored: Vec<(String, i32, i64)> =
+        sqlx::query_as("select topic, partition, next_offset from consumer_offsets")
+            .fetch_all(pool)
+            .await?;
+    let stored: HashMap<(String, i32), i64> =
+        stored.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+    let mut tpl = TopicPartitionList::new();
+    let mut next = HashMap::new();
+    for key in held.keys() {
+        let offset = stored.get(key).copied().unwrap_or(0);
+        tpl.add_partition_offset(&key.0, key.1, Offset::Offset(offset))?;
+        next.insert(key.clone(), offset);
+    }
+    consumer.assign(&tpl)?;
+    Ok(next)
+}
+
+/// A message as an [`Incoming`], unless it was already applied (read again after a
+/// reassignment).
+fn incoming(
+    m: &rdkafka::message::BorrowedMessage<'_>,
+    next: &HashMap<(String, i32), i64>,
+) -> Option<Incoming> {
+    let key = (m.topic().to_owned(), m.partition());
+    if next.get(&key).is_some_and(|n| m.offset() < *n) {
+        return None;
+    }
+    Some(Incoming {
+        topic: key.0,
+        partition: key.1,
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        payload: m.payload().unwrap_or_default().to_vec(),
+    })
+}
+
+async fn consume_loop(
+    applier: &Applier,
+    kafka: &KafkaSettings,
+    settings: &Settings,
+    mut held_rx: watch::Receiver<Holdings>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let consumer = kafka.consumer("continuity-matcher")?;
+    let metrics = &applier.metrics;
+    let linger = Duration::from_millis(settings.linger_ms);
+    let mut held = Holdings::new();
+    let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    let mut reassign = true;
+    loop {
+        if *stop.borrow() {
+            return Ok(());
+        }
+        if reassign || held_rx.has_changed().unwrap_or(false) {
+            held = held_rx.borrow_and_update().clone();
+            next = assign(&consumer, &applier.pool, &held).await?;
+            metrics.partitions_owned.set(held.len() as i64);
+            reassign = false;
+        }
+        if held.is_empty() {
+            tokio::select! {
+                _ = held_rx.changed() => {}
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+            continue;
+        }
+        let first = tokio::select! {
+            m = consumer.recv() => m,
+            _ = held_rx.changed() => { reassign = true; continue }
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        };
+        let mut batch = Vec::with_capacity(settings.batch_size);
+        match first {
+            Ok(m) => batch.extend(incoming(&m, &next)),
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer error");
+                continue;
+            }
+        }
+        let fill_until = tokio::time::Instant::now() + linger;
+        while batch.len() < settings.batch_size {
+            match tokio::time::timeout_at(fill_until, consumer.recv()).await {
+                Ok(Ok(m)) => batch.extend(incoming(&m, &next)),
+                Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        metrics.batch_size.observe(batch.len() as f64);
+
+        // Apply; a database outage is not a poison message: retry with backoff, reading
+        // nothing new meanwhile.
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let timer = metrics.apply_seconds.start_timer();
+            let result = applier.apply(&batch, &held, clock.now()).await;
+            timer.observe_duration();
+            match result {
+                Ok(_report) => {
+                    let mut tpl = TopicPartitionList::new();
+                    for m in &batch {
+                        let key = (m.topic.clone(), m.partition);
+                        let n = next.entry(key).or_insert(0);
+                        *n = (*n).max(m.offset + 1);
+                        let _ = tpl.add_partition_offset(&m.topic, m.partition, Offset::Offset(*n));
+                    }
+                    // For lag monitoring only: the offsets that count are in PostgreSQL.
+                    let _ = consumer.commit(&tpl, CommitMode::Async);
+                    break;
+                }
+                Err(ApplyError::LostLease { topic, partition }) => {
+                    metrics.retries.with_label_values(&["lost_lease"]).inc();
+                    tracing::info!(topic = %topic, partition, "lease lost; dropping the batch");
+                    reassign = true;
+                    break;
+                }
+                Err(e) => {
+                    metrics.retries.with_label_values(&[e.reason()]).inc();
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "batch failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
+                    }
+                    if matches!(e, ApplyError::Conflict(_)) || e.reason() == "conflict" {
+                        backoff = Duration::from_millis(10);
+                    } else {
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    // The lease may have moved while we waited.
+                    if held_rx.has_changed().unwrap_or(false) {
+                        reassign = true;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The outbox relay: publishes what state transactions wrote to the outbox, in order, with
+//! the idempotent producer, and deletes it once the broker has acknowledged every message.
+//! One relay runs at a time across all instances (a transaction-scoped advisory lock), which
+//! keeps each case's events in the order they were written. A crash between publishing and
+//! deleting publishes those messages again on restart: they keep their event ids, so
+//! consumers drop the duplicates.
+
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::PgPool;
+
+use crate::metrics::Metrics;
+
+/// Advisory lock id for the relay.
+const RELAY_LOCK: i64 = 0x636f_6e74_7265_6c61;
+
+/// Why a relay pass did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The broker did not acknowledge a message.
+    #[error("broker did not acknowledge: {0}")]
+    Broker(#[from] rdkafka::error::KafkaError),
+}
+
+/// Publish up to `limit` outbox messages. Returns how many were published (0: nothing to
+/// do, or another instance holds the relay).
+pub async fn relay_once(
+    pool: &PgPool,
+    producer: &FutureProducer,
+    limit: i64,
+    metrics: &Metrics,
+) -> Result<usize, RelayError> {
+    let mut tx = pool.begin().await?;
+    let mine: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(RELAY_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !mine {
+        return Ok(0);
+    }
+    let rows: Vec<(i64, String, Option<Vec<u8>>, Vec<u8>)> =
+        sqlx::query_as("select id, topic, key, payload from outbox order by id limit $1")
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+    if rows.is_empty() {
+        metrics.outbox_backlog.set(0);
+        metrics.outbox_oldest_seconds.set(0);
+        return Ok(0);
+    }
+    let sends: Vec<_> = rows
+        .iter()
+        .map(|(_, topic, key, payload)| {
+            let mut record = FutureRecord::to(topic).payload(payload);
+            if let Some(k) = key {
+                record = record.key(k);
+            }
+            producer.send(record, Duration::from_secs(30))
+        })
+        .collect();
+    for send in sends {
+        send.await.map_err(|(e, _)| e)?;
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    sqlx::query("delete from outbox where id = any($1)")
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+    let (backlog, oldest): (i64, Option<f64>) = sqlx::query_as(
+        "select count(*), extract(epoch from now() - min(created_at))::float8 from outbox",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    metrics.outbox_backlog.set(backlog);
+    metrics
+        .outbox_oldest_seconds
+        .set(oldest.unwrap_or(0.0) as i64);
+    Ok(ids.len())
+}
