@@ -450,7 +450,7 @@ async fn consume_loop(
         }
         if held.is_empty() {
             tokio::select! {
-                _ = held_rx.changed() => {}
+                _ = held_rx.changed() => reassign = true,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
             continue;
