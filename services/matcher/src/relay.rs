@@ -15,6 +15,9 @@ use crate::metrics::Metrics;
 /// Advisory lock id for the relay.
 const RELAY_LOCK: i64 = 0x636f_6e74_7265_6c61;
 
+/// An outbox row: id, topic, key, payload.
+type OutboxRow = (i64, String, Option<Vec<u8>>, Vec<u8>);
+
 /// Why a relay pass did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -42,7 +45,7 @@ pub async fn relay_once(
     if !mine {
         return Ok(0);
     }
-    let rows: Vec<(i64, String, Option<Vec<u8>>, Vec<u8>)> =
+    let rows: Vec<OutboxRow> =
         sqlx::query_as("select id, topic, key, payload from outbox order by id limit $1")
             .bind(limit)
             .fetch_all(&mut *tx)
