@@ -1,1 +1,216 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! Support for the end-to-end tests: a fresh database and fresh topics per test, matchers
+//! run in-process with a hand-moved clock, polling helpers and readers of the output topics.
+//! Used by `tests/tests/*.rs` and by the matcher's own crash test.
+
+#![allow(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use continuity_domain::events::SourceEvent;
+use continuity_domain::{assess, KeyedHasher, Outcome, Rules};
+use continuity_runtime::{ManualClock, SecretString};
+use continuity_schema::encode_source_event;
+use continuity_stream::{partition_key, KafkaSettings, Topic};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "matcher-test-secret";
+
+pub struct Env {
+    pub kafka: KafkaSettings,
+    pub db_url: String,
+    pub pool: PgPool,
+}
+
+pub async fn env() -> Env {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = PgPool::connect(&base).await.expect("DATABASE_URL answers");
+    let name = format!("matcher_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("create database {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    let db_url = format!("{prefix}/{name}");
+    let pool = PgPool::connect(&db_url).await.unwrap();
+    continuity_store::migrate(&pool).await.unwrap();
+    let brokers = std::env::var("CONTINUITY_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let kafka = KafkaSettings {
+        brokers,
+        topic_prefix: format!("m{}.", uuid::Uuid::new_v4().simple()),
+    };
+    kafka.ensure_topics(&Topic::ALL).await.unwrap();
+    Env {
+        kafka,
+        db_url,
+        pool,
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub http: u16,
+}
+
+impl Running {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+pub fn start(env: &Env, instance: &str, clock: &ManualClock) -> Running {
+    continuity_runtime::init_logging();
+    let http = free_port();
+    let settings = continuity_matcher::Settings {
+        database_url: SecretString::from(env.db_url.clone()),
+        brokers: env.kafka.brokers.clone(),
+        topic_prefix: env.kafka.topic_prefix.clone(),
+        hash_secret: SecretString::from(SECRET),
+        instance_id: Some(instance.into()),
+        linger_ms: 10,
+        lease_ttl_ms: 3_000,
+        rebalance_ms: 200,
+        deadline_interval_ms: 100,
+        relay_interval_ms: 20,
+        http_addr: ([127, 0, 0, 1], http).into(),
+        ..Default::default()
+    };
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(continuity_matcher::run(
+        settings,
+        Arc::new(clock.clone()),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Running {
+        stop: Some(tx),
+        task,
+        http,
+    }
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 9, 30, 0).unwrap()
+}
+
+pub fn messages(events: &[SourceEvent]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let hasher = KeyedHasher::new(SECRET.as_bytes());
+    events
+        .iter()
+        .map(|e| (partition_key(e, &hasher), encode_source_event(e).unwrap()))
+        .collect()
+}
+
+/// Wait until `check` is true, polling; fail after `secs`.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < until {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub async fn outcomes(pool: &PgPool) -> BTreeMap<uuid::Uuid, String> {
+    let rows: Vec<(uuid::Uuid, String, Option<String>)> =
+        sqlx::query_as("select case_id, outcome, exclusion_reason from cases")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(id, o, r)| (id, r.map_or(o.clone(), |r| format!("{o}:{r}"))))
+        .collect()
+}
+
+pub fn expected_outcomes(
+    events: &[SourceEvent],
+    at: DateTime<Utc>,
+) -> BTreeMap<uuid::Uuid, String> {
+    assess(events, &Rules::default(), at)
+        .cases
+        .into_iter()
+        .map(|c| {
+            let o = match c.outcome {
+                Outcome::Open => "OPEN".to_string(),
+                Outcome::Engaged => "ENGAGED".into(),
+                Outcome::NotEngaged => "NOT_ENGAGED".into(),
+                Outcome::Withdrawn => "WITHDRAWN".into(),
+                Outcome::Excluded(r) => format!("EXCLUDED:{}", r.code()),
+            };
+            (c.case_id.0, o)
+        })
+        .collect()
+}
+
+pub async fn applied(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from source_events")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Read everything on an output topic (from the start) until `quiet` passes with nothing new.
+pub async fn read_topic(kafka: &KafkaSettings, topic: Topic, quiet: Duration) -> Vec<Vec<u8>> {
+    let consumer: StreamConsumer = kafka
+        .consumer(&format!("reader-{}", uuid::Uuid::new_v4()))
+        .unwrap();
+    consumer.subscribe(&[&kafka.topic(topic)]).unwrap();
+    let mut out = Vec::new();
+    while let Ok(Ok(m)) = tokio::time::timeout(quiet, consumer.recv()).await {
+        out.push(m.payload().unwrap_or_default().to_vec());
+    }
+    out
+}
+
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, buf)
+}
+
+pub async fn get_body(port: u16, path: &str) -> String {
+    http_get(port, path).await.1
+}
+
+pub async fn get_status(port: u16, path: &str) -> u16 {
+    http_get(port, path).await.0
+}

@@ -221,3 +221,57 @@ pub fn partition_key(event: &SourceEvent, hasher: &KeyedHasher) -> Vec<u8> {
     };
     hasher.natural_key(&natural).as_bytes().to_vec()
 }
+
+/// One message to send: topic, optional key, payload.
+pub type Outgoing<'a> = (&'a str, Option<&'a [u8]>, &'a [u8]);
+
+/// Send every message and wait until the broker has acknowledged all of them, in order per
+/// partition. Messages are enqueued at once (waiting for earlier deliveries only when the
+/// producer's queue is full), so a batch costs one round of acknowledgements, not one per
+/// message.
+pub async fn send_all<'a>(
+    producer: &rdkafka::producer::FutureProducer,
+    messages: impl IntoIterator<Item = Outgoing<'a>>,
+) -> Result<(), rdkafka::error::KafkaError> {
+    use rdkafka::error::KafkaError;
+    use rdkafka::producer::FutureRecord;
+    use std::collections::VecDeque;
+
+    let mut pending = VecDeque::new();
+    for (topic, key, payload) in messages {
+        let mut record = FutureRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push_back(delivery);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    match pending.pop_front() {
+                        Some(oldest) => wait(oldest).await?,
+                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+    for delivery in pending {
+        wait(delivery).await?;
+    }
+    Ok(())
+}
+
+async fn wait(
+    delivery: rdkafka::producer::DeliveryFuture,
+) -> Result<(), rdkafka::error::KafkaError> {
+    match delivery.await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(e),
+        Err(_) => Err(rdkafka::error::KafkaError::Canceled),
+    }
+}

@@ -18,7 +18,7 @@ use continuity_domain::{assess, Assessment, FlagState, KeyedHasher, Outcome, Rul
 use continuity_schema::{decode_source_event, encode_source_event, Registry};
 use continuity_stream::{partition_key, KafkaSettings, Topic};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
 
 /// What came back from the broker.
@@ -39,25 +39,21 @@ pub async fn produce(
     messages: &[(Vec<u8>, Vec<u8>)],
 ) -> anyhow::Result<()> {
     let registry = Registry::get();
-    let mut sends = Vec::with_capacity(messages.len());
-    for (key, payload) in messages {
+    let mut names = Vec::with_capacity(messages.len());
+    for (_, payload) in messages {
         let record = registry.writer_of(payload)?.record;
         let topic = Topic::for_record(record)
             .with_context(|| format!("{record:?} is not a source record"))?;
-        let name = settings.topic(topic);
-        sends.push(async move {
-            producer
-                .send(
-                    FutureRecord::to(&name).key(key).payload(payload),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map_err(|(e, _)| anyhow::anyhow!("broker did not acknowledge a message: {e}"))
-        });
+        names.push(settings.topic(topic));
     }
-    for send in sends {
-        send.await?;
-    }
+    continuity_stream::send_all(
+        producer,
+        names.iter().zip(messages).map(|(name, (key, payload))| {
+            (name.as_str(), Some(key.as_slice()), payload.as_slice())
+        }),
+    )
+    .await
+    .context("the broker did not acknowledge every message")?;
     Ok(())
 }
 

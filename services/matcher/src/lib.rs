@@ -75,6 +75,9 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Run migrations at start-up.
     pub migrate_on_start: bool,
+    /// Evaluate as at this instant instead of the wall clock: for replaying history to a
+    /// point in time, and for tests. Unset in production.
+    pub fixed_now: Option<DateTime<Utc>>,
     /// The rules of the measure.
     pub rules: Rules,
 }
@@ -96,12 +99,21 @@ impl Default for Settings {
             relay_interval_ms: 50,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
             migrate_on_start: true,
+            fixed_now: None,
             rules: Rules::default(),
         }
     }
 }
 
 impl Settings {
+    /// The clock: fixed when `fixed_now` is set, the system clock otherwise.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        match self.fixed_now {
+            Some(t) => Arc::new(continuity_runtime::ManualClock::new(t)),
+            None => Arc::new(continuity_runtime::SystemClock),
+        }
+    }
+
     /// The topic names.
     pub fn kafka(&self) -> KafkaSettings {
         KafkaSettings {

@@ -5,9 +5,7 @@
 //! deleting publishes those messages again on restart: they keep their event ids, so
 //! consumers drop the duplicates.
 
-use std::time::Duration;
-
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use sqlx::PgPool;
 
 use crate::metrics::Metrics;
@@ -55,19 +53,11 @@ pub async fn relay_once(
         metrics.outbox_oldest_seconds.set(0);
         return Ok(0);
     }
-    let sends: Vec<_> = rows
+    let messages: Vec<continuity_stream::Outgoing<'_>> = rows
         .iter()
-        .map(|(_, topic, key, payload)| {
-            let mut record = FutureRecord::to(topic).payload(payload);
-            if let Some(k) = key {
-                record = record.key(k);
-            }
-            producer.send(record, Duration::from_secs(30))
-        })
+        .map(|(_, topic, key, payload)| (topic.as_str(), key.as_deref(), payload.as_slice()))
         .collect();
-    for send in sends {
-        send.await.map_err(|(e, _)| e)?;
-    }
+    continuity_stream::send_all(producer, messages).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     sqlx::query("delete from outbox where id = any($1)")
         .bind(&ids)

@@ -1,0 +1,140 @@
+//! Crash safety with the real binary, broker and PostgreSQL: a stream of about 100,000
+//! generated events, the matcher killed with SIGKILL at random points and restarted (as a new
+//! instance, so the dead one's leases must expire) several times. The end state must equal the
+//! rules applied to the whole stream: the same cases and outcomes, the same flags in the same
+//! states, no duplicate rows, and every flag's last published state its final state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use continuity::produce;
+use continuity_domain::{assess, FlagState, Rules};
+use continuity_e2e::*;
+use continuity_schema::{wire, AvroRecord};
+use continuity_stream::Topic;
+use continuity_synthetic::{generate, Config};
+use rand::{Rng, SeedableRng};
+
+fn spawn(env: &Env, instance: &str, fixed_now: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_continuity-matcher"))
+        .env("CONTINUITY_DATABASE_URL", &env.db_url)
+        .env("CONTINUITY_BROKERS", &env.kafka.brokers)
+        .env("CONTINUITY_TOPIC_PREFIX", &env.kafka.topic_prefix)
+        .env("CONTINUITY_HASH_SECRET", SECRET)
+        .env("CONTINUITY_INSTANCE_ID", instance)
+        .env("CONTINUITY_FIXED_NOW", fixed_now)
+        .env("CONTINUITY_LEASE_TTL_MS", "2000")
+        .env("CONTINUITY_REBALANCE_MS", "300")
+        .env("CONTINUITY_DEADLINE_INTERVAL_MS", "500")
+        .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the matcher binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
+    let env = env().await;
+    let config = Config {
+        seed: 7,
+        people: Config::people_for_events(100_000),
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        days: 365,
+        ..Config::default()
+    };
+    let events = generate(&config);
+    let unique: BTreeSet<_> = events.iter().map(|e| e.id()).collect();
+    let now = Utc.with_ymd_and_hms(2025, 12, 20, 12, 0, 0).unwrap();
+    let producer = env.kafka.producer().unwrap();
+    produce(&producer, &env.kafka, &messages(&events))
+        .await
+        .unwrap();
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let fixed = now.to_rfc3339();
+    let mut progress = Vec::new();
+    for kill in 0..5 {
+        let mut child = spawn(&env, &format!("crash-{kill}"), &fixed);
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1500..5000))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        progress.push(applied(&env.pool).await);
+    }
+    // The last instance runs to the end and stops cleanly on SIGTERM.
+    let mut child = spawn(&env, "final", &fixed);
+    let n = unique.len() as i64;
+    eventually(600, "every event applied", || async {
+        applied(&env.pool).await == n
+    })
+    .await;
+    eventually(120, "outbox drained", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from outbox")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+    eprintln!("events applied after each SIGKILL: {progress:?} of {n}");
+    assert!(
+        progress.iter().any(|p| *p > 0 && *p < n),
+        "at least one kill landed mid-stream: {progress:?}"
+    );
+
+    // Cases and outcomes: exactly the rules applied to the whole stream.
+    let expected = assess(&events, &Rules::default(), now);
+    assert_eq!(outcomes(&env.pool).await, expected_outcomes(&events, now));
+
+    // Flags: the same set, in the same final states.
+    let state = |s: FlagState| match s {
+        FlagState::Raised => "RAISED",
+        FlagState::ResolvedEngaged => "RESOLVED_ENGAGED",
+        FlagState::ResolvedExcluded => "RESOLVED_EXCLUDED",
+        FlagState::Withdrawn => "WITHDRAWN",
+    };
+    let want: BTreeMap<uuid::Uuid, String> = expected
+        .cases
+        .iter()
+        .flat_map(|c| c.flags.iter())
+        .map(|f| (f.flag_id, state(f.state).to_string()))
+        .collect();
+    let got: BTreeMap<uuid::Uuid, String> =
+        sqlx::query_as::<_, (uuid::Uuid, String)>("select flag_id, state from flags")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(got.len(), want.len());
+    assert_eq!(got, want);
+
+    // On the topic: every flag's last published state is its final state. A crash between
+    // publishing and deleting from the outbox republishes with the same event ids, which
+    // consumers drop; count them.
+    let published = read_topic(&env.kafka, Topic::Flags, Duration::from_secs(5)).await;
+    let mut last: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+    let mut ids = BTreeSet::new();
+    let mut redelivered = 0;
+    for m in &published {
+        let f = wire::EngagementFlag::from_message(m).unwrap();
+        if !ids.insert(f.envelope.event_id) {
+            redelivered += 1;
+        }
+        last.insert(f.flag_id, state(f.state).to_string());
+    }
+    eprintln!(
+        "{} flag messages, {} distinct, {redelivered} redelivered",
+        published.len(),
+        ids.len()
+    );
+    assert_eq!(last, want);
+}
