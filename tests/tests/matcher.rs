@@ -167,3 +167,137 @@ async fn shuffled_and_duplicated_input_gives_the_same_state() {
     .await;
     matcher.stop().await;
 }
+
+fn generated(people: usize) -> Vec<continuity_domain::events::SourceEvent> {
+    continuity_synthetic::generate(&continuity_synthetic::Config {
+        seed: 3,
+        people,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(),
+        days: 150,
+        ..Default::default()
+    })
+}
+
+async fn holders(env: &Env) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select holder, count(*) from partition_leases
+         where holder is not null and expires_at > now() group by holder order by holder",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_matchers_share_the_work_and_the_survivor_takes_over_a_clean_stop() {
+    let env = env().await;
+    let clock = ManualClock::new(now());
+    let events = generated(2500);
+    let msgs = messages(&events);
+    let (first, second) = msgs.split_at(msgs.len() / 2);
+    let producer = env.kafka.producer().unwrap();
+    produce(&producer, &env.kafka, first).await.unwrap();
+
+    let m1 = start(&env, "one", &clock);
+    let m2 = start(&env, "two", &clock);
+    eventually(30, "both matchers hold partitions", || async {
+        let h = holders(&env).await;
+        h.len() == 2 && h.iter().all(|(_, n)| *n == 12)
+    })
+    .await;
+    eventually(60, "some events applied", || async {
+        applied(&env.pool).await > 0
+    })
+    .await;
+
+    // Stop one cleanly mid-stream: it hands its partitions back and the other takes them.
+    m1.stop().await;
+    let stopped = std::time::Instant::now();
+    eventually(10, "the survivor holds every partition", || async {
+        holders(&env).await == vec![("two".to_string(), 24)]
+    })
+    .await;
+    eprintln!("takeover after a clean stop: {:?}", stopped.elapsed());
+
+    produce(&producer, &env.kafka, second).await.unwrap();
+    let unique = events.iter().map(|e| e.id()).collect::<BTreeSet<_>>().len() as i64;
+    eventually(120, "every event applied", || async {
+        applied(&env.pool).await == unique
+    })
+    .await;
+    eventually(10, "the same outcomes as one matcher", || async {
+        outcomes(&env.pool).await == expected_outcomes(&events, now())
+    })
+    .await;
+    m2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_pauses_the_matcher_and_loses_nothing() {
+    let env = env().await;
+    let clock = ManualClock::new(now());
+    let events = generated(1500);
+    let msgs = messages(&events);
+    let (first, second) = msgs.split_at(msgs.len() / 2);
+    let producer = env.kafka.producer().unwrap();
+    let matcher = start(&env, "m1", &clock);
+    produce(&producer, &env.kafka, first).await.unwrap();
+    let unique_first = events
+        .iter()
+        .take(first.len())
+        .map(|e| e.id())
+        .collect::<BTreeSet<_>>()
+        .len() as i64;
+    eventually(60, "the first half applied", || async {
+        applied(&env.pool).await == unique_first
+    })
+    .await;
+
+    // The database goes away: no new connections, existing ones cut.
+    let name = env.db_url.rsplit('/').next().unwrap().to_string();
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    env.pool.close().await;
+    sqlx::query(&format!("alter database {name} allow_connections false"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
+        .bind(&name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    produce(&producer, &env.kafka, second).await.unwrap();
+    let retried = || async {
+        let body = get_body(matcher.http, "/metrics").await;
+        body.lines().any(|l| {
+            l.starts_with("continuity_matcher_batch_retries_total{reason=\"database\"}")
+                && !l.ends_with(" 0")
+        })
+    };
+    eventually(30, "the matcher retrying against the database", retried).await;
+    assert_eq!(
+        get_status(matcher.http, "/readyz").await,
+        503,
+        "not ready without its database"
+    );
+
+    // Back: everything is applied once.
+    sqlx::query(&format!("alter database {name} allow_connections true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let pool = sqlx::PgPool::connect(&env.db_url).await.unwrap();
+    let unique = events.iter().map(|e| e.id()).collect::<BTreeSet<_>>().len() as i64;
+    eventually(120, "every event applied after the outage", || async {
+        applied(&pool).await == unique
+    })
+    .await;
+    eventually(10, "the same outcomes", || async {
+        outcomes(&pool).await == expected_outcomes(&events, now())
+    })
+    .await;
+    assert_eq!(get_status(matcher.http, "/readyz").await, 200);
+    matcher.stop().await;
+}

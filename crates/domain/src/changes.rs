@@ -77,6 +77,33 @@ fn flag_event_id(flag: &Flag) -> Uuid {
     )
 }
 
+/// Flags the pipeline raised on what it knew at the time, which the rules no longer derive
+/// because an event recorded before the flag fell due arrived after it: they are kept on the
+/// case and settled (engaged, excluded or withdrawn, as the case now stands), so no caseworker
+/// is left with a standing flag and no flag silently disappears. Call before [`changes`].
+pub fn carry_over_flags(old: Option<&Case>, new: &mut Case, now: DateTime<Utc>) {
+    let Some(old) = old else {
+        return;
+    };
+    for flag in &old.flags {
+        if new.flags.iter().any(|f| f.flag_id == flag.flag_id) {
+            continue;
+        }
+        let mut kept = flag.clone();
+        if kept.state == FlagState::Raised {
+            kept.state = match new.outcome {
+                Outcome::Excluded(_) => FlagState::ResolvedExcluded,
+                Outcome::Withdrawn => FlagState::Withdrawn,
+                _ if new.engagement.is_some() => FlagState::ResolvedEngaged,
+                _ => FlagState::Withdrawn,
+            };
+            kept.settled_at = Some(now);
+        }
+        new.flags.push(kept);
+    }
+    new.flags.sort_by_key(|f| (f.due_at, f.flag_id));
+}
+
 /// The changes from `old` to `new` (either may be absent), at `now`.
 pub fn changes(
     old: Option<&Case>,

@@ -26,7 +26,7 @@ pub use case::{
     assess, Assessment, Case, CaseId, ExclusionReason, Flag, FlagKind, FlagState, MatchStrength,
     Outcome, StaleReferral, Timeliness,
 };
-pub use changes::{changes, CaseChange, CaseChangeKind, FlagChange};
+pub use changes::{carry_over_flags, changes, CaseChange, CaseChangeKind, FlagChange};
 pub use codes::{CodeError, LocalAuthorityCode, OrganisationCode, PrisonCode, ProviderCode};
 pub use identifiers::{
     Crn, CroNumber, Identifier, IdentifierError, IdentifierKind, NhsNumber, NomsNumber, PncId,

@@ -958,3 +958,38 @@ fn next_due_is_the_next_warning_then_the_close_of_the_window() {
         "finalised: only events change it"
     );
 }
+
+#[test]
+fn a_flag_raised_on_partial_knowledge_is_resolved_not_dropped() {
+    let rules = Rules::default();
+    let release = d(2026, 11, 2);
+    let mut s = released_with_need();
+    let day = |n: i64| {
+        Utc.from_utc_datetime(&(release + Duration::days(n)).and_hms_opt(6, 0, 0).unwrap())
+    };
+    // Day 8: the day-7 warning is raised; the pipeline knows of no engagement.
+    let raised = s.assess(day(8)).cases.into_iter().next().unwrap();
+    assert_eq!(raised.flags.len(), 1);
+    // Day 10: a triage recorded on day 5 arrives. The rules now say the warning never fell
+    // due unsettled; the caseworker was told, so it is kept and resolved.
+    s.start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        release + Duration::days(5),
+        day(5),
+    );
+    let mut now_case = s.assess(day(10)).cases.into_iter().next().unwrap();
+    assert!(now_case.flags.is_empty());
+    carry_over_flags(Some(&raised), &mut now_case, day(10));
+    assert_eq!(now_case.flags.len(), 1);
+    assert_eq!(now_case.flags[0].state, FlagState::ResolvedEngaged);
+    assert_eq!(now_case.flags[0].settled_at, Some(day(10)));
+    let (cases, flags) = changes(Some(&raised), Some(&now_case), &rules, day(10));
+    assert!(cases.iter().any(|c| c.kind == CaseChangeKind::Resolved));
+    assert_eq!(flags.len(), 1);
+    // Carrying again from the stored case changes nothing.
+    let mut again = s.assess(day(11)).cases.into_iter().next().unwrap();
+    carry_over_flags(Some(&now_case), &mut again, day(11));
+    assert_eq!(again.flags, now_case.flags);
+}

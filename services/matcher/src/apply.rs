@@ -1,9 +1,11 @@
 //! Applying source messages to the state, effectively once, in one PostgreSQL transaction per
 //! batch:
 //!
-//! 1. fence: the transaction takes a share lock on the lease row of every partition in the
-//!    batch and checks this instance still holds it with the same epoch; a new holder must
-//!    wait for the lock to bump the epoch, so a paused or lost instance can never commit;
+//! 1. fence: the transaction takes a key-share lock on the lease row of every partition in
+//!    the batch and checks this instance still holds it with the same epoch. A new holder
+//!    takes the row `for update`, which waits for that lock, so a paused or lost instance can
+//!    never commit after losing its lease; the holder's own renewal (a plain update of
+//!    non-key columns) does not wait for it;
 //! 2. decode and validate; what fails goes to the outbox for the dead-letter topic;
 //! 3. drop events already applied (by event id) and duplicates within the batch;
 //! 4. find the components the new events touch by their match keys, lock them in id order,
@@ -19,7 +21,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use continuity_domain::events::SourceEvent;
 use continuity_domain::{
-    assess, changes, Case, CaseId, FlagKind, FlagState, KeyedHasher, Outcome, Rules,
+    assess, carry_over_flags, changes, Case, CaseId, FlagKind, FlagState, KeyedHasher, Outcome,
+    Rules,
 };
 use continuity_schema::{
     case_event_message, dead_letter_message, decode_source_event, flag_event_message, MessageOrigin,
@@ -179,7 +182,7 @@ impl Applier {
                 "select 1 from partition_leases
                  where topic = $1 and partition = $2 and holder = $3 and epoch = $4
                    and expires_at > now()
-                 for share",
+                 for key share",
             )
             .bind(topic)
             .bind(partition)
@@ -529,6 +532,7 @@ impl Applier {
                 let person = case.person.take();
                 seen.insert(case.case_id);
                 let before = old.get(&case.case_id);
+                carry_over_flags(before.map(|b| &b.2), &mut case, now);
                 let (case_changes, flag_changes) =
                     changes(before.map(|b| &b.2), Some(&case), &self.rules, now);
                 let unchanged = before.is_some_and(|(c, due, b)| {

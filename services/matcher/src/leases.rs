@@ -5,8 +5,10 @@
 //! One row per source partition: holder, epoch, expiry. An instance renews what it holds,
 //! takes free or expired leases up to its fair share (partitions / live instances, rounded
 //! up), and gives back what is above its share so a new instance gets work. Taking a lease
-//! increments its epoch; every state transaction re-checks holder and epoch under a share
-//! lock (see `apply`), so a holder that lost its lease cannot commit.
+//! increments its epoch and locks the row `for update`, which waits for the key-share lock
+//! every state transaction holds while it re-checks holder and epoch (see `apply`): a holder
+//! that lost its lease cannot commit. Renewal only updates the expiry and never waits on the
+//! holder's own transactions.
 
 use std::collections::HashMap;
 use std::time::Duration;

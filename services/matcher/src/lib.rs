@@ -230,6 +230,13 @@ pub async fn run(
         Duration::from_millis(settings.deadline_interval_ms),
         stop_rx.clone(),
     ));
+    let lag_task = tokio::spawn(lag_loop(
+        pool.clone(),
+        kafka.clone(),
+        metrics.clone(),
+        held_rx.clone(),
+        stop_rx.clone(),
+    ));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(continuity_runtime::serve_operations(
         settings.http_addr,
@@ -253,6 +260,7 @@ pub async fn run(
     // Clean shutdown: the batch in flight has committed; publish what it wrote, give back
     // the partitions so another instance takes over at once.
     let _ = lease_task.await;
+    let _ = lag_task.await;
     let _ = deadline_task.await;
     let _ = relay_task.await;
     let producer = kafka.producer()?;
@@ -282,6 +290,63 @@ async fn lease_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Every 10 seconds: messages not yet applied on each owned partition (the broker's high
+/// watermark minus the next offset stored with the state).
+async fn lag_loop(
+    pool: PgPool,
+    kafka: KafkaSettings,
+    metrics: Metrics,
+    held_rx: watch::Receiver<Holdings>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let consumer = match kafka.consumer("continuity-matcher-lag") {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!(error = %e, "lag monitor cannot create a consumer");
+            return;
+        }
+    };
+    loop {
+        let held: Vec<(String, i32)> = held_rx.borrow().keys().cloned().collect();
+        let stored: HashMap<(String, i32), i64> = sqlx::query_as::<_, (String, i32, i64)>(
+            "select topic, partition, next_offset from consumer_offsets",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(t, p, o)| ((t, p), o))
+        .collect();
+        let c = consumer.clone();
+        let marks = tokio::task::spawn_blocking(move || {
+            held.into_iter()
+                .filter_map(|(t, p)| {
+                    c.fetch_watermarks(&t, p, Duration::from_secs(2))
+                        .ok()
+                        .map(|(_, high)| ((t, p), high))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        metrics.consumer_lag.reset();
+        for ((topic, partition), high) in marks {
+            let next = stored
+                .get(&(topic.clone(), partition))
+                .copied()
+                .unwrap_or(0);
+            metrics
+                .consumer_lag
+                .with_label_values(&[&topic, &partition.to_string()])
+                .set((high - next).max(0));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -1,13 +1,34 @@
-//! `continuity-matcher`: configuration, logging, run until SIGTERM.
+//! `continuity-matcher [migrate] [CONFIG.toml]`: configuration, logging, then either apply the
+//! database migrations and exit, or run until SIGTERM.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use continuity_runtime::ExposeSecret;
 
 fn main() -> anyhow::Result<()> {
     continuity_runtime::init_logging();
-    let file = std::env::args().nth(1).map(PathBuf::from);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let migrate_only = args.first().is_some_and(|a| a == "migrate");
+    if migrate_only {
+        args.remove(0);
+    }
+    let file = args.first().map(PathBuf::from);
     let settings: continuity_matcher::Settings = continuity_runtime::load_config(file.as_deref())?;
-    let clock = settings.clock();
     let runtime = tokio::runtime::Runtime::new()?;
+    if migrate_only {
+        return runtime.block_on(async {
+            let pool = continuity_store::pool(
+                settings.database_url.expose_secret(),
+                2,
+                Duration::from_secs(10),
+            )?;
+            continuity_store::migrate(&pool).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        });
+    }
+    let clock = settings.clock();
     runtime.block_on(continuity_matcher::run(
         settings,
         clock,
