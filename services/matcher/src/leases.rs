@@ -2,9 +2,10 @@
 //! local broker never evicts a SIGKILLed member, and the protocol cannot stop a paused
 //! "zombie" from writing after its partitions moved).
 //!
-//! One row per source partition: holder, epoch, expiry. An instance renews what it holds,
-//! takes free or expired leases up to its fair share (partitions / live instances, rounded
-//! up), and gives back what is above its share so a new instance gets work. Taking a lease
+//! One row per source partition: holder, epoch, expiry. Each instance heartbeats in
+//! `matcher_instances`, renews what it holds, takes free or expired leases up to its fair
+//! share (partitions / live instances, rounded up), and gives back what is above its share
+//! so a new instance gets work. Taking a lease
 //! increments its epoch and locks the row `for update`, which waits for the key-share lock
 //! every state transaction holds while it re-checks holder and epoch (see `apply`): a holder
 //! that lost its lease cannot commit. Renewal only updates the expiry and never waits on the
@@ -84,15 +85,23 @@ impl Leases {
             .map(|(t, p, epoch)| ((t, p), Held { epoch }))
             .collect();
 
-        let others: i64 = sqlx::query_scalar(
-            "select count(distinct holder) from partition_leases
-             where holder is not null and holder <> $1 and expires_at > now()",
+        // Announce this instance, then count the live ones (heartbeat younger than the TTL).
+        sqlx::query(
+            "insert into matcher_instances (instance, heartbeat_at) values ($1, now())
+             on conflict (instance) do update set heartbeat_at = now()",
         )
         .bind(&self.instance)
+        .execute(&mut *tx)
+        .await?;
+        let live: i64 = sqlx::query_scalar(
+            "select count(*) from matcher_instances
+             where heartbeat_at > now() - $1 * interval '1 millisecond'",
+        )
+        .bind(self.ttl_ms())
         .fetch_one(&mut *tx)
         .await?;
         let total = self.partitions.len();
-        let share = total.div_ceil(others as usize + 1);
+        let share = total.div_ceil(live.max(1) as usize);
 
         if held.len() < share {
             let taken: Vec<(String, i32, i64)> = sqlx::query_as(
@@ -140,14 +149,20 @@ impl Leases {
         Ok(held)
     }
 
-    /// Give back every lease (clean shutdown), so others take over at once.
+    /// Give back every lease and leave (clean shutdown), so others take over at once.
     pub async fn release_all(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "update partition_leases set holder = null, expires_at = '-infinity' where holder = $1",
         )
         .bind(&self.instance)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query("delete from matcher_instances where instance = $1")
+            .bind(&self.instance)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -156,3 +156,71 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         "last published state of every flag is its final state"
     );
 }
+
+async fn holders(env: &Env) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select holder, count(*) from partition_leases
+         where holder is not null and expires_at > now() group by holder order by holder",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_lease_ttl() {
+    let env = env().await;
+    let config = Config {
+        seed: 5,
+        people: 3000,
+        start: chrono::NaiveDate::from_ymd_opt(2025, 3, 1).unwrap(),
+        days: 200,
+        ..Config::default()
+    };
+    let events = generate(&config);
+    let now = Utc.with_ymd_and_hms(2025, 12, 20, 12, 0, 0).unwrap();
+    let fixed = now.to_rfc3339();
+    let msgs = messages(&events);
+    let (first, second) = msgs.split_at(msgs.len() / 2);
+    let producer = env.kafka.producer().unwrap();
+    produce(&producer, &env.kafka, first).await.unwrap();
+
+    let mut a = spawn(&env, "a", &fixed);
+    let mut b = spawn(&env, "b", &fixed);
+    eventually(30, "both hold half", || async {
+        let h = holders(&env).await;
+        h.len() == 2 && h.iter().all(|(_, n)| *n == 12)
+    })
+    .await;
+    eventually(60, "some applied", || async {
+        applied(&env.pool).await > 0
+    })
+    .await;
+
+    a.kill().unwrap(); // SIGKILL: no hand-back; its leases must expire (TTL 2 s).
+    a.wait().unwrap();
+    let killed = std::time::Instant::now();
+    eventually(15, "the survivor holds every partition", || async {
+        holders(&env).await == vec![("b".to_string(), 24)]
+    })
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!("takeover after SIGKILL: {takeover:?} (lease TTL 2 s, rebalance every 300 ms)");
+    assert!(
+        takeover < Duration::from_millis(2000 + 300 * 2 + 1500),
+        "{takeover:?}"
+    );
+
+    produce(&producer, &env.kafka, second).await.unwrap();
+    let unique = events.iter().map(|e| e.id()).collect::<BTreeSet<_>>().len() as i64;
+    eventually(180, "every event applied", || async {
+        applied(&env.pool).await == unique
+    })
+    .await;
+    assert_eq!(outcomes(&env.pool).await, expected_outcomes(&events, now));
+    Command::new("kill")
+        .args(["-TERM", &b.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(b.wait().unwrap().success());
+}
