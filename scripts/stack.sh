@@ -123,6 +123,7 @@ write_env() {
   cat >"$ENV_FILE" <<ENV
 export DATABASE_URL=$1
 export CONTINUITY_BROKERS=$BROKER_ADDR
+export CONTINUITY_DATABASE_URL=$1
 ENV
 }
 

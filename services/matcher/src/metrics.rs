@@ -48,7 +48,8 @@ impl Metrics {
         )?;
         let apply_seconds = Histogram::with_opts(
             HistogramOpts::new("apply_seconds", "Seconds to apply one batch").buckets(vec![
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5,
+                0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
             ]),
         )?;
         let batch_size = Histogram::with_opts(

@@ -1,0 +1,248 @@
+//! `continuity-matcher-bench [EVENTS] [SEED]`: replay generated events through the matcher and
+//! report throughput, apply latency and memory, with the raw consume rate of the same topics as
+//! the ceiling. Uses a fresh database and fresh topics on the local stack; run it with
+//! `scripts/bench-matcher.sh` (release build). The matcher runs as its own process so its
+//! memory is measured alone.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use continuity_domain::KeyedHasher;
+use continuity_schema::{encode_source_event, Registry};
+use continuity_stream::{partition_key, send_all, KafkaSettings, Topic};
+use continuity_synthetic::{generate, Config};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+
+const SECRET: &str = "bench-secret";
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Percentile from a Prometheus histogram's cumulative buckets, interpolated linearly.
+fn percentile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
+    let target = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, count) in buckets {
+        if count >= target {
+            if count == prev.1 || le.is_infinite() {
+                return prev.0;
+            }
+            return prev.0 + (le - prev.0) * (target - prev.1) / (count - prev.1);
+        }
+        prev = (le, count);
+    }
+    prev.0
+}
+
+async fn metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let _ = s
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body).await;
+    body
+}
+
+fn histogram(body: &str, name: &str) -> Vec<(f64, f64)> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{name}_bucket")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let count = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le, count))
+        })
+        .collect()
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let events: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let brokers = std::env::var("CONTINUITY_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+
+    // Fresh database and topics.
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let db = format!("bench_{stamp}");
+    let admin = sqlx::PgPool::connect(&base).await.context("DATABASE_URL")?;
+    sqlx::query(&format!("create database {db}")).execute(&admin).await?;
+    let (prefix, _) = base.rsplit_once('/').context("DATABASE_URL has no database")?;
+    let db_url = format!("{prefix}/{db}");
+    let kafka = KafkaSettings {
+        brokers,
+        topic_prefix: format!("bench{stamp}."),
+    };
+    kafka.ensure_topics(&Topic::ALL).await?;
+
+    // Generate: ten years of national-scale releases.
+    let t = Instant::now();
+    let config = Config {
+        seed,
+        people: Config::people_for_events(events),
+        start: chrono::NaiveDate::from_ymd_opt(2015, 4, 1).unwrap_or_default(),
+        days: 3650,
+        ..Config::default()
+    };
+    let generated = generate(&config);
+    let hasher = KeyedHasher::new(SECRET.as_bytes());
+    let registry = Registry::get();
+    let mut encoded = Vec::with_capacity(generated.len());
+    for e in &generated {
+        let payload = encode_source_event(e)?;
+        let topic = Topic::for_record(registry.writer_of(&payload)?.record)
+            .context("source record")?;
+        encoded.push((kafka.topic(topic), partition_key(e, &hasher), payload));
+    }
+    let n = encoded.len();
+    let end = config.start + chrono::Duration::days(i64::from(config.days) + 60);
+    drop(generated);
+    println!(
+        "generated {n} events for {} people in {:.1}s",
+        config.people,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Produce.
+    let producer = kafka.producer()?;
+    let t = Instant::now();
+    for chunk in encoded.chunks(50_000) {
+        send_all(
+            &producer,
+            chunk
+                .iter()
+                .map(|(t, k, p)| (t.as_str(), Some(k.as_slice()), p.as_slice())),
+        )
+        .await?;
+    }
+    let produce_secs = t.elapsed().as_secs_f64();
+    drop(encoded);
+
+    // Ceiling: raw consume of the same topics, no processing.
+    let consumer: StreamConsumer = kafka.consumer("bench-raw")?;
+    let names: Vec<String> = Topic::SOURCES.iter().map(|t| kafka.topic(*t)).collect();
+    consumer.subscribe(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let t = Instant::now();
+    let mut bytes = 0usize;
+    for _ in 0..n {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .context("raw consume stalled")??;
+        bytes += m.payload().map_or(0, <[u8]>::len);
+    }
+    let raw_secs = t.elapsed().as_secs_f64();
+    drop(consumer);
+
+    // The matcher, release build, as its own process.
+    let exe = std::env::current_exe()?
+        .parent()
+        .context("bench binary has a directory")?
+        .join("continuity-matcher");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut matcher: Child = Command::new(&exe)
+        .env("CONTINUITY_DATABASE_URL", &db_url)
+        .env("CONTINUITY_BROKERS", &kafka.brokers)
+        .env("CONTINUITY_TOPIC_PREFIX", &kafka.topic_prefix)
+        .env("CONTINUITY_HASH_SECRET", SECRET)
+        .env("CONTINUITY_INSTANCE_ID", "bench")
+        .env("CONTINUITY_FIXED_NOW", format!("{end}T12:00:00Z"))
+        .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("CONTINUITY_BATCH_SIZE", std::env::var("BENCH_BATCH").unwrap_or("5000".into()))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
+    let pool = sqlx::PgPool::connect(&db_url).await?;
+    let t = Instant::now();
+    let mut first_at = None;
+    let mut rss_samples: BTreeMap<u64, u64> = BTreeMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let consumed: Option<i64> =
+            sqlx::query_scalar("select sum(next_offset)::bigint from consumer_offsets")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(None);
+        let consumed = consumed.unwrap_or(0) as usize;
+        if consumed > 0 && first_at.is_none() {
+            first_at = Some(t.elapsed());
+        }
+        let decile = (consumed * 10 / n.max(1)) as u64;
+        rss_samples
+            .entry(decile)
+            .or_insert_with(|| rss_kib(matcher.id(), "VmRSS:"));
+        if consumed >= n {
+            break;
+        }
+        if let Ok(Some(status)) = matcher.try_wait() {
+            anyhow::bail!("matcher exited early: {status}");
+        }
+    }
+    let total_secs = t.elapsed().as_secs_f64();
+    let start_secs = first_at.map_or(0.0, |d| d.as_secs_f64());
+    let peak = rss_kib(matcher.id(), "VmHWM:");
+    let body = metrics(port).await;
+    let apply = histogram(&body, "continuity_matcher_apply_seconds");
+    let sizes = histogram(&body, "continuity_matcher_batch_size");
+    let cases: i64 = sqlx::query_scalar("select count(*) from cases")
+        .fetch_one(&pool)
+        .await?;
+    let open: i64 = sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
+        .fetch_one(&pool)
+        .await?;
+    let _ = Command::new("kill")
+        .args(["-TERM", &matcher.id().to_string()])
+        .status();
+    let _ = matcher.wait();
+
+    let applied_rate = n as f64 / (total_secs - start_secs).max(0.001);
+    let raw_rate = n as f64 / raw_secs;
+    println!("events                     {n}");
+    println!("produce                    {:.0} events/s", n as f64 / produce_secs);
+    println!(
+        "raw consume (ceiling)      {raw_rate:.0} events/s ({:.1} MB)",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "matcher end to end         {applied_rate:.0} events/s ({:.1}s after the first commit; start-up {start_secs:.1}s)",
+        total_secs - start_secs
+    );
+    println!(
+        "ratio matcher / raw        {:.2}",
+        applied_rate / raw_rate
+    );
+    println!(
+        "apply latency per batch    p50 {:.0} ms, p99 {:.0} ms (batch size p50 {:.0})",
+        percentile(&apply, 0.5) * 1000.0,
+        percentile(&apply, 0.99) * 1000.0,
+        percentile(&sizes, 0.5)
+    );
+    println!("matcher peak RSS           {:.0} MiB", peak as f64 / 1024.0);
+    let deciles: Vec<String> = rss_samples
+        .iter()
+        .map(|(d, kib)| format!("{}%:{}", d * 10, kib / 1024))
+        .collect();
+    println!("matcher RSS by progress    {} (MiB)", deciles.join(" "));
+    println!("cases                      {cases} ({open} open)");
+    println!("database                   {db} (drop it with: dropdb {db})");
+    Ok(())
+}
