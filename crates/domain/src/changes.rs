@@ -59,14 +59,19 @@ pub struct FlagChange {
 }
 
 fn change_id(case: CaseId, kind: CaseChangeKind, new: Option<&Case>) -> Uuid {
-    // The new state's canonical JSON identifies the transition; serialisation of these
-    // plain types cannot fail, and an empty string still gives a stable id.
-    let state = new
-        .map(|c| serde_json::to_string(c).unwrap_or_default())
-        .unwrap_or_default();
+    // What the downstream event says identifies the transition: the case, the change, the
+    // outcome, the engagement, the flags' states and what the case is attributed to.
+    let state = new.map(|c| {
+        let flags: Vec<_> = c.flags.iter().map(|f| (f.kind, f.state)).collect();
+        let engagement = c.engagement.as_ref().map(|e| (e.date, e.timeliness));
+        format!(
+            "{:?}|{engagement:?}|{flags:?}|{}|{:?}|{:?}",
+            c.outcome, c.local_authority, c.prison, c.provider
+        )
+    });
     Uuid::new_v5(
         &CHANGE_NAMESPACE,
-        format!("{}:{kind:?}:{state}", case.0).as_bytes(),
+        format!("{}:{kind:?}:{}", case.0, state.unwrap_or_default()).as_bytes(),
     )
 }
 

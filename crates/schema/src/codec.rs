@@ -322,11 +322,13 @@ impl Registry {
         let record = writer.record;
         let reader = self.latest(record);
         let mut body = &message[10..];
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut body, Some(&reader.schema))
+        // Same schema: nothing to resolve (the common case, and resolution costs a third).
+        let reader_schema = (reader.fingerprint != writer.fingerprint).then_some(&reader.schema);
+        let value = apache_avro::from_avro_datum(&writer.schema, &mut body, reader_schema)
             .map_err(|e| CodecError::Body {
-            record,
-            detail: e.to_string(),
-        })?;
+                record,
+                detail: e.to_string(),
+            })?;
         if !body.is_empty() {
             return Err(CodecError::TrailingBytes(record));
         }

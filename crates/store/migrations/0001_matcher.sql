@@ -2,12 +2,16 @@
 --
 -- Source events are kept whole (the Avro message as received) so any component can be
 -- re-assessed from its events alone. Events that share a match key (a keyed hash of an
--- identifier, an attributor with its local authority, or a natural key) belong to one
--- component; the rules run per component, and concurrent writers serialise on its row.
+-- identifier, an attributor, or a natural key) belong to one component; the rules run per
+-- component, and concurrent writers serialise on its row. When an event joins components,
+-- the others point at the surviving root (merged_into, always one step: a root's members
+-- are re-pointed when it is merged in turn); no event or key row is rewritten.
 
 create table components (
-    id bigint generated always as identity primary key
+    id          bigint generated always as identity primary key,
+    merged_into bigint references components (id)
 );
+create index components_merged_into on components (merged_into) where merged_into is not null;
 
 create table source_events (
     event_id   uuid primary key,
@@ -28,7 +32,7 @@ create table match_keys (
 create index match_keys_component on match_keys (component);
 
 -- One row per case: the columns operators and the reporter query, and the whole case as
--- assessed (without personal identifiers) for diffing. person_identifier is the raw
+-- assessed (JSON, without personal identifiers) for diffing. person_identifier is the raw
 -- identifier the worklist shows to the caseworker; never log or export it.
 create table cases (
     case_id           uuid primary key,
@@ -44,7 +48,7 @@ create table cases (
     timeliness        text,
     next_due_at       timestamptz,
     person_identifier text,
-    state             jsonb not null,
+    state             bytea not null,
     updated_at        timestamptz not null default now()
 );
 create index cases_component on cases (component);
@@ -101,4 +105,11 @@ create table consumer_offsets (
     partition   integer not null,
     next_offset bigint not null,
     primary key (topic, partition)
+);
+
+-- Live matcher instances, so each can compute its fair share of partitions even before it
+-- holds any lease. An instance is live while its heartbeat is younger than the lease TTL.
+create table matcher_instances (
+    instance     text primary key,
+    heartbeat_at timestamptz not null
 );

@@ -162,6 +162,7 @@ impl Applier {
         held: &HashMap<(String, i32), Held>,
         now: DateTime<Utc>,
     ) -> Result<BatchReport, ApplyError> {
+        let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let mut report = BatchReport::default();
 
@@ -260,17 +261,15 @@ impl Applier {
             }
         }
 
+        let decoded_at = started.elapsed();
+        let mut stored_at = decoded_at;
         if !fresh.is_empty() {
-            let touched = self.store_events(&mut tx, &fresh).await?;
-            for (_, m) in &fresh {
-                self.metrics
-                    .consumed
-                    .with_label_values(&[&m.topic, "applied"])
-                    .inc();
-            }
-            report.applied = fresh.len();
-            let (case_events, flag_events) =
-                self.reassess(&mut tx, &touched, now, &mut outbox).await?;
+            let (touched, fresh_by_component) = self.store_events(&mut tx, fresh).await?;
+            stored_at = started.elapsed();
+            report.applied = fresh_by_component.values().map(Vec::len).sum();
+            let (case_events, flag_events) = self
+                .reassess(&mut tx, &touched, fresh_by_component, now, &mut outbox)
+                .await?;
             report.case_events = case_events;
             report.flag_events = flag_events;
         }
@@ -304,7 +303,16 @@ impl Applier {
         .execute(&mut *tx)
         .await?;
 
+        let written_at = started.elapsed();
         tx.commit().await?;
+        tracing::debug!(
+            messages = batch.len(),
+            decode_ms = decoded_at.as_millis() as u64,
+            store_ms = (stored_at - decoded_at).as_millis() as u64,
+            reassess_ms = (written_at - stored_at).as_millis() as u64,
+            commit_ms = (started.elapsed() - written_at).as_millis() as u64,
+            "batch applied"
+        );
         Ok(report)
     }
 
@@ -313,8 +321,11 @@ impl Applier {
     async fn store_events(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        fresh: &[(SourceEvent, &Incoming)],
-    ) -> Result<Vec<i64>, ApplyError> {
+        fresh: Vec<(SourceEvent, &Incoming)>,
+    ) -> Result<(Vec<i64>, BTreeMap<i64, Vec<SourceEvent>>), ApplyError> {
+        let t = std::time::Instant::now();
+        let mut marks: Vec<(&str, u64)> = Vec::new();
+        let mut mark = |name: &'static str| marks.push((name, t.elapsed().as_millis() as u64));
         let event_keys: Vec<Vec<Key>> = fresh
             .iter()
             .map(|(e, _)| match_keys(e, &self.hasher))
@@ -326,7 +337,9 @@ impl Applier {
             .into_iter()
             .map(|k| k.to_vec())
             .collect();
+        mark("keys");
         let known = key_components(tx, &all_keys).await?;
+        mark("lookup");
 
         // Group the batch: events sharing a key, or a component, are one group.
         let mut component_node: BTreeMap<i64, usize> = BTreeMap::new();
@@ -361,9 +374,11 @@ impl Applier {
         if locked.len() != existing.len() {
             return Err(ApplyError::Conflict("a component was merged away".into()));
         }
+        mark("lock");
         if key_components(tx, &all_keys).await? != known {
             return Err(ApplyError::Conflict("match keys moved".into()));
         }
+        mark("recheck");
 
         // One target component per group: the smallest existing one, or a new one.
         let mut members: BTreeMap<usize, (Vec<usize>, BTreeSet<i64>)> = BTreeMap::new();
@@ -407,22 +422,23 @@ impl Applier {
             }
             touched.push(target);
         }
-        for (target, others) in &merges {
-            for table in ["source_events", "match_keys", "cases", "match_reviews"] {
-                sqlx::query(&format!(
-                    "update {table} set component = $1 where component = any($2)"
-                ))
-                .bind(target)
-                .bind(others)
-                .execute(&mut **tx)
-                .await?;
-            }
-            sqlx::query("delete from components where id = any($1)")
-                .bind(others)
-                .execute(&mut **tx)
-                .await?;
+        if !merges.is_empty() {
+            // Point each merged root, and everything that pointed at it, at the survivor.
+            let (from, into): (Vec<i64>, Vec<i64>) = merges
+                .iter()
+                .flat_map(|(target, others)| others.iter().map(move |o| (*o, *target)))
+                .unzip();
+            sqlx::query(
+                "update components c set merged_into = m.into_id
+                 from unnest($1::bigint[], $2::bigint[]) as m(from_id, into_id)
+                 where c.id = m.from_id or c.merged_into = m.from_id",
+            )
+            .bind(&from)
+            .bind(&into)
+            .execute(&mut **tx)
+            .await?;
         }
-
+        mark("merge");
         // Store the events and the keys not known before.
         let mut ev_id = Vec::with_capacity(fresh.len());
         let mut ev_comp = Vec::with_capacity(fresh.len());
@@ -459,6 +475,7 @@ impl Applier {
         .bind(&ev_offset)
         .execute(&mut **tx)
         .await?;
+        mark("insert_events");
         let (keys, comps): (Vec<Vec<u8>>, Vec<i64>) = new_keys.into_iter().unzip();
         sqlx::query(
             "insert into match_keys (key, component) select * from unnest($1::bytea[], $2::bigint[])",
@@ -467,28 +484,52 @@ impl Applier {
         .bind(&comps)
         .execute(&mut **tx)
         .await?;
+        mark("insert_keys");
+        tracing::debug!(phases = ?marks, "events stored");
         touched.sort_unstable();
         touched.dedup();
-        Ok(touched)
+        let mut by_component: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
+        for (i, (event, m)) in fresh.into_iter().enumerate() {
+            self.metrics
+                .consumed
+                .with_label_values(&[&m.topic, "applied"])
+                .inc();
+            by_component
+                .entry(target_of_event[i])
+                .or_default()
+                .push(event);
+        }
+        Ok((touched, by_component))
     }
 
     /// Re-assess `components` (locked by the caller) at `now`: write the cases and flags that
     /// changed and put their events in `outbox`. Returns (case events, flag events).
+    /// `known` holds events of these components the caller has decoded already (the batch's
+    /// own); only the others are loaded and decoded.
     pub async fn reassess(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         components: &[i64],
+        known: BTreeMap<i64, Vec<SourceEvent>>,
         now: DateTime<Utc>,
         outbox: &mut Outbox,
     ) -> Result<(usize, usize), ApplyError> {
+        let started = std::time::Instant::now();
         let today = continuity_domain::london_date(now);
+        let skip: Vec<Uuid> = known.values().flatten().map(|e| e.id().0).collect();
         let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "select component, payload from source_events where component = any($1)",
+            "select coalesce(c.merged_into, c.id), e.payload
+             from source_events e join components c on c.id = e.component
+             where (c.id = any($1) or c.merged_into = any($1))
+               and not (e.event_id = any($2))",
         )
         .bind(components)
+        .bind(&skip)
         .fetch_all(&mut **tx)
         .await?;
-        let mut events: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
+        let loaded = started.elapsed();
+        let n_rows = rows.len();
+        let mut events = known;
         for (component, payload) in rows {
             match decode_source_event(&payload, today) {
                 Ok(e) => events.entry(component).or_default().push(e),
@@ -497,8 +538,10 @@ impl Applier {
                 Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
             }
         }
-        let stored: Vec<(i64, Option<DateTime<Utc>>, serde_json::Value)> = sqlx::query_as(
-            "select component, next_due_at, state from cases where component = any($1)",
+        let stored: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)> = sqlx::query_as(
+            "select coalesce(c.merged_into, c.id), k.next_due_at, k.state
+             from cases k join components c on c.id = k.component
+             where c.id = any($1) or c.merged_into = any($1)",
         )
         .bind(components)
         .fetch_all(&mut **tx)
@@ -507,7 +550,7 @@ impl Applier {
         // next due time last written.
         let mut old: BTreeMap<CaseId, (i64, Option<DateTime<Utc>>, Case)> = BTreeMap::new();
         for (component, next_due, state) in stored {
-            match serde_json::from_value::<Case>(state) {
+            match serde_json::from_slice::<Case>(&state) {
                 Ok(case) => {
                     old.insert(case.case_id, (component, next_due, case));
                 }
@@ -515,6 +558,7 @@ impl Applier {
             }
         }
 
+        let cases_loaded = started.elapsed();
         let mut writes = CaseWrites::default();
         let mut reviews: Vec<(Uuid, i64, i32)> = Vec::new();
         let (mut n_case, mut n_flag) = (0, 0);
@@ -568,7 +612,17 @@ impl Applier {
             n_flag += flag_changes.len();
             writes.push(*component, &gone, None, &flag_changes, &self.rules, now);
         }
+        let assessed = started.elapsed();
         writes.write(tx).await?;
+        tracing::debug!(
+            components = components.len(),
+            events = n_rows,
+            load_events_ms = loaded.as_millis() as u64,
+            decode_and_load_cases_ms = (cases_loaded - loaded).as_millis() as u64,
+            assess_ms = (assessed - cases_loaded).as_millis() as u64,
+            write_ms = (started.elapsed() - assessed).as_millis() as u64,
+            "components re-assessed"
+        );
         if !reviews.is_empty() {
             let (ids, comps, cands): (Vec<Uuid>, Vec<i64>, Vec<i32>) = reviews.into_iter().fold(
                 (vec![], vec![], vec![]),
@@ -655,11 +709,14 @@ async fn key_components(
     tx: &mut Transaction<'_, Postgres>,
     keys: &[Vec<u8>],
 ) -> Result<BTreeMap<Vec<u8>, i64>, sqlx::Error> {
-    let rows: Vec<(Vec<u8>, i64)> =
-        sqlx::query_as("select key, component from match_keys where key = any($1)")
-            .bind(keys)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+        "select k.key, coalesce(c.merged_into, c.id)
+         from match_keys k join components c on c.id = k.component
+         where k.key = any($1)",
+    )
+    .bind(keys)
+    .fetch_all(&mut **tx)
+    .await?;
     Ok(rows.into_iter().collect())
 }
 
@@ -715,7 +772,7 @@ struct CaseWrites {
     timeliness: Vec<Option<String>>,
     next_due: Vec<Option<DateTime<Utc>>>,
     person: Vec<Option<String>>,
-    state: Vec<serde_json::Value>,
+    state: Vec<Vec<u8>>,
     flag_id: Vec<Uuid>,
     flag_case: Vec<Uuid>,
     flag_kind: Vec<&'static str>,
@@ -758,8 +815,9 @@ impl CaseWrites {
         );
         self.next_due.push(case.next_due(rules, now));
         self.person.push(person.map(|p| p.value().to_owned()));
+        // Serialising plain data cannot fail; an empty state would only force a rewrite.
         self.state
-            .push(serde_json::to_value(case).unwrap_or(serde_json::Value::Null));
+            .push(serde_json::to_vec(case).unwrap_or_default());
         for change in flag_changes {
             let f = &change.flag;
             self.flag_id.push(f.flag_id);
@@ -788,7 +846,7 @@ impl CaseWrites {
                 next_due_at, person_identifier, state, updated_at)
              select *, now() from unnest($1::uuid[], $2::bigint[], $3::text[], $4::date[],
                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::date[],
-                $11::text[], $12::timestamptz[], $13::text[], $14::jsonb[])
+                $11::text[], $12::timestamptz[], $13::text[], $14::bytea[])
              on conflict (case_id) do update set
                 component = excluded.component, release_id = excluded.release_id,
                 release_date = excluded.release_date, local_authority = excluded.local_authority,

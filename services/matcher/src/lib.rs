@@ -21,7 +21,7 @@ pub mod leases;
 pub mod metrics;
 pub mod relay;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -398,8 +398,11 @@ pub async fn deadline_pass(
     let mut tx = applier.pool.begin().await?;
     let components: Vec<i64> = sqlx::query_scalar(
         "select id from components
-         where id in (select component from cases where next_due_at <= $1
-                      order by next_due_at limit $2)
+         where merged_into is null and id in
+           (select coalesce(c.merged_into, c.id)
+            from cases k join components c on c.id = k.component
+            where k.next_due_at <= $1
+            order by k.next_due_at limit $2)
          order by id
          for update skip locked",
     )
@@ -412,7 +415,7 @@ pub async fn deadline_pass(
     }
     let mut outbox = Outbox::default();
     applier
-        .reassess(&mut tx, &components, now, &mut outbox)
+        .reassess(&mut tx, &components, BTreeMap::new(), now, &mut outbox)
         .await?;
     outbox.write(&mut tx).await?;
     tx.commit().await?;

@@ -65,7 +65,11 @@ fn histogram(body: &str, name: &str) -> Vec<(f64, f64)> {
         .filter(|l| l.starts_with(&format!("{name}_bucket")))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             let count = l.rsplit(' ').next()?.parse().ok()?;
             Some((le, count))
         })
@@ -75,7 +79,11 @@ fn histogram(body: &str, name: &str) -> Vec<(f64, f64)> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let events: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
+    let events: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
     let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
     let base = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
@@ -85,8 +93,12 @@ async fn main() -> anyhow::Result<()> {
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
     let db = format!("bench_{stamp}");
     let admin = sqlx::PgPool::connect(&base).await.context("DATABASE_URL")?;
-    sqlx::query(&format!("create database {db}")).execute(&admin).await?;
-    let (prefix, _) = base.rsplit_once('/').context("DATABASE_URL has no database")?;
+    sqlx::query(&format!("create database {db}"))
+        .execute(&admin)
+        .await?;
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .context("DATABASE_URL has no database")?;
     let db_url = format!("{prefix}/{db}");
     let kafka = KafkaSettings {
         brokers,
@@ -109,8 +121,8 @@ async fn main() -> anyhow::Result<()> {
     let mut encoded = Vec::with_capacity(generated.len());
     for e in &generated {
         let payload = encode_source_event(e)?;
-        let topic = Topic::for_record(registry.writer_of(&payload)?.record)
-            .context("source record")?;
+        let topic =
+            Topic::for_record(registry.writer_of(&payload)?.record).context("source record")?;
         encoded.push((kafka.topic(topic), partition_key(e, &hasher), payload));
     }
     let n = encoded.len();
@@ -157,7 +169,9 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .context("bench binary has a directory")?
         .join("continuity-matcher");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let mut matcher: Child = Command::new(&exe)
         .env("CONTINUITY_DATABASE_URL", &db_url)
         .env("CONTINUITY_BROKERS", &kafka.brokers)
@@ -166,7 +180,10 @@ async fn main() -> anyhow::Result<()> {
         .env("CONTINUITY_INSTANCE_ID", "bench")
         .env("CONTINUITY_FIXED_NOW", format!("{end}T12:00:00Z"))
         .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("CONTINUITY_BATCH_SIZE", std::env::var("BENCH_BATCH").unwrap_or("5000".into()))
+        .env(
+            "CONTINUITY_BATCH_SIZE",
+            std::env::var("BENCH_BATCH").unwrap_or("5000".into()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -217,7 +234,10 @@ async fn main() -> anyhow::Result<()> {
     let applied_rate = n as f64 / (total_secs - start_secs).max(0.001);
     let raw_rate = n as f64 / raw_secs;
     println!("events                     {n}");
-    println!("produce                    {:.0} events/s", n as f64 / produce_secs);
+    println!(
+        "produce                    {:.0} events/s",
+        n as f64 / produce_secs
+    );
     println!(
         "raw consume (ceiling)      {raw_rate:.0} events/s ({:.1} MB)",
         bytes as f64 / 1e6
@@ -226,10 +246,7 @@ async fn main() -> anyhow::Result<()> {
         "matcher end to end         {applied_rate:.0} events/s ({:.1}s after the first commit; start-up {start_secs:.1}s)",
         total_secs - start_secs
     );
-    println!(
-        "ratio matcher / raw        {:.2}",
-        applied_rate / raw_rate
-    );
+    println!("ratio matcher / raw        {:.2}", applied_rate / raw_rate);
     println!(
         "apply latency per batch    p50 {:.0} ms, p99 {:.0} ms (batch size p50 {:.0})",
         percentile(&apply, 0.5) * 1000.0,
