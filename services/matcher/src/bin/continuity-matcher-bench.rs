@@ -169,6 +169,31 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .context("bench binary has a directory")?
         .join("continuity-matcher");
+    let instances: usize = std::env::var("BENCH_INSTANCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let batch = std::env::var("BENCH_BATCH").unwrap_or_else(|_| "5000".into());
+    let mut others: Vec<Child> = Vec::new();
+    for i in 1..instances {
+        let other_port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        others.push(
+            Command::new(&exe)
+                .env("CONTINUITY_DATABASE_URL", &db_url)
+                .env("CONTINUITY_BROKERS", &kafka.brokers)
+                .env("CONTINUITY_TOPIC_PREFIX", &kafka.topic_prefix)
+                .env("CONTINUITY_HASH_SECRET", SECRET)
+                .env("CONTINUITY_INSTANCE_ID", format!("bench-{i}"))
+                .env("CONTINUITY_FIXED_NOW", format!("{end}T12:00:00Z"))
+                .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{other_port}"))
+                .env("CONTINUITY_BATCH_SIZE", &batch)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -180,10 +205,7 @@ async fn main() -> anyhow::Result<()> {
         .env("CONTINUITY_INSTANCE_ID", "bench")
         .env("CONTINUITY_FIXED_NOW", format!("{end}T12:00:00Z"))
         .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "CONTINUITY_BATCH_SIZE",
-            std::env::var("BENCH_BATCH").unwrap_or("5000".into()),
-        )
+        .env("CONTINUITY_BATCH_SIZE", &batch)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -226,14 +248,16 @@ async fn main() -> anyhow::Result<()> {
     let open: i64 = sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
         .fetch_one(&pool)
         .await?;
-    let _ = Command::new("kill")
-        .args(["-TERM", &matcher.id().to_string()])
-        .status();
-    let _ = matcher.wait();
+    for child in others.iter_mut().chain(std::iter::once(&mut matcher)) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    }
 
     let applied_rate = n as f64 / (total_secs - start_secs).max(0.001);
     let raw_rate = n as f64 / raw_secs;
-    println!("events                     {n}");
+    println!("events                     {n} ({instances} matcher instance(s))");
     println!(
         "produce                    {:.0} events/s",
         n as f64 / produce_secs
@@ -253,7 +277,7 @@ async fn main() -> anyhow::Result<()> {
         percentile(&apply, 0.99) * 1000.0,
         percentile(&sizes, 0.5)
     );
-    println!("matcher peak RSS           {:.0} MiB", peak as f64 / 1024.0);
+    println!("matcher peak RSS           {:.0} MiB (one instance)", peak as f64 / 1024.0);
     let deciles: Vec<String> = rss_samples
         .iter()
         .map(|(d, kib)| format!("{}%:{}", d * 10, kib / 1024))
