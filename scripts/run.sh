@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Bring up the local stack and run the pipeline on sample data.
-# Today that is: PostgreSQL and the broker, the topics, and the sample scenario produced to
-# the source topics as Avro, consumed back, validated and assessed; the cases and the
-# continuity rate are printed. Leaves the stack running (scripts/stack.sh down stops it).
+# Bring up the local stack and run the pipeline on sample data:
+#   PostgreSQL and the broker; the topics; the matcher's migrations; the matcher, in the
+#   background; the sample scenario (every kind of outcome, and one record with a mistyped
+#   prison number that goes to the dead-letter topic) and six weeks of generated events up to
+#   today, produced to the source topics as a source would; then, once the matcher has caught
+#   up, the cases, the continuity rate per area and the caseworker flags it produced.
+# Leaves the stack and the matcher running; `scripts/stack.sh down` stops everything.
 source "$(dirname "$0")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed; install Rust with rustup first"
@@ -14,15 +17,31 @@ source "$STACK_DIR/env"
 secret_file="$STACK_DIR/hash-secret"
 [[ -s "$secret_file" ]] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret_file"
 export CONTINUITY_HASH_SECRET="$(cat "$secret_file")"
+export CONTINUITY_HTTP_ADDR="${CONTINUITY_HTTP_ADDR:-127.0.0.1:9101}"
 
 cd "$ROOT"
 log "building"
-cargo build --quiet --bin continuity
-bin="$ROOT/target/debug/continuity"
-log "topics"
-"$bin" topics >/dev/null
-log "running the sample scenario through the broker"
+cargo build --quiet --bin continuity --bin continuity-matcher
+bin="$ROOT/target/debug"
+"$bin/continuity" topics >/dev/null
+"$bin/continuity-matcher" migrate
+
+"$ROOT/scripts/stack.sh" matcher-stop
+log "starting the matcher (log: $STACK_DIR/matcher.log)"
+nohup "$bin/continuity-matcher" >>"$STACK_DIR/matcher.log" 2>&1 &
+echo $! >"$STACK_DIR/matcher.pid"
+wait_for 30 port_open 127.0.0.1 "${CONTINUITY_HTTP_ADDR##*:}" \
+  || die "the matcher did not start; see $STACK_DIR/matcher.log"
+
+log "producing the sample scenario and six weeks of generated events"
+produced=$("$bin/continuity" produce --weeks 6)
+before=$(psql "$CONTINUITY_DATABASE_URL" -qAtc "select coalesce(sum(next_offset), 0) from consumer_offsets")
+log "produced $produced messages; waiting for the matcher"
 echo
-"$bin" sample
+"$bin/continuity" summary --wait-for "$((before > produced ? before : produced))"
+echo
+echo "matcher metrics:  http://$CONTINUITY_HTTP_ADDR/metrics   (ready: /readyz)"
+echo "matcher log:      $STACK_DIR/matcher.log"
+echo "cases:            psql \"$CONTINUITY_DATABASE_URL\" -c 'select * from cases limit 5'"
 echo
 "$ROOT/scripts/stack.sh" status

@@ -2,7 +2,8 @@
 # The local stack: PostgreSQL and a Kafka-protocol broker (Tansu), as plain processes.
 #
 #   scripts/stack.sh up       install what is missing, start what is stopped, wait until healthy
-#   scripts/stack.sh down     stop what this script started (data is kept under .stack/)
+#   scripts/stack.sh down     stop the matcher and what this script started (data is kept)
+#   scripts/stack.sh matcher-stop   stop the matcher run.sh started
 #   scripts/stack.sh status   what runs where
 #   scripts/stack.sh env      print the environment the services and tests need
 #   scripts/stack.sh reset    down, then delete .stack/
@@ -118,13 +119,35 @@ postgres_down() {
   fi
 }
 
+# The pipeline's own database, `continuity`, on the server at $1 (created if missing).
+pipeline_database() {
+  local admin=$1
+  if [[ "$(psql "$admin" -qAtX -c "select 1 from pg_database where datname = 'continuity'")" != 1 ]]; then
+    psql "$admin" -qAtX -c "create database continuity" >/dev/null
+  fi
+  echo "${admin%/*}/continuity"
+}
+
+# DATABASE_URL: the server's admin database (tests create their own databases from it).
+# CONTINUITY_DATABASE_URL: the pipeline's database.
 write_env() {
   mkdir -p "$STACK_DIR"
   cat >"$ENV_FILE" <<ENV
 export DATABASE_URL=$1
+export CONTINUITY_DATABASE_URL=$(pipeline_database "$1")
 export CONTINUITY_BROKERS=$BROKER_ADDR
-export CONTINUITY_DATABASE_URL=$1
 ENV
+}
+
+MATCHER_PID="$STACK_DIR/matcher.pid"
+
+matcher_stop() {
+  if [[ -f "$MATCHER_PID" ]] && kill -0 "$(cat "$MATCHER_PID")" 2>/dev/null; then
+    kill -TERM "$(cat "$MATCHER_PID")"
+    wait_for 20 bash -c "! kill -0 $(cat "$MATCHER_PID") 2>/dev/null" || kill -9 "$(cat "$MATCHER_PID")" 2>/dev/null || true
+    log "matcher stopped"
+  fi
+  rm -f "$MATCHER_PID"
 }
 
 case "${1:-status}" in
@@ -136,10 +159,15 @@ case "${1:-status}" in
     log "up: PostgreSQL at ${db_url%%/postgres}, broker at $BROKER_ADDR (env in $ENV_FILE)"
     ;;
   down)
+    matcher_stop
     broker_down
     postgres_down
     ;;
+  matcher-stop)
+    matcher_stop
+    ;;
   reset)
+    matcher_stop
     broker_down
     postgres_down
     rm -rf "$STACK_DIR"
@@ -159,8 +187,11 @@ case "${1:-status}" in
     elif port_open "$BROKER_HOST" "$BROKER_PORT"; then echo "broker    up    $BROKER_ADDR (not started by this script)"
     else echo "broker    down"; fi
     [[ -x "$TANSU_BIN" ]] || echo "tansu     not installed (scripts/install-broker.sh builds it)"
+    if [[ -f "$MATCHER_PID" ]] && kill -0 "$(cat "$MATCHER_PID")" 2>/dev/null; then
+      echo "matcher   up    pid $(cat "$MATCHER_PID"), log $STACK_DIR/matcher.log"
+    else echo "matcher   down"; fi
     ;;
   *)
-    die "usage: scripts/stack.sh up|down|status|env|reset"
+    die "usage: scripts/stack.sh up|down|status|env|reset|matcher-stop"
     ;;
 esac

@@ -30,6 +30,9 @@ pub enum StoreError {
 /// the database is down, and requests wait up to `acquire_timeout` for it.
 pub fn pool(url: &str, max: u32, acquire_timeout: Duration) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.parse().map_err(StoreError::Url)?;
+    // Nearly every statement takes a batch-sized array (`= any($1)`). A generic plan cannot
+    // know its size and may scan whole tables; plan each execution for its actual array.
+    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
     Ok(PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(acquire_timeout)

@@ -1,11 +1,12 @@
-//! The `continuity` command line. Today: create the topics, and run the sample scenario through
-//! the real broker (produce Avro single-object messages to the source topics, consume them back
-//! in a consumer group, validate, apply the domain rules) and print the cases and the rate.
-//! The matcher, ingest and reporter services join here as they land.
+//! The `continuity` command line's library: producing the sample scenario and generated events
+//! to the source topics as a source would, reading them back (for tests of the wire path), and
+//! the summary a person sees after a local run. Services are their own binaries
+//! (`continuity-matcher`); ingest and the reporter join as they land.
 
 #![warn(missing_docs)]
 
 pub mod sample;
+pub mod summary;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -144,8 +145,8 @@ pub async fn consume(
     })
 }
 
-/// Run the sample scenario through the broker and return the assessment and a printable
-/// summary.
+/// Produce the sample scenario, read it back in a consumer group and apply the rules in
+/// process (no matcher): the wire path from producer to rules, used by the end-to-end tests.
 pub async fn run_sample(
     settings: &KafkaSettings,
     hasher: &KeyedHasher,
@@ -274,4 +275,41 @@ pub fn summarise(a: &Assessment, received: &Received, now: DateTime<Utc>) -> Str
         }
     }
     out
+}
+
+/// Produce the sample scenario (with its invalid record) and `weeks` weeks of generated
+/// events ending today to the source topics. Returns the number of messages produced.
+pub async fn produce_sample(
+    settings: &KafkaSettings,
+    hasher: &KeyedHasher,
+    now: DateTime<Utc>,
+    weeks: u32,
+    seed: u64,
+) -> anyhow::Result<usize> {
+    let today = continuity_domain::london_date(now);
+    settings.ensure_topics(&Topic::ALL).await?;
+    let sample = sample::sample(today);
+    let days = weeks * 7;
+    let generated = continuity_synthetic::generate(&continuity_synthetic::Config {
+        seed,
+        people: (weeks as usize) * 150,
+        start: today - chrono::Duration::days(i64::from(days)),
+        days,
+        local_authorities: 12,
+        prisons: 20,
+    });
+    let mut messages = Vec::new();
+    for event in sample.events.iter().chain(
+        generated
+            .iter()
+            .filter(|e| e.meta().occurred_at <= now),
+    ) {
+        messages.push((partition_key(event, hasher), encode_source_event(event)?));
+    }
+    for invalid in &sample.invalid {
+        messages.push((b"invalid".to_vec(), invalid.clone()));
+    }
+    let producer = settings.producer()?;
+    produce(&producer, settings, &messages).await?;
+    Ok(messages.len())
 }

@@ -1,30 +1,19 @@
 //! `continuity`: parse the command line, set up logging, run the command.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 use continuity_domain::KeyedHasher;
 use continuity_stream::{KafkaSettings, Topic};
 
 #[derive(Parser)]
-#[command(
-    name = "continuity",
-    about = "Continuity of care from prison to community treatment"
-)]
+#[command(name = "continuity", about = "Continuity of care from prison to community treatment")]
 struct Cli {
     /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "CONTINUITY_BROKERS",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
+    #[arg(long, env = "CONTINUITY_BROKERS", default_value = "127.0.0.1:9092", global = true)]
     brokers: String,
     /// Prefix of every topic name.
-    #[arg(
-        long,
-        env = "CONTINUITY_TOPIC_PREFIX",
-        default_value = "continuity.",
-        global = true
-    )]
+    #[arg(long, env = "CONTINUITY_TOPIC_PREFIX", default_value = "continuity.", global = true)]
     topic_prefix: String,
     #[command(subcommand)]
     command: Command,
@@ -34,23 +23,32 @@ struct Cli {
 enum Command {
     /// Create the topics that are missing.
     Topics,
-    /// Run the sample scenario through the broker and print the cases and rates.
-    Sample {
-        /// Secret for keyed hashes of partition keys.
+    /// Produce the sample scenario and a few weeks of generated events to the source topics.
+    Produce {
+        /// Secret for keyed hashes of message keys.
         #[arg(long, env = "CONTINUITY_HASH_SECRET", hide_env_values = true)]
         hash_secret: String,
+        /// Weeks of generated events, ending today.
+        #[arg(long, default_value_t = 6)]
+        weeks: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Wait for the matcher to catch up, then print cases, rates and flags from PostgreSQL.
+    Summary {
+        /// PostgreSQL URL of the matcher's database.
+        #[arg(long, env = "CONTINUITY_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Wait until the matcher has consumed this many messages (0: do not wait).
+        #[arg(long, default_value_t = 0)]
+        wait_for: i64,
     },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    continuity_runtime::init_logging();
     let cli = Cli::parse();
     let settings = KafkaSettings {
         brokers: cli.brokers,
@@ -63,11 +61,30 @@ async fn main() -> anyhow::Result<()> {
                 println!("{} ({} partitions)", settings.topic(t), t.partitions());
             }
         }
-        Command::Sample { hash_secret } => {
+        Command::Produce {
+            hash_secret,
+            weeks,
+            seed,
+        } => {
             let hasher = KeyedHasher::new(hash_secret.as_bytes());
-            let (_, _, summary) =
-                continuity::run_sample(&settings, &hasher, chrono::Utc::now()).await?;
-            print!("{summary}");
+            let n = continuity::produce_sample(&settings, &hasher, chrono::Utc::now(), weeks, seed)
+                .await?;
+            println!("{n}");
+        }
+        Command::Summary {
+            database_url,
+            wait_for,
+        } => {
+            let pool = sqlx::PgPool::connect(&database_url).await?;
+            if wait_for > 0 {
+                let consumed =
+                    continuity::summary::wait_for_matcher(&pool, wait_for, Duration::from_secs(180))
+                        .await;
+                if consumed < wait_for {
+                    eprintln!("the matcher has consumed {consumed} of {wait_for} messages so far");
+                }
+            }
+            print!("{}", continuity::summary::summary(&pool).await?);
         }
     }
     Ok(())

@@ -516,21 +516,34 @@ impl Applier {
     ) -> Result<(usize, usize), ApplyError> {
         let started = std::time::Instant::now();
         let today = continuity_domain::london_date(now);
-        let skip: Vec<Uuid> = known.values().flatten().map(|e| e.id().0).collect();
-        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-            "select coalesce(c.merged_into, c.id), e.payload
-             from source_events e join components c on c.id = e.component
-             where (c.id = any($1) or c.merged_into = any($1))
-               and not (e.event_id = any($2))",
+        // The members of each root (itself and the components merged into it), by two
+        // indexed look-ups; then their rows by the component index.
+        let members: Vec<(i64, i64)> = sqlx::query_as(
+            "select id, id from components where id = any($1)
+             union all
+             select id, merged_into from components where merged_into = any($1)",
         )
         .bind(components)
-        .bind(&skip)
+        .fetch_all(&mut **tx)
+        .await?;
+        let root_of: HashMap<i64, i64> = members.iter().copied().collect();
+        let member_ids: Vec<i64> = members.iter().map(|(m, _)| *m).collect();
+        let skip: std::collections::HashSet<Uuid> =
+            known.values().flatten().map(|e| e.id().0).collect();
+        let rows: Vec<(i64, Uuid, Vec<u8>)> = sqlx::query_as(
+            "select component, event_id, payload from source_events where component = any($1)",
+        )
+        .bind(&member_ids)
         .fetch_all(&mut **tx)
         .await?;
         let loaded = started.elapsed();
         let n_rows = rows.len();
         let mut events = known;
-        for (component, payload) in rows {
+        for (member, event_id, payload) in rows {
+            if skip.contains(&event_id) {
+                continue;
+            }
+            let component = root_of.get(&member).copied().unwrap_or(member);
             match decode_source_event(&payload, today) {
                 Ok(e) => events.entry(component).or_default().push(e),
                 // Stored events were valid when applied; a date-of-birth check is the only
@@ -539,13 +552,14 @@ impl Applier {
             }
         }
         let stored: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)> = sqlx::query_as(
-            "select coalesce(c.merged_into, c.id), k.next_due_at, k.state
-             from cases k join components c on c.id = k.component
-             where c.id = any($1) or c.merged_into = any($1)",
+            "select component, next_due_at, state from cases where component = any($1)",
         )
-        .bind(components)
+        .bind(&member_ids)
         .fetch_all(&mut **tx)
         .await?;
+        let stored = stored
+            .into_iter()
+            .map(|(m, due, state)| (root_of.get(&m).copied().unwrap_or(m), due, state));
         // Stored cases, without the person (never serialised), with their component and the
         // next due time last written.
         let mut old: BTreeMap<CaseId, (i64, Option<DateTime<Utc>>, Case)> = BTreeMap::new();
