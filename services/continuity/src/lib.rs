@@ -299,11 +299,11 @@ pub async fn produce_sample(
         prisons: 20,
     });
     let mut messages = Vec::new();
-    for event in sample.events.iter().chain(
-        generated
-            .iter()
-            .filter(|e| e.meta().occurred_at <= now),
-    ) {
+    for event in sample
+        .events
+        .iter()
+        .chain(generated.iter().filter(|e| e.meta().occurred_at <= now))
+    {
         messages.push((partition_key(event, hasher), encode_source_event(event)?));
     }
     for invalid in &sample.invalid {

@@ -7,13 +7,26 @@ use continuity_domain::KeyedHasher;
 use continuity_stream::{KafkaSettings, Topic};
 
 #[derive(Parser)]
-#[command(name = "continuity", about = "Continuity of care from prison to community treatment")]
+#[command(
+    name = "continuity",
+    about = "Continuity of care from prison to community treatment"
+)]
 struct Cli {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "CONTINUITY_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+    #[arg(
+        long,
+        env = "CONTINUITY_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
     brokers: String,
     /// Prefix of every topic name.
-    #[arg(long, env = "CONTINUITY_TOPIC_PREFIX", default_value = "continuity.", global = true)]
+    #[arg(
+        long,
+        env = "CONTINUITY_TOPIC_PREFIX",
+        default_value = "continuity.",
+        global = true
+    )]
     topic_prefix: String,
     #[command(subcommand)]
     command: Command,
@@ -77,9 +90,12 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let pool = sqlx::PgPool::connect(&database_url).await?;
             if wait_for > 0 {
-                let consumed =
-                    continuity::summary::wait_for_matcher(&pool, wait_for, Duration::from_secs(180))
-                        .await;
+                let consumed = continuity::summary::wait_for_matcher(
+                    &pool,
+                    wait_for,
+                    Duration::from_secs(180),
+                )
+                .await;
                 if consumed < wait_for {
                     eprintln!("the matcher has consumed {consumed} of {wait_for} messages so far");
                 }

@@ -79,11 +79,10 @@ pub async fn summary(pool: &PgPool) -> anyhow::Result<String> {
             "  {la:<10} {finalised:>9} {engaged:>8} {r:>6} {ci:>19} {open:>6}"
         )?;
     }
-    let flags: Vec<(String, String, i64)> = sqlx::query_as(
-        "select kind, state, count(*) from flags group by 1, 2 order by 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
+    let flags: Vec<(String, String, i64)> =
+        sqlx::query_as("select kind, state, count(*) from flags group by 1, 2 order by 1, 2")
+            .fetch_all(pool)
+            .await?;
     writeln!(out, "\ncaseworker flags")?;
     for (kind, state, n) in &flags {
         writeln!(out, "  {:<42} {n:>6}", format!("{kind} {state}"))?;

@@ -277,7 +277,10 @@ async fn main() -> anyhow::Result<()> {
         percentile(&apply, 0.99) * 1000.0,
         percentile(&sizes, 0.5)
     );
-    println!("matcher peak RSS           {:.0} MiB (one instance)", peak as f64 / 1024.0);
+    println!(
+        "matcher peak RSS           {:.0} MiB (one instance)",
+        peak as f64 / 1024.0
+    );
     let deciles: Vec<String> = rss_samples
         .iter()
         .map(|(d, kib)| format!("{}%:{}", d * 10, kib / 1024))
