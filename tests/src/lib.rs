@@ -187,6 +187,17 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic, quiet: Duration) ->
     out
 }
 
+/// Lease holders with unexpired leases and how many partitions each holds.
+pub async fn holders(env: &Env) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select holder, count(*) from partition_leases
+         where holder is not null and expires_at > now() group by holder order by holder",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
 pub async fn http_get(port: u16, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))

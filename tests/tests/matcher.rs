@@ -178,16 +178,6 @@ fn generated(people: usize) -> Vec<continuity_domain::events::SourceEvent> {
     })
 }
 
-async fn holders(env: &Env) -> Vec<(String, i64)> {
-    sqlx::query_as(
-        "select holder, count(*) from partition_leases
-         where holder is not null and expires_at > now() group by holder order by holder",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_matchers_share_the_work_and_the_survivor_takes_over_a_clean_stop() {
     let env = env().await;

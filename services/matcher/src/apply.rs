@@ -282,15 +282,7 @@ impl Applier {
             *e = (*e).max(m.offset + 1);
         }
         let (topics, parts, offsets): (Vec<&str>, Vec<i32>, Vec<i64>) =
-            next.iter().map(|((t, p), o)| (*t, *p, *o)).fold(
-                (vec![], vec![], vec![]),
-                |(mut a, mut b, mut c), (t, p, o)| {
-                    a.push(t);
-                    b.push(p);
-                    c.push(o);
-                    (a, b, c)
-                },
-            );
+            unzip3(next.iter().map(|((t, p), o)| (*t, *p, *o)));
         sqlx::query(
             "insert into consumer_offsets (topic, partition, next_offset)
              select * from unnest($1::text[], $2::int[], $3::bigint[])
@@ -638,15 +630,7 @@ impl Applier {
             "components re-assessed"
         );
         if !reviews.is_empty() {
-            let (ids, comps, cands): (Vec<Uuid>, Vec<i64>, Vec<i32>) = reviews.into_iter().fold(
-                (vec![], vec![], vec![]),
-                |(mut a, mut b, mut c), (x, y, z)| {
-                    a.push(x);
-                    b.push(y);
-                    c.push(z);
-                    (a, b, c)
-                },
-            );
+            let (ids, comps, cands): (Vec<Uuid>, Vec<i64>, Vec<i32>) = unzip3(reviews);
             sqlx::query(
                 "insert into match_reviews (event_id, component, candidates)
                  select * from unnest($1::uuid[], $2::bigint[], $3::int[])
@@ -717,6 +701,17 @@ fn outcome_code(outcome: Outcome) -> (&'static str, Option<&'static str>) {
         Outcome::Withdrawn => ("WITHDRAWN", None),
         Outcome::Excluded(r) => ("EXCLUDED", Some(r.code())),
     }
+}
+
+/// Three columns from rows, for `unnest`.
+fn unzip3<A, B, C>(rows: impl IntoIterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y, z) in rows {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
 }
 
 async fn key_components(

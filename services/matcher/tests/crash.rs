@@ -157,16 +157,6 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
     );
 }
 
-async fn holders(env: &Env) -> Vec<(String, i64)> {
-    sqlx::query_as(
-        "select holder, count(*) from partition_leases
-         where holder is not null and expires_at > now() group by holder order by holder",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_lease_ttl() {
     let env = env().await;
