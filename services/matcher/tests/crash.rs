@@ -197,7 +197,8 @@ async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_leas
     let takeover = killed.elapsed();
     eprintln!("takeover after SIGKILL: {takeover:?} (lease TTL 2 s, rebalance every 300 ms)");
     assert!(
-        takeover < Duration::from_millis(2000 + 300 * 2 + 1500),
+        // TTL + two rebalance periods + slack for a loaded 2-core machine.
+        takeover < Duration::from_millis(2000 + 300 * 2 + 2500),
         "{takeover:?}"
     );
 
