@@ -27,6 +27,22 @@ pub struct Env {
     pub pool: PgPool,
 }
 
+impl Env {
+    /// Drop the test's database (call at the end of a passing test; a failing one keeps it
+    /// for inspection).
+    pub async fn cleanup(self) {
+        self.pool.close().await;
+        let name = self.db_url.rsplit('/').next().unwrap_or_default().to_string();
+        let base = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        if let Ok(admin) = PgPool::connect(&base).await {
+            let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                .execute(&admin)
+                .await;
+        }
+    }
+}
+
 pub async fn env() -> Env {
     let base = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

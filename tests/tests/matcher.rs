@@ -95,6 +95,7 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
         Registry::get().writer_of(&flags[0]).unwrap().record,
         RecordType::EngagementFlag
     );
+    env.cleanup().await;
 }
 
 #[tokio::test]
@@ -138,6 +139,7 @@ async fn time_moves_cases_on_without_new_events() {
         "the two newly overdue cases page; the old one did already"
     );
     matcher.stop().await;
+    env.cleanup().await;
 }
 
 #[tokio::test]
@@ -166,6 +168,7 @@ async fn shuffled_and_duplicated_input_gives_the_same_state() {
     })
     .await;
     matcher.stop().await;
+    env.cleanup().await;
 }
 
 fn generated(people: usize) -> Vec<continuity_domain::events::SourceEvent> {
@@ -220,6 +223,7 @@ async fn two_matchers_share_the_work_and_the_survivor_takes_over_a_clean_stop() 
     })
     .await;
     m2.stop().await;
+    env.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,4 +294,5 @@ async fn a_database_outage_pauses_the_matcher_and_loses_nothing() {
     .await;
     assert_eq!(get_status(matcher.http, "/readyz").await, 200);
     matcher.stop().await;
+    env.cleanup().await;
 }

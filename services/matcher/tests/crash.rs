@@ -155,6 +155,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         last, got,
         "last published state of every flag is its final state"
     );
+    env.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,4 +215,5 @@ async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_leas
         .status()
         .unwrap();
     assert!(b.wait().unwrap().success());
+    env.cleanup().await;
 }
