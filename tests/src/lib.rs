@@ -32,7 +32,12 @@ impl Env {
     /// for inspection).
     pub async fn cleanup(self) {
         self.pool.close().await;
-        let name = self.db_url.rsplit('/').next().unwrap_or_default().to_string();
+        let name = self
+            .db_url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let base = std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
         if let Ok(admin) = PgPool::connect(&base).await {
