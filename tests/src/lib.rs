@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
-use continuity_domain::{assess, KeyedHasher, Outcome, Rules};
+use continuity_domain::{assess, KeyedHasher, Rules};
 use continuity_runtime::{ManualClock, SecretString};
 use continuity_schema::encode_source_event;
 use continuity_stream::{partition_key, KafkaSettings, Topic};
@@ -176,12 +176,9 @@ pub fn expected_outcomes(
         .cases
         .into_iter()
         .map(|c| {
-            let o = match c.outcome {
-                Outcome::Open => "OPEN".to_string(),
-                Outcome::Engaged => "ENGAGED".into(),
-                Outcome::NotEngaged => "NOT_ENGAGED".into(),
-                Outcome::Withdrawn => "WITHDRAWN".into(),
-                Outcome::Excluded(r) => format!("EXCLUDED:{}", r.code()),
+            let o = match c.outcome.exclusion_code() {
+                Some(r) => format!("{}:{r}", c.outcome.code()),
+                None => c.outcome.code().to_string(),
             };
             (c.case_id.0, o)
         })
@@ -206,6 +203,37 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic, quiet: Duration) ->
         out.push(m.payload().unwrap_or_default().to_vec());
     }
     out
+}
+
+/// The number of distinct events (duplicates share an id).
+pub fn unique_events(events: &[SourceEvent]) -> i64 {
+    events
+        .iter()
+        .map(|e| e.id())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as i64
+}
+
+/// Wait until every distinct event in `events` has been applied.
+pub async fn until_all_applied(pool: &PgPool, events: &[SourceEvent], secs: u64) {
+    let n = unique_events(events);
+    eventually(secs, "every event applied", || async {
+        applied(pool).await == n
+    })
+    .await;
+}
+
+/// Wait until two matchers hold 12 of the 24 source partitions each, and work has started.
+pub async fn until_two_share_the_work(env: &Env) {
+    eventually(30, "two matchers holding 12 partitions each", || async {
+        let h = holders(env).await;
+        h.len() == 2 && h.iter().all(|(_, n)| *n == 12)
+    })
+    .await;
+    eventually(60, "some events applied", || async {
+        applied(&env.pool).await > 0
+    })
+    .await;
 }
 
 /// Lease holders with unexpired leases and how many partitions each holds.

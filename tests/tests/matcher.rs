@@ -193,15 +193,7 @@ async fn two_matchers_share_the_work_and_the_survivor_takes_over_a_clean_stop() 
 
     let m1 = start(&env, "one", &clock);
     let m2 = start(&env, "two", &clock);
-    eventually(30, "both matchers hold partitions", || async {
-        let h = holders(&env).await;
-        h.len() == 2 && h.iter().all(|(_, n)| *n == 12)
-    })
-    .await;
-    eventually(60, "some events applied", || async {
-        applied(&env.pool).await > 0
-    })
-    .await;
+    until_two_share_the_work(&env).await;
 
     // Stop one cleanly mid-stream: it hands its partitions back and the other takes them.
     m1.stop().await;
@@ -213,11 +205,7 @@ async fn two_matchers_share_the_work_and_the_survivor_takes_over_a_clean_stop() 
     eprintln!("takeover after a clean stop: {:?}", stopped.elapsed());
 
     produce(&producer, &env.kafka, second).await.unwrap();
-    let unique = events.iter().map(|e| e.id()).collect::<BTreeSet<_>>().len() as i64;
-    eventually(120, "every event applied", || async {
-        applied(&env.pool).await == unique
-    })
-    .await;
+    until_all_applied(&env.pool, &events, 120).await;
     eventually(10, "the same outcomes as one matcher", || async {
         outcomes(&env.pool).await == expected_outcomes(&events, now())
     })
@@ -236,12 +224,7 @@ async fn a_database_outage_pauses_the_matcher_and_loses_nothing() {
     let producer = env.kafka.producer().unwrap();
     let matcher = start(&env, "m1", &clock);
     produce(&producer, &env.kafka, first).await.unwrap();
-    let unique_first = events
-        .iter()
-        .take(first.len())
-        .map(|e| e.id())
-        .collect::<BTreeSet<_>>()
-        .len() as i64;
+    let unique_first = unique_events(&events[..first.len()]);
     eventually(60, "the first half applied", || async {
         applied(&env.pool).await == unique_first
     })
@@ -283,11 +266,7 @@ async fn a_database_outage_pauses_the_matcher_and_loses_nothing() {
         .await
         .unwrap();
     let pool = sqlx::PgPool::connect(&env.db_url).await.unwrap();
-    let unique = events.iter().map(|e| e.id()).collect::<BTreeSet<_>>().len() as i64;
-    eventually(120, "every event applied after the outage", || async {
-        applied(&pool).await == unique
-    })
-    .await;
+    until_all_applied(&pool, &events, 120).await;
     eventually(10, "the same outcomes", || async {
         outcomes(&pool).await == expected_outcomes(&events, now())
     })

@@ -89,6 +89,26 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Stable code as stored and published (`OPEN`, `ENGAGED`, `NOT_ENGAGED`, `EXCLUDED`,
+    /// `WITHDRAWN`); the exclusion reason is separate ([`ExclusionReason::code`]).
+    pub fn code(self) -> &'static str {
+        match self {
+            Outcome::Open => "OPEN",
+            Outcome::Engaged => "ENGAGED",
+            Outcome::NotEngaged => "NOT_ENGAGED",
+            Outcome::Excluded(_) => "EXCLUDED",
+            Outcome::Withdrawn => "WITHDRAWN",
+        }
+    }
+
+    /// The exclusion reason's code, when excluded.
+    pub fn exclusion_code(self) -> Option<&'static str> {
+        match self {
+            Outcome::Excluded(r) => Some(r.code()),
+            _ => None,
+        }
+    }
+
     /// Finalised cases form the rate's denominator.
     pub fn is_finalised(self) -> bool {
         matches!(self, Outcome::Engaged | Outcome::NotEngaged)
@@ -144,6 +164,16 @@ pub enum FlagKind {
     Overdue,
 }
 
+impl FlagKind {
+    /// Stable code as stored (`AT_RISK`, `OVERDUE`) and the at-risk day, if any.
+    pub fn code(self) -> (&'static str, Option<u32>) {
+        match self {
+            FlagKind::AtRisk(day) => ("AT_RISK", Some(day)),
+            FlagKind::Overdue => ("OVERDUE", None),
+        }
+    }
+}
+
 /// Where a flag stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -156,6 +186,18 @@ pub enum FlagState {
     ResolvedExcluded,
     /// The release was withdrawn.
     Withdrawn,
+}
+
+impl FlagState {
+    /// Stable code as stored and published (the same as its Avro symbol).
+    pub fn code(self) -> &'static str {
+        match self {
+            FlagState::Raised => "RAISED",
+            FlagState::ResolvedEngaged => "RESOLVED_ENGAGED",
+            FlagState::ResolvedExcluded => "RESOLVED_EXCLUDED",
+            FlagState::Withdrawn => "WITHDRAWN",
+        }
+    }
 }
 
 /// A caseworker flag on a case.

@@ -132,6 +132,41 @@ impl Scenario {
         self
     }
 
+    /// An admission of `who` on `on`, recorded that evening.
+    fn admitted(&mut self, who: Identifier, on: NaiveDate, kind: AdmissionKind) -> &mut Self {
+        self.push(
+            |meta| {
+                SourceEvent::CustodyAdmission(CustodyAdmission {
+                    meta,
+                    person: PersonRef {
+                        identifiers: vec![who],
+                        attributor: None,
+                    },
+                    admitted_on: on,
+                    kind,
+                })
+            },
+            at(on, 18),
+        )
+    }
+
+    /// The death of `who` on `on`, recorded that evening.
+    fn died(&mut self, who: Identifier, on: NaiveDate) -> &mut Self {
+        self.push(
+            |meta| {
+                SourceEvent::PersonDied(PersonDied {
+                    meta,
+                    person: PersonRef {
+                        identifiers: vec![who],
+                        attributor: None,
+                    },
+                    died_on: on,
+                })
+            },
+            at(on, 18),
+        )
+    }
+
     fn assess(&self, now: DateTime<Utc>) -> Assessment {
         assess(&self.events, &Rules::default(), now)
     }
@@ -404,19 +439,10 @@ fn exclusions_inside_the_window() {
     let release = d(2026, 11, 2);
     // Recalled on day 10 before engaging.
     let mut s = released_with_need();
-    s.push(
-        |meta| {
-            SourceEvent::CustodyAdmission(CustodyAdmission {
-                meta,
-                person: PersonRef {
-                    identifiers: vec![noms("A1234BC")],
-                    attributor: None,
-                },
-                admitted_on: release + Duration::days(10),
-                kind: AdmissionKind::Recall,
-            })
-        },
-        at(release + Duration::days(10), 18),
+    s.admitted(
+        noms("A1234BC"),
+        release + Duration::days(10),
+        AdmissionKind::Recall,
     );
     let case = only_case(&s.assess(at(d(2026, 12, 10), 0))).clone();
     assert_eq!(case.outcome, Outcome::Excluded(ExclusionReason::Readmitted));
@@ -433,19 +459,10 @@ fn exclusions_inside_the_window() {
         release + Duration::days(5),
         at(release + Duration::days(5), 9),
     )
-    .push(
-        |meta| {
-            SourceEvent::CustodyAdmission(CustodyAdmission {
-                meta,
-                person: PersonRef {
-                    identifiers: vec![noms("A1234BC")],
-                    attributor: None,
-                },
-                admitted_on: release + Duration::days(10),
-                kind: AdmissionKind::Recall,
-            })
-        },
-        at(release + Duration::days(10), 18),
+    .admitted(
+        noms("A1234BC"),
+        release + Duration::days(10),
+        AdmissionKind::Recall,
     );
     assert_eq!(
         only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
@@ -454,19 +471,10 @@ fn exclusions_inside_the_window() {
 
     // Moved to a secure hospital on day 4: transferred to another secure setting.
     let mut s = released_with_need();
-    s.push(
-        |meta| {
-            SourceEvent::CustodyAdmission(CustodyAdmission {
-                meta,
-                person: PersonRef {
-                    identifiers: vec![noms("A1234BC")],
-                    attributor: None,
-                },
-                admitted_on: release + Duration::days(4),
-                kind: AdmissionKind::SecureTransfer,
-            })
-        },
-        at(release + Duration::days(4), 18),
+    s.admitted(
+        noms("A1234BC"),
+        release + Duration::days(4),
+        AdmissionKind::SecureTransfer,
     );
     assert_eq!(
         only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
@@ -479,19 +487,7 @@ fn exclusions_inside_the_window() {
         (22, Outcome::NotEngaged),
     ] {
         let mut s = released_with_need();
-        s.push(
-            |meta| {
-                SourceEvent::PersonDied(PersonDied {
-                    meta,
-                    person: PersonRef {
-                        identifiers: vec![noms("A1234BC")],
-                        attributor: None,
-                    },
-                    died_on: release + Duration::days(day),
-                })
-            },
-            at(release + Duration::days(day), 18),
-        );
+        s.died(noms("A1234BC"), release + Duration::days(day));
         assert_eq!(
             only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
             expected,

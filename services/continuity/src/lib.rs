@@ -173,12 +173,9 @@ pub async fn run_sample(
 }
 
 fn outcome_label(o: Outcome) -> String {
-    match o {
-        Outcome::Open => "open".into(),
-        Outcome::Engaged => "engaged".into(),
-        Outcome::NotEngaged => "not engaged".into(),
-        Outcome::Excluded(r) => format!("excluded: {}", r.code()),
-        Outcome::Withdrawn => "withdrawn".into(),
+    match o.exclusion_code() {
+        Some(reason) => format!("{} ({reason})", o.code()),
+        None => o.code().to_owned(),
     }
 }
 

@@ -21,8 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use continuity_domain::events::SourceEvent;
 use continuity_domain::{
-    assess, carry_over_flags, changes, Case, CaseId, FlagKind, FlagState, KeyedHasher, Outcome,
-    Rules,
+    assess, carry_over_flags, changes, Case, CaseId, KeyedHasher, Outcome, Rules,
 };
 use continuity_schema::{
     case_event_message, dead_letter_message, decode_source_event, flag_event_message, MessageOrigin,
@@ -666,13 +665,10 @@ impl Applier {
             );
         }
         for change in flag_changes {
-            let kind = match change.flag.kind {
-                FlagKind::AtRisk(_) => "at_risk",
-                FlagKind::Overdue => "overdue",
-            };
+            let (kind, _) = change.flag.kind.code();
             self.metrics
                 .flags
-                .with_label_values(&[kind, flag_state(change.flag.state)])
+                .with_label_values(&[kind, change.flag.state.code()])
                 .inc();
             outbox.push(
                 self.kafka.topic(Topic::Flags),
@@ -681,25 +677,6 @@ impl Applier {
             );
         }
         Ok(())
-    }
-}
-
-fn flag_state(state: FlagState) -> &'static str {
-    match state {
-        FlagState::Raised => "RAISED",
-        FlagState::ResolvedEngaged => "RESOLVED_ENGAGED",
-        FlagState::ResolvedExcluded => "RESOLVED_EXCLUDED",
-        FlagState::Withdrawn => "WITHDRAWN",
-    }
-}
-
-fn outcome_code(outcome: Outcome) -> (&'static str, Option<&'static str>) {
-    match outcome {
-        Outcome::Open => ("OPEN", None),
-        Outcome::Engaged => ("ENGAGED", None),
-        Outcome::NotEngaged => ("NOT_ENGAGED", None),
-        Outcome::Withdrawn => ("WITHDRAWN", None),
-        Outcome::Excluded(r) => ("EXCLUDED", Some(r.code())),
     }
 }
 
@@ -803,7 +780,7 @@ impl CaseWrites {
         rules: &Rules,
         now: DateTime<Utc>,
     ) {
-        let (outcome, exclusion) = outcome_code(case.outcome);
+        let (outcome, exclusion) = (case.outcome.code(), case.outcome.exclusion_code());
         self.case_id.push(case.case_id.0);
         self.component.push(component);
         self.release_id.push(case.release_id.clone());
@@ -831,13 +808,10 @@ impl CaseWrites {
             let f = &change.flag;
             self.flag_id.push(f.flag_id);
             self.flag_case.push(case.case_id.0);
-            let (kind, day) = match f.kind {
-                FlagKind::AtRisk(d) => ("AT_RISK", Some(d as i32)),
-                FlagKind::Overdue => ("OVERDUE", None),
-            };
+            let (kind, day) = f.kind.code();
             self.flag_kind.push(kind);
-            self.flag_day.push(day);
-            self.flag_state.push(flag_state(f.state));
+            self.flag_day.push(day.map(|d| d as i32));
+            self.flag_state.push(f.state.code());
             self.flag_due.push(f.due_at);
             self.flag_raised.push(f.raised_at);
             self.flag_settled.push(f.settled_at);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use continuity::produce;
-use continuity_domain::{assess, FlagState, Rules};
+use continuity_domain::{assess, Rules};
 use continuity_e2e::*;
 use continuity_schema::{wire, AvroRecord};
 use continuity_stream::Topic;
@@ -96,17 +96,11 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
     assert_eq!(outcomes(&env.pool).await, expected_outcomes(&events, now));
 
     // Flags: the same set, in the same final states.
-    let state = |s: FlagState| match s {
-        FlagState::Raised => "RAISED",
-        FlagState::ResolvedEngaged => "RESOLVED_ENGAGED",
-        FlagState::ResolvedExcluded => "RESOLVED_EXCLUDED",
-        FlagState::Withdrawn => "WITHDRAWN",
-    };
     let want: BTreeMap<uuid::Uuid, String> = expected
         .cases
         .iter()
         .flat_map(|c| c.flags.iter())
-        .map(|f| (f.flag_id, state(f.state).to_string()))
+        .map(|f| (f.flag_id, f.state.code().to_string()))
         .collect();
     let got: BTreeMap<uuid::Uuid, String> =
         sqlx::query_as::<_, (uuid::Uuid, String)>("select flag_id, state from flags")
@@ -144,7 +138,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         if !ids.insert(f.envelope.event_id) {
             redelivered += 1;
         }
-        last.insert(f.flag_id, state(f.state).to_string());
+        last.insert(f.flag_id, f.state.code().to_string());
     }
     eprintln!(
         "{} flag messages, {} distinct, {redelivered} redelivered",
@@ -178,15 +172,7 @@ async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_leas
 
     let mut a = spawn(&env, "a", &fixed);
     let mut b = spawn(&env, "b", &fixed);
-    eventually(30, "both hold half", || async {
-        let h = holders(&env).await;
-        h.len() == 2 && h.iter().all(|(_, n)| *n == 12)
-    })
-    .await;
-    eventually(60, "some applied", || async {
-        applied(&env.pool).await > 0
-    })
-    .await;
+    until_two_share_the_work(&env).await;
 
     a.kill().unwrap(); // SIGKILL: no hand-back; its leases must expire (TTL 2 s).
     a.wait().unwrap();
@@ -204,11 +190,7 @@ async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_leas
     );
 
     produce(&producer, &env.kafka, second).await.unwrap();
-    let unique = events.iter().map(|e| e.id()).collect::<BTreeSet<_>>().len() as i64;
-    eventually(180, "every event applied", || async {
-        applied(&env.pool).await == unique
-    })
-    .await;
+    until_all_applied(&env.pool, &events, 180).await;
     assert_eq!(outcomes(&env.pool).await, expected_outcomes(&events, now));
     Command::new("kill")
         .args(["-TERM", &b.id().to_string()])
