@@ -223,6 +223,17 @@ pub async fn until_all_applied(pool: &PgPool, events: &[SourceEvent], secs: u64)
     .await;
 }
 
+/// Wait until the relay has published everything in the outbox.
+pub async fn until_outbox_drained(pool: &PgPool, secs: u64) {
+    eventually(secs, "outbox drained", || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from outbox")
+            .fetch_one(pool)
+            .await
+            .is_ok_and(|n| n == 0)
+    })
+    .await;
+}
+
 /// Wait until two matchers hold 12 of the 24 source partitions each, and work has started.
 pub async fn until_two_share_the_work(env: &Env) {
     eventually(30, "two matchers holding 12 partitions each", || async {

@@ -45,14 +45,7 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     assert_eq!(get_status(matcher.http, "/healthz").await, 200);
 
     // Outbox drained to the topics.
-    eventually(30, "outbox drained", || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from outbox")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap()
-            == 0
-    })
-    .await;
+    until_outbox_drained(&env.pool, 30).await;
     matcher.stop().await;
 
     // The invalid release is on the dead-letter topic with where it came from and why.

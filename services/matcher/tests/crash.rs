@@ -72,14 +72,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         applied(&env.pool).await == n
     })
     .await;
-    eventually(120, "outbox drained", || async {
-        sqlx::query_scalar::<_, i64>("select count(*) from outbox")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap()
-            == 0
-    })
-    .await;
+    until_outbox_drained(&env.pool, 120).await;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
