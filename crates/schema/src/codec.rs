@@ -224,6 +224,36 @@ pub enum CodecError {
     },
 }
 
+/// What went wrong, in words chosen here: several apache-avro messages quote the value they
+/// read, and a message body is personal data that reaches logs and the dead-letter topic.
+fn avro_error_kind(e: &apache_avro::Error) -> String {
+    use apache_avro::error::Details;
+    match e.details() {
+        Details::MemoryAllocation { desired, maximum } => {
+            format!("a length of {desired} bytes exceeds the limit of {maximum} (MemoryAllocation)")
+        }
+        Details::ReadVariableIntegerBytes(_)
+        | Details::ReadBytes(_)
+        | Details::ReadString(_)
+        | Details::ReadDouble(_)
+        | Details::ReadFloat(_)
+        | Details::ReadBoolean(_) => "the message ends before the record does".into(),
+        Details::GetUnionVariant {
+            index,
+            num_variants,
+        } => {
+            format!("union branch {index} does not exist (the union has {num_variants})")
+        }
+        Details::GetEnumValue { index, nsymbols } => {
+            format!("enum index {index} does not exist (the enum has {nsymbols})")
+        }
+        Details::BoolValue(_) => "a boolean is neither 0 nor 1".into(),
+        Details::ConvertToUtf8(_) => "a string is not valid UTF-8".into(),
+        Details::IntegerOverflow | Details::ZagI32(..) => "an integer is out of range".into(),
+        _ => "a value does not match the schema".into(),
+    }
+}
+
 fn fingerprint_of(schema: &Schema) -> Fingerprint {
     let bytes = schema.fingerprint::<Rabin>().bytes;
     let mut out = [0u8; 8];
@@ -327,7 +357,7 @@ impl Registry {
         let value = apache_avro::from_avro_datum(&writer.schema, &mut body, reader_schema)
             .map_err(|e| CodecError::Body {
                 record,
-                detail: e.to_string(),
+                detail: avro_error_kind(&e),
             })?;
         if !body.is_empty() {
             return Err(CodecError::TrailingBytes(record));
@@ -361,7 +391,7 @@ pub trait AvroRecord: Serialize + DeserializeOwned {
         }
         apache_avro::from_value(&value).map_err(|e| CodecError::Body {
             record,
-            detail: e.to_string(),
+            detail: avro_error_kind(&e),
         })
     }
 }

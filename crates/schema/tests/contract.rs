@@ -538,7 +538,23 @@ fn huge_claimed_lengths_are_refused_not_allocated() {
         matches!(err, DecodeError::Codec(CodecError::Body { .. })),
         "{err}"
     );
-    assert!(err.to_string().contains("allocate"), "{err}");
+    assert!(err.to_string().contains("MemoryAllocation"), "{err}");
+}
+
+#[test]
+fn body_errors_name_the_failure_never_a_value() {
+    // A valid prefix, then bytes that do not decode: the error names the kind of failure
+    // and never quotes what it read.
+    let mut bytes = encode_source_event(&one_of_each()[0]).unwrap();
+    let secret = b"A1234BC";
+    let at = bytes.windows(7).position(|w| w == secret).unwrap();
+    bytes.truncate(at + 7);
+    bytes.push(0x7f); // a union index that does not exist
+    let err = decode_source_event(&bytes, today())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not decode"), "{err}");
+    assert!(!err.contains("A1234BC"), "{err}");
 }
 
 proptest! {

@@ -559,7 +559,14 @@ impl Applier {
                 Ok(case) => {
                     old.insert(case.case_id, (component, next_due, case));
                 }
-                Err(e) => tracing::error!(component, error = %e, "stored case does not parse"),
+                // serde_json's message can quote a value from the state: log where, not what.
+                Err(e) => tracing::error!(
+                    component,
+                    category = ?e.classify(),
+                    line = e.line(),
+                    column = e.column(),
+                    "stored case does not parse"
+                ),
             }
         }
 
