@@ -174,6 +174,15 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let batch = std::env::var("BENCH_BATCH").unwrap_or_else(|_| "5000".into());
+    // BENCH_LOG sets the matcher's RUST_LOG; its log (stderr) then goes to
+    // target/bench-matcher.log.
+    let log = std::env::var("BENCH_LOG").ok();
+    let log_to = || -> anyhow::Result<Stdio> {
+        Ok(match &log {
+            Some(_) => Stdio::from(std::fs::File::create("target/bench-matcher.log")?),
+            None => Stdio::null(),
+        })
+    };
     let mut others: Vec<Child> = Vec::new();
     for i in 1..instances {
         let other_port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -206,8 +215,8 @@ async fn main() -> anyhow::Result<()> {
         .env("CONTINUITY_FIXED_NOW", format!("{end}T12:00:00Z"))
         .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("CONTINUITY_BATCH_SIZE", &batch)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("RUST_LOG", log.as_deref().unwrap_or("warn"))
+        .stderr(log_to()?)
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let pool = sqlx::PgPool::connect(&db_url).await?;
@@ -276,6 +285,17 @@ async fn main() -> anyhow::Result<()> {
         percentile(&apply, 0.5) * 1000.0,
         percentile(&apply, 0.99) * 1000.0,
         percentile(&sizes, 0.5)
+    );
+    let counter = |name: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let [hit, miss, new] = ["hit", "miss", "new"]
+        .map(|r| counter(&format!("continuity_matcher_component_cache_total{{result=\"{r}\"}}")));
+    println!(
+        "component cache            {hit:.0} hits, {miss:.0} loaded, {new:.0} new (one instance)"
     );
     println!(
         "matcher peak RSS           {:.0} MiB (one instance)",
