@@ -174,8 +174,52 @@ pub struct SchemaVersion {
     pub file: &'static str,
     /// The parsed schema.
     pub schema: Schema,
+    /// The same schema with every named reference replaced by the type it names: what
+    /// schema-aware encoding needs (it cannot look names up), with the same binary form.
+    pub encoding: Schema,
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
+}
+
+/// `schema` with every `Ref` replaced by the named type it refers to. Our schemas are not
+/// recursive; a recursive one is refused rather than expanded forever.
+fn inline_refs(
+    schema: &Schema,
+    names: &HashMap<apache_avro::schema::Name, Schema>,
+    depth: usize,
+) -> Result<Schema, String> {
+    use apache_avro::schema::{ArraySchema, MapSchema, UnionSchema};
+    if depth > 32 {
+        return Err("schema nests too deeply (recursive type?)".into());
+    }
+    let inline = |s: &Schema| inline_refs(s, names, depth + 1);
+    Ok(match schema {
+        Schema::Ref { name } => inline(
+            names
+                .get(name)
+                .ok_or_else(|| format!("unresolved type {name}"))?,
+        )?,
+        Schema::Record(r) => {
+            let mut r = r.clone();
+            for field in &mut r.fields {
+                field.schema = inline(&field.schema)?;
+            }
+            Schema::Record(r)
+        }
+        Schema::Union(u) => Schema::Union(
+            UnionSchema::new(u.variants().iter().map(inline).collect::<Result<_, _>>()?)
+                .map_err(|e| e.to_string())?,
+        ),
+        Schema::Array(a) => Schema::Array(ArraySchema {
+            items: Box::new(inline(&a.items)?),
+            attributes: a.attributes.clone(),
+        }),
+        Schema::Map(m) => Schema::Map(MapSchema {
+            types: Box::new(inline(&m.types)?),
+            attributes: m.attributes.clone(),
+        }),
+        other => other.clone(),
+    })
 }
 
 /// All compiled-in schemas, by fingerprint and by record type.
@@ -288,6 +332,13 @@ impl Registry {
             for (n, (file, text)) in files.iter().enumerate() {
                 let schema = Schema::parse_str(text).map_err(|e| format!("{file}: {e}"))?;
                 let fingerprint = fingerprint_of(&schema);
+                let names: HashMap<_, Schema> = apache_avro::schema::ResolvedSchema::try_from(&schema)
+                    .map_err(|e| format!("{file}: {e}"))?
+                    .get_names()
+                    .iter()
+                    .map(|(n, s)| (n.clone(), (*s).clone()))
+                    .collect();
+                let encoding = inline_refs(&schema, &names, 0).map_err(|e| format!("{file}: {e}"))?;
                 let index = reg.versions.len();
                 if reg.by_fingerprint.insert(fingerprint, index).is_some() {
                     return Err(format!("{file}: same fingerprint as another schema"));
@@ -298,6 +349,7 @@ impl Registry {
                     version: n as u32 + 1,
                     file,
                     schema,
+                    encoding,
                     fingerprint,
                 });
             }
@@ -314,22 +366,6 @@ impl Registry {
     pub fn latest(&self, record: RecordType) -> &SchemaVersion {
         // Every RecordType has an entry in SCHEMA_FILES (checked by a test).
         &self.versions[self.latest[&record]]
-    }
-
-    /// Encode a value as a single-object message with the newest schema of `record`.
-    pub fn encode_value(&self, record: RecordType, value: Value) -> Result<Vec<u8>, CodecError> {
-        let v = self.latest(record);
-        let encode_err = |e: apache_avro::Error| CodecError::Encode {
-            record,
-            detail: e.to_string(),
-        };
-        let resolved = value.resolve(&v.schema).map_err(encode_err)?;
-        let body = apache_avro::to_avro_datum(&v.schema, resolved).map_err(encode_err)?;
-        let mut out = Vec::with_capacity(10 + body.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&v.fingerprint);
-        out.extend_from_slice(&body);
-        Ok(out)
     }
 
     /// The record type and writer schema of a message, from its header alone.
@@ -371,13 +407,21 @@ pub trait AvroRecord: Serialize + DeserializeOwned {
     /// Which record type.
     const RECORD: RecordType;
 
-    /// Encode as a single-object message.
+    /// Encode as a single-object message with the newest schema of its record type,
+    /// serialising straight to bytes against the schema (no intermediate `Value`).
     fn to_message(&self) -> Result<Vec<u8>, CodecError> {
-        let value = apache_avro::to_value(self).map_err(|e| CodecError::Encode {
-            record: Self::RECORD,
-            detail: e.to_string(),
+        let v = Registry::get().latest(Self::RECORD);
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&v.fingerprint);
+        // The error names the kind of failure only: its message can quote the value.
+        apache_avro::write_avro_datum_ref(&v.encoding, self, &mut out).map_err(|e| {
+            CodecError::Encode {
+                record: Self::RECORD,
+                detail: avro_error_kind(&e),
+            }
         })?;
-        Registry::get().encode_value(Self::RECORD, value)
+        Ok(out)
     }
 
     /// Decode a single-object message that must hold this record type.

@@ -12,6 +12,49 @@ pub use continuity_domain::{FlagState, Sex};
 
 use crate::codec::{AvroRecord, RecordType};
 
+/// Defines a record: [`Envelope`]'s fields first, then its own, as one flat Avro record.
+/// Decoding goes through serde's `flatten`; encoding through a borrowed flat view, because
+/// `flatten` serialises a map and schema-aware encoding (straight to bytes, no intermediate
+/// `Value`) writes records from structs only.
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Deserialize)]
+        pub struct $name {
+            #[serde(flatten)]
+            pub envelope: Envelope,
+            $( $(#[$fmeta])* pub $field: $ty, )*
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                #[derive(Serialize)]
+                struct Flat<'a> {
+                    #[serde(with = "uuid_text")]
+                    event_id: &'a Uuid,
+                    occurred_at: &'a i64,
+                    source: &'a str,
+                    schema_version: &'a i32,
+                    $( $(#[$fmeta])* $field: &'a $ty, )*
+                }
+                Flat {
+                    event_id: &self.envelope.event_id,
+                    occurred_at: &self.envelope.occurred_at,
+                    source: &self.envelope.source,
+                    schema_version: &self.envelope.schema_version,
+                    $( $field: &self.$field, )*
+                }
+                .serialize(s)
+            }
+        }
+    };
+}
+
 /// Fields every record carries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
@@ -72,57 +115,53 @@ pub struct TreatmentNeed {
     pub substances: Vec<Substance>,
 }
 
-/// `PrisonRelease` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct PrisonRelease {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub release_id: String,
-    pub person: PersonIdentifiers,
-    pub attributor: Option<Attributor>,
-    pub release_date: i32,
-    pub released_at: Option<i64>,
-    pub planned: bool,
-    pub reason: ReleaseReason,
-    pub movement_code: Option<String>,
-    pub prison: Option<String>,
-    pub need: Option<TreatmentNeed>,
+record! {
+    /// `PrisonRelease` record.
+    #[allow(missing_docs)]
+    pub struct PrisonRelease {
+        pub release_id: String,
+        pub person: PersonIdentifiers,
+        pub attributor: Option<Attributor>,
+        pub release_date: i32,
+        pub released_at: Option<i64>,
+        pub planned: bool,
+        pub reason: ReleaseReason,
+        pub movement_code: Option<String>,
+        pub prison: Option<String>,
+        pub need: Option<TreatmentNeed>,
+    }
 }
 
-/// `ReleaseWithdrawn` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct ReleaseWithdrawn {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub release_id: String,
-    pub reason: WithdrawalReason,
+record! {
+    /// `ReleaseWithdrawn` record.
+    #[allow(missing_docs)]
+    pub struct ReleaseWithdrawn {
+        pub release_id: String,
+        pub reason: WithdrawalReason,
+    }
 }
 
-/// `CustodyAdmission` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct CustodyAdmission {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub person: PersonIdentifiers,
-    pub attributor: Option<Attributor>,
-    pub admitted_on: i32,
-    pub kind: AdmissionKind,
-    pub movement_code: Option<String>,
-    pub prison: Option<String>,
+record! {
+    /// `CustodyAdmission` record.
+    #[allow(missing_docs)]
+    pub struct CustodyAdmission {
+        pub person: PersonIdentifiers,
+        pub attributor: Option<Attributor>,
+        pub admitted_on: i32,
+        pub kind: AdmissionKind,
+        pub movement_code: Option<String>,
+        pub prison: Option<String>,
+    }
 }
 
-/// `PersonDied` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct PersonDied {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub person: PersonIdentifiers,
-    pub attributor: Option<Attributor>,
-    pub died_on: i32,
+record! {
+    /// `PersonDied` record.
+    #[allow(missing_docs)]
+    pub struct PersonDied {
+        pub person: PersonIdentifiers,
+        pub attributor: Option<Attributor>,
+        pub died_on: i32,
+    }
 }
 
 /// Identifier kinds.
@@ -146,14 +185,13 @@ pub struct Identifier {
     pub value: String,
 }
 
-/// `IdentityLinked`, `IdentityMerged` and `IdentityUnmerged` records share this shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct IdentityChange {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub kept: Identifier,
-    pub other: Identifier,
+record! {
+    /// `IdentityLinked`, `IdentityMerged` and `IdentityUnmerged` records share this shape.
+    #[allow(missing_docs)]
+    pub struct IdentityChange {
+        pub kept: Identifier,
+        pub other: Identifier,
+    }
 }
 
 /// Referral origins.
@@ -166,35 +204,33 @@ pub enum ReferralOrigin {
     Unknown,
 }
 
-/// `Referral` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct Referral {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub referral_id: String,
-    pub person: PersonIdentifiers,
-    pub attributor: Option<Attributor>,
-    pub referred_on: i32,
-    pub origin: ReferralOrigin,
-    pub expected_release: Option<i32>,
-    pub need: TreatmentNeed,
+record! {
+    /// `Referral` record.
+    #[allow(missing_docs)]
+    pub struct Referral {
+        pub referral_id: String,
+        pub person: PersonIdentifiers,
+        pub attributor: Option<Attributor>,
+        pub referred_on: i32,
+        pub origin: ReferralOrigin,
+        pub expected_release: Option<i32>,
+        pub need: TreatmentNeed,
+    }
 }
 
-/// `TreatmentStart` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct TreatmentStart {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub episode_id: String,
-    pub provider: String,
-    pub local_authority: String,
-    pub person: PersonIdentifiers,
-    pub attributor: Option<Attributor>,
-    pub referral_date: Option<i32>,
-    pub triage_date: Option<i32>,
-    pub intervention_start: Option<i32>,
+record! {
+    /// `TreatmentStart` record.
+    #[allow(missing_docs)]
+    pub struct TreatmentStart {
+        pub episode_id: String,
+        pub provider: String,
+        pub local_authority: String,
+        pub person: PersonIdentifiers,
+        pub attributor: Option<Attributor>,
+        pub referral_date: Option<i32>,
+        pub triage_date: Option<i32>,
+        pub intervention_start: Option<i32>,
+    }
 }
 
 /// Discharge reasons.
@@ -210,16 +246,15 @@ pub enum DischargeReason {
     Other,
 }
 
-/// `TreatmentDischarge` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct TreatmentDischarge {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub episode_id: String,
-    pub provider: String,
-    pub discharged_on: i32,
-    pub reason: DischargeReason,
+record! {
+    /// `TreatmentDischarge` record.
+    #[allow(missing_docs)]
+    pub struct TreatmentDischarge {
+        pub episode_id: String,
+        pub provider: String,
+        pub discharged_on: i32,
+        pub reason: DischargeReason,
+    }
 }
 
 /// What happened to a case.
@@ -277,24 +312,23 @@ pub enum Timeliness {
     Other,
 }
 
-/// `CaseEvent` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct CaseEvent {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    #[serde(with = "uuid_text")]
-    pub case_id: Uuid,
-    pub change: CaseChange,
-    pub release_date: i32,
-    pub last_window_day: i32,
-    pub local_authority: String,
-    pub prison: Option<String>,
-    pub provider: Option<String>,
-    pub outcome: Outcome,
-    pub exclusion_reason: Option<ExclusionReason>,
-    pub engagement_date: Option<i32>,
-    pub timeliness: Option<Timeliness>,
+record! {
+    /// `CaseEvent` record.
+    #[allow(missing_docs)]
+    pub struct CaseEvent {
+        #[serde(with = "uuid_text")]
+        pub case_id: Uuid,
+        pub change: CaseChange,
+        pub release_date: i32,
+        pub last_window_day: i32,
+        pub local_authority: String,
+        pub prison: Option<String>,
+        pub provider: Option<String>,
+        pub outcome: Outcome,
+        pub exclusion_reason: Option<ExclusionReason>,
+        pub engagement_date: Option<i32>,
+        pub timeliness: Option<Timeliness>,
+    }
 }
 
 /// Flag kinds.
@@ -307,26 +341,25 @@ pub enum FlagKind {
     Other,
 }
 
-/// `EngagementFlag` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct EngagementFlag {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    #[serde(with = "uuid_text")]
-    pub flag_id: Uuid,
-    #[serde(with = "uuid_text")]
-    pub case_id: Uuid,
-    pub kind: FlagKind,
-    pub at_risk_day: Option<i32>,
-    pub state: FlagState,
-    pub due_at: i64,
-    pub raised_at: i64,
-    pub settled_at: Option<i64>,
-    pub release_date: i32,
-    pub local_authority: String,
-    pub provider: Option<String>,
-    pub notify: bool,
+record! {
+    /// `EngagementFlag` record.
+    #[allow(missing_docs)]
+    pub struct EngagementFlag {
+        #[serde(with = "uuid_text")]
+        pub flag_id: Uuid,
+        #[serde(with = "uuid_text")]
+        pub case_id: Uuid,
+        pub kind: FlagKind,
+        pub at_risk_day: Option<i32>,
+        pub state: FlagState,
+        pub due_at: i64,
+        pub raised_at: i64,
+        pub settled_at: Option<i64>,
+        pub release_date: i32,
+        pub local_authority: String,
+        pub provider: Option<String>,
+        pub notify: bool,
+    }
 }
 
 /// Kinds of period.
@@ -374,32 +407,31 @@ pub enum FigureStatus {
     Revision,
 }
 
-/// `ContinuityPerformance` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct ContinuityPerformance {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    #[serde(with = "uuid_text")]
-    pub cohort_id: Uuid,
-    pub period: String,
-    pub period_kind: PeriodKind,
-    pub period_start: i32,
-    pub period_end: i32,
-    pub breakdown: Breakdown,
-    pub area_code: String,
-    pub audience: Audience,
-    pub finalised: Option<i64>,
-    pub engaged: Option<i64>,
-    pub rate: Option<f64>,
-    pub lower: Option<f64>,
-    pub upper: Option<f64>,
-    pub open: Option<i64>,
-    pub excluded: std::collections::HashMap<String, i64>,
-    pub gap_to_ambition: Option<f64>,
-    pub status: FigureStatus,
-    pub revision: i32,
-    pub suppressed: bool,
+record! {
+    /// `ContinuityPerformance` record.
+    #[allow(missing_docs)]
+    pub struct ContinuityPerformance {
+        #[serde(with = "uuid_text")]
+        pub cohort_id: Uuid,
+        pub period: String,
+        pub period_kind: PeriodKind,
+        pub period_start: i32,
+        pub period_end: i32,
+        pub breakdown: Breakdown,
+        pub area_code: String,
+        pub audience: Audience,
+        pub finalised: Option<i64>,
+        pub engaged: Option<i64>,
+        pub rate: Option<f64>,
+        pub lower: Option<f64>,
+        pub upper: Option<f64>,
+        pub open: Option<i64>,
+        pub excluded: std::collections::HashMap<String, i64>,
+        pub gap_to_ambition: Option<f64>,
+        pub status: FigureStatus,
+        pub revision: i32,
+        pub suppressed: bool,
+    }
 }
 
 /// Dead-letter error kinds.
@@ -413,21 +445,20 @@ pub enum ErrorKind {
     Other,
 }
 
-/// `DeadLetter` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[allow(missing_docs)]
-pub struct DeadLetter {
-    #[serde(flatten)]
-    pub envelope: Envelope,
-    pub original_topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    #[serde(with = "optional_bytes")]
-    pub key: Option<Vec<u8>>,
-    #[serde(with = "serde_bytes_vec")]
-    pub payload: Vec<u8>,
-    pub error_kind: ErrorKind,
-    pub reason: String,
+record! {
+    /// `DeadLetter` record.
+    #[allow(missing_docs)]
+    pub struct DeadLetter {
+        pub original_topic: String,
+        pub partition: i32,
+        pub offset: i64,
+        #[serde(with = "optional_bytes")]
+        pub key: Option<Vec<u8>>,
+        #[serde(with = "serde_bytes_vec")]
+        pub payload: Vec<u8>,
+        pub error_kind: ErrorKind,
+        pub reason: String,
+    }
 }
 
 /// Avro `uuid` is a string; apache-avro's serializer is not human-readable, so `Uuid`'s own
@@ -436,8 +467,11 @@ mod uuid_text {
     use serde::{Deserialize, Deserializer, Serializer};
     use uuid::Uuid;
 
-    pub fn serialize<S: Serializer>(v: &Uuid, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&v.hyphenated().to_string())
+    pub fn serialize<S: Serializer, U: std::borrow::Borrow<Uuid>>(
+        v: &U,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.borrow().hyphenated().to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
@@ -450,8 +484,11 @@ mod uuid_text {
 mod serde_bytes_vec {
     use serde::{Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(v)
+    pub fn serialize<S: Serializer, B: AsRef<[u8]> + ?Sized>(
+        v: &B,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v.as_ref())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
@@ -475,8 +512,11 @@ mod serde_bytes_vec {
 mod optional_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
+    pub fn serialize<S: Serializer, B: std::borrow::Borrow<Option<Vec<u8>>>>(
+        v: &B,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v.borrow() {
             Some(b) => s.serialize_some(&Bytes(b)),
             None => s.serialize_none(),
         }
