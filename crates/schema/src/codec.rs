@@ -179,6 +179,17 @@ pub struct SchemaVersion {
     pub encoding: Schema,
     /// Its fingerprint.
     pub fingerprint: Fingerprint,
+    /// A decoder with the schema's names resolved once, not per message.
+    decoder: Decoder,
+}
+
+/// `apache_avro`'s single-object reader, which resolves the schema's names when built.
+struct Decoder(apache_avro::GenericSingleObjectReader);
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Decoder")
+    }
 }
 
 /// `schema` with every `Ref` replaced by the named type it refers to. Our schemas are not
@@ -339,6 +350,8 @@ impl Registry {
                     .map(|(n, s)| (n.clone(), (*s).clone()))
                     .collect();
                 let encoding = inline_refs(&schema, &names, 0).map_err(|e| format!("{file}: {e}"))?;
+                let decoder = apache_avro::GenericSingleObjectReader::new(schema.clone())
+                    .map_err(|e| format!("{file}: {e}"))?;
                 let index = reg.versions.len();
                 if reg.by_fingerprint.insert(fingerprint, index).is_some() {
                     return Err(format!("{file}: same fingerprint as another schema"));
@@ -351,6 +364,7 @@ impl Registry {
                     schema,
                     encoding,
                     fingerprint,
+                    decoder: Decoder(decoder),
                 });
             }
         }
@@ -387,18 +401,20 @@ impl Registry {
         let writer = self.writer_of(message)?;
         let record = writer.record;
         let reader = self.latest(record);
-        let mut body = &message[10..];
-        // Same schema: nothing to resolve (the common case, and resolution costs a third).
-        let reader_schema = (reader.fingerprint != writer.fingerprint).then_some(&reader.schema);
-        let value = apache_avro::from_avro_datum(&writer.schema, &mut body, reader_schema)
-            .map_err(|e| CodecError::Body {
-                record,
-                detail: avro_error_kind(&e),
-            })?;
-        if !body.is_empty() {
+        let body_error = |e: apache_avro::Error| CodecError::Body {
+            record,
+            detail: avro_error_kind(&e),
+        };
+        let mut rest = message;
+        let value = writer.decoder.0.read_value(&mut rest).map_err(body_error)?;
+        if !rest.is_empty() {
             return Err(CodecError::TrailingBytes(record));
         }
-        Ok((record, value))
+        // Same schema: nothing to resolve (the common case, and resolution costs a third).
+        if reader.fingerprint == writer.fingerprint {
+            return Ok((record, value));
+        }
+        Ok((record, value.resolve(&reader.schema).map_err(body_error)?))
     }
 }
 

@@ -8,19 +8,15 @@
 //!    non-key columns) does not wait for it;
 //! 2. decode and validate; what fails goes to the outbox for the dead-letter topic;
 //! 3. drop events already applied (by event id) and duplicates within the batch;
-//! 4. find the components the new events touch by their match keys, lock them in id order
-//!    (moving their versions on), merge components the batch joins, and store the events and
-//!    keys;
+//! 4. find the components the new events touch by their match keys, lock them in id order,
+//!    merge components the batch joins, and store the events and keys;
 //! 5. re-assess every touched component with the domain rules, write the cases and flags that
 //!    changed, and put the case and flag events in the outbox;
 //! 6. store the next offset of every partition in the batch.
 //!
-//! A component's events and cases come from the in-memory cache when the locked row still
-//! holds the version this instance committed, and from the tables otherwise.
-//!
 //! The service only loads state, calls `continuity_domain::assess` and stores what it returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use continuity_domain::events::SourceEvent;
@@ -34,7 +30,6 @@ use continuity_stream::{KafkaSettings, Topic};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::cache::{Assessed, ComponentCache, StoredCase};
 use crate::keys::{match_keys, Key};
 use crate::metrics::Metrics;
 
@@ -136,52 +131,6 @@ pub struct Applier {
     pub instance: String,
     /// Metrics.
     pub metrics: Metrics,
-    /// Recently assessed components.
-    pub cache: ComponentCache,
-}
-
-/// What a transaction may already know of a root component it has locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Prior {
-    /// Created by this transaction: nothing stored yet.
-    New,
-    /// Its version when locked: a cached assessment at this version is current.
-    At(i64),
-    /// Others were merged into it by this transaction: load it from the tables.
-    Merged,
-}
-
-/// A root component locked by the current transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locked {
-    /// Its id.
-    pub id: i64,
-    /// What is known of it already.
-    pub prior: Prior,
-    /// Its version once the transaction commits.
-    pub version: i64,
-}
-
-/// Lock root components in id order and move each one's version on, so a cached assessment
-/// of it from before this transaction no longer matches. `skip_locked` passes over rows
-/// another transaction holds (the deadline clock) instead of waiting. Returns each root
-/// locked, with the version it had; a component merged away meanwhile is not returned.
-pub async fn lock_roots(
-    tx: &mut Transaction<'_, Postgres>,
-    ids: &[i64],
-    skip_locked: bool,
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-    let wait = if skip_locked { "skip locked" } else { "" };
-    sqlx::query_as(&format!(
-        "update components c set version = c.version + 1
-         from (select id from components where id = any($1) and merged_into is null
-               order by id for update {wait}) l
-         where c.id = l.id
-         returning c.id, c.version - 1"
-    ))
-    .bind(ids)
-    .fetch_all(&mut **tx)
-    .await
 }
 
 /// Union-find over small integer nodes.
@@ -313,17 +262,15 @@ impl Applier {
 
         let decoded_at = started.elapsed();
         let mut stored_at = decoded_at;
-        let mut assessed = Vec::new();
         if !fresh.is_empty() {
             let (touched, fresh_by_component) = self.store_events(&mut tx, fresh).await?;
             stored_at = started.elapsed();
             report.applied = fresh_by_component.values().map(Vec::len).sum();
-            let reassessed = self
+            let (case_events, flag_events) = self
                 .reassess(&mut tx, &touched, fresh_by_component, now, &mut outbox)
                 .await?;
-            report.case_events = reassessed.case_events;
-            report.flag_events = reassessed.flag_events;
-            assessed = reassessed.assessed;
+            report.case_events = case_events;
+            report.flag_events = flag_events;
         }
         outbox.write(&mut tx).await?;
 
@@ -349,7 +296,6 @@ impl Applier {
 
         let written_at = started.elapsed();
         tx.commit().await?;
-        self.cache.put(assessed);
         tracing::debug!(
             messages = batch.len(),
             decode_ms = decoded_at.as_millis() as u64,
@@ -367,7 +313,7 @@ impl Applier {
         &self,
         tx: &mut Transaction<'_, Postgres>,
         fresh: Vec<(SourceEvent, &Incoming)>,
-    ) -> Result<(Vec<Locked>, BTreeMap<i64, Vec<SourceEvent>>), ApplyError> {
+    ) -> Result<(Vec<i64>, BTreeMap<i64, Vec<SourceEvent>>), ApplyError> {
         let t = std::time::Instant::now();
         let mut marks: Vec<(&str, u64)> = Vec::new();
         let mut mark = |name: &'static str| marks.push((name, t.elapsed().as_millis() as u64));
@@ -408,12 +354,18 @@ impl Applier {
         }
 
         // Lock the existing components in id order (no deadlocks). Key rows never move, so
-        // the look-up stays true unless a root was merged away meanwhile (then retry); a key
-        // another writer added meanwhile fails the insert below as a conflict.
+        // the look-up stays true unless a root was merged away meanwhile (it is then not
+        // locked: retry the batch); a key another writer added meanwhile fails the insert
+        // below as a conflict.
         let existing: Vec<i64> = component_node.keys().copied().collect();
-        let versions: HashMap<i64, i64> =
-            lock_roots(tx, &existing, false).await?.into_iter().collect();
-        if versions.len() != existing.len() {
+        let locked: Vec<i64> = sqlx::query_scalar(
+            "select id from components where id = any($1) and merged_into is null
+             order by id for update",
+        )
+        .bind(&existing)
+        .fetch_all(&mut **tx)
+        .await?;
+        if locked.len() != existing.len() {
             return Err(ApplyError::Conflict("a component was merged away".into()));
         }
         mark("lock");
@@ -446,29 +398,17 @@ impl Applier {
             let target = match comps.iter().next() {
                 Some(&first) => {
                     let others: Vec<i64> = comps.iter().skip(1).copied().collect();
-                    let version = versions.get(&first).copied().unwrap_or_default();
-                    let prior = if others.is_empty() {
-                        Prior::At(version)
-                    } else {
+                    if !others.is_empty() {
                         merges.push((first, others));
-                        Prior::Merged
-                    };
-                    Locked {
-                        id: first,
-                        prior,
-                        version: version + 1,
                     }
+                    first
                 }
-                None => Locked {
-                    id: new_ids
-                        .pop()
-                        .ok_or_else(|| ApplyError::Conflict("component ids".into()))?,
-                    prior: Prior::New,
-                    version: 0,
-                },
+                None => new_ids
+                    .pop()
+                    .ok_or_else(|| ApplyError::Conflict("component ids".into()))?,
             };
             for &i in events {
-                target_of_event[i] = target.id;
+                target_of_event[i] = target;
             }
             touched.push(target);
         }
@@ -536,8 +476,8 @@ impl Applier {
         .await?;
         mark("insert_keys");
         tracing::debug!(phases = ?marks, "events stored");
-        touched.sort_unstable_by_key(|l| l.id);
-        touched.dedup_by_key(|l| l.id);
+        touched.sort_unstable();
+        touched.dedup();
         let mut by_component: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
         for (i, (event, m)) in fresh.into_iter().enumerate() {
             self.metrics
@@ -552,117 +492,145 @@ impl Applier {
         Ok((touched, by_component))
     }
 
-    /// Re-assess `components` (locked by the caller, with [`lock_roots`]) at `now`: write the
-    /// cases and flags that changed and put their events in `outbox`. `batch` holds events of
-    /// these components the caller has decoded already (the batch's own); the others come from
-    /// the cache or the tables. What it returns for the cache must be put there only once the
-    /// transaction has committed.
+    /// Re-assess `components` (locked by the caller) at `now`: write the cases and flags that
+    /// changed and put their events in `outbox`. Returns (case events, flag events).
+    /// `known` holds events of these components the caller has decoded already (the batch's
+    /// own); only the others are loaded and decoded.
     pub async fn reassess(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        components: &[Locked],
-        batch: BTreeMap<i64, Vec<SourceEvent>>,
+        components: &[i64],
+        known: BTreeMap<i64, Vec<SourceEvent>>,
         now: DateTime<Utc>,
         outbox: &mut Outbox,
-    ) -> Result<Reassessed, ApplyError> {
+    ) -> Result<(usize, usize), ApplyError> {
         let started = std::time::Instant::now();
-        let mut events: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
-        let mut stored: BTreeMap<i64, BTreeMap<CaseId, StoredCase>> = BTreeMap::new();
-        let mut to_load = Vec::new();
-        for l in components {
-            let hit = match l.prior {
-                Prior::New => Some(Assessed::default()),
-                Prior::At(version) => self.cache.take(l.id, version),
-                Prior::Merged => None,
-            };
-            let result = match (l.prior, &hit) {
-                (Prior::New, _) => "new",
-                (_, Some(_)) => "hit",
-                (_, None) => "miss",
-            };
-            self.metrics.cache.with_label_values(&[result]).inc();
-            match hit {
-                Some(a) => {
-                    events.insert(l.id, a.events);
-                    stored.insert(l.id, a.cases);
-                }
-                None => to_load.push(l.id),
+        let today = continuity_domain::london_date(now);
+        // The members of each root (itself and the components merged into it), by two
+        // indexed look-ups; then their rows by the component index.
+        let members: Vec<(i64, i64)> = sqlx::query_as(
+            "select id, id from components where id = any($1)
+             union all
+             select id, merged_into from components where merged_into = any($1)",
+        )
+        .bind(components)
+        .fetch_all(&mut **tx)
+        .await?;
+        let root_of: HashMap<i64, i64> = members.iter().copied().collect();
+        let member_ids: Vec<i64> = members.iter().map(|(m, _)| *m).collect();
+        let skip: std::collections::HashSet<Uuid> =
+            known.values().flatten().map(|e| e.id().0).collect();
+        let rows: Vec<(i64, Uuid, Vec<u8>)> = sqlx::query_as(
+            "select component, event_id, payload from source_events where component = any($1)",
+        )
+        .bind(&member_ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        let loaded = started.elapsed();
+        let n_rows = rows.len();
+        let mut events = known;
+        for (member, event_id, payload) in rows {
+            if skip.contains(&event_id) {
+                continue;
+            }
+            let component = root_of.get(&member).copied().unwrap_or(member);
+            match decode_source_event(&payload, today) {
+                Ok(e) => events.entry(component).or_default().push(e),
+                // Stored events were valid when applied; a date-of-birth check is the only
+                // rule that depends on today and cannot make a past event invalid.
+                Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
             }
         }
-        let skip: HashSet<Uuid> = batch.values().flatten().map(|e| e.id().0).collect();
-        let loaded_events = self
-            .load(tx, &to_load, &skip, now, &mut events, &mut stored)
-            .await?;
-        for (component, new) in batch {
-            events.entry(component).or_default().extend(new);
+        let stored: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)> = sqlx::query_as(
+            "select component, next_due_at, state from cases where component = any($1)",
+        )
+        .bind(&member_ids)
+        .fetch_all(&mut **tx)
+        .await?;
+        let stored = stored
+            .into_iter()
+            .map(|(m, due, state)| (root_of.get(&m).copied().unwrap_or(m), due, state));
+        // Stored cases, without the person (never serialised), with their component and the
+        // next due time last written.
+        let mut old: BTreeMap<CaseId, (i64, Option<DateTime<Utc>>, Case)> = BTreeMap::new();
+        for (component, next_due, state) in stored {
+            match serde_json::from_slice::<Case>(&state) {
+                Ok(case) => {
+                    old.insert(case.case_id, (component, next_due, case));
+                }
+                // serde_json's message can quote a value from the state: log where, not what.
+                Err(e) => tracing::error!(
+                    component,
+                    category = ?e.classify(),
+                    line = e.line(),
+                    column = e.column(),
+                    "stored case does not parse"
+                ),
+            }
         }
 
-        let loaded = started.elapsed();
+        let cases_loaded = started.elapsed();
         let mut writes = CaseWrites::default();
         let mut reviews: Vec<(Uuid, i64, i32)> = Vec::new();
-        let mut out = Reassessed::default();
-        for l in components {
-            let component = l.id;
-            let events = events.remove(&component).unwrap_or_default();
-            let mut before_cases = stored.remove(&component).unwrap_or_default();
-            let mut after: BTreeMap<CaseId, StoredCase> = BTreeMap::new();
-            let assessment = assess(&events, &self.rules, now);
+        let (mut n_case, mut n_flag) = (0, 0);
+        let mut seen = BTreeSet::new();
+        for &component in components {
+            let assessment = assess(
+                events.get(&component).into_iter().flatten(),
+                &self.rules,
+                now,
+            );
             for review in &assessment.reviews {
                 reviews.push((review.event_id.0, component, review.candidates.len() as i32));
             }
             for mut case in assessment.cases {
                 let person = case.person.take();
-                let before = before_cases.remove(&case.case_id);
-                let before_case = before.as_ref().map(|b| &b.2);
-                carry_over_flags(before_case, &mut case, now);
+                seen.insert(case.case_id);
+                let before = old.get(&case.case_id);
+                carry_over_flags(before.map(|b| &b.2), &mut case, now);
                 let (case_changes, flag_changes) =
-                    changes(before_case, Some(&case), &self.rules, now);
-                let next_due = case.next_due(&self.rules, now);
-                let unchanged = before
-                    .as_ref()
-                    .is_some_and(|(c, due, b)| *c == component && *b == case && *due == next_due);
-                if !unchanged {
-                    self.emit(&case, &case_changes, &flag_changes, now, &mut out, outbox)?;
-                    writes.push(component, &case, person, &flag_changes, next_due);
-                }
-                after.insert(case.case_id, (component, next_due, case));
-            }
-            // Cases that no longer exist (their release joined another case, or lost its need).
-            for (case_id, (written_as, due, before)) in before_cases {
-                if before.outcome == Outcome::Withdrawn {
-                    after.insert(case_id, (written_as, due, before));
+                    changes(before.map(|b| &b.2), Some(&case), &self.rules, now);
+                let unchanged = before.is_some_and(|(c, due, b)| {
+                    *c == component && *b == case && *due == case.next_due(&self.rules, now)
+                });
+                if unchanged {
                     continue;
                 }
-                let (case_changes, flag_changes) = changes(Some(&before), None, &self.rules, now);
-                let mut gone = before;
-                gone.outcome = Outcome::Withdrawn;
-                for f in &mut gone.flags {
-                    if let Some(fc) = flag_changes.iter().find(|c| c.flag.flag_id == f.flag_id) {
-                        *f = fc.flag.clone();
-                    }
-                }
-                self.emit(&gone, &case_changes, &flag_changes, now, &mut out, outbox)?;
-                let next_due = gone.next_due(&self.rules, now);
-                writes.push(written_as, &gone, None, &flag_changes, next_due);
-                after.insert(case_id, (written_as, next_due, gone));
+                self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
+                n_case += case_changes.len();
+                n_flag += flag_changes.len();
+                writes.push(component, &case, person, &flag_changes, &self.rules, now);
             }
-            out.assessed.push((
-                component,
-                l.version,
-                Assessed {
-                    events,
-                    cases: after,
-                },
-            ));
+        }
+        // Cases that no longer exist (their release joined another case, or lost its need).
+        for (case_id, (component, _, before)) in &old {
+            if seen.contains(case_id) {
+                continue;
+            }
+            if before.outcome == Outcome::Withdrawn {
+                continue;
+            }
+            let (case_changes, flag_changes) = changes(Some(before), None, &self.rules, now);
+            let mut gone = before.clone();
+            gone.outcome = Outcome::Withdrawn;
+            for f in &mut gone.flags {
+                if let Some(fc) = flag_changes.iter().find(|c| c.flag.flag_id == f.flag_id) {
+                    *f = fc.flag.clone();
+                }
+            }
+            self.emit(&gone, &case_changes, &flag_changes, now, outbox)?;
+            n_case += case_changes.len();
+            n_flag += flag_changes.len();
+            writes.push(*component, &gone, None, &flag_changes, &self.rules, now);
         }
         let assessed = started.elapsed();
         writes.write(tx).await?;
         tracing::debug!(
             components = components.len(),
-            loaded_components = to_load.len(),
-            loaded_events,
-            load_ms = loaded.as_millis() as u64,
-            assess_ms = (assessed - loaded).as_millis() as u64,
+            events = n_rows,
+            load_events_ms = loaded.as_millis() as u64,
+            decode_and_load_cases_ms = (cases_loaded - loaded).as_millis() as u64,
+            assess_ms = (assessed - cases_loaded).as_millis() as u64,
             write_ms = (started.elapsed() - assessed).as_millis() as u64,
             "components re-assessed"
         );
@@ -679,84 +647,7 @@ impl Applier {
             .execute(&mut **tx)
             .await?;
         }
-        Ok(out)
-    }
-
-    /// Load the stored events (except `skip`) and cases of root components `roots` and of the
-    /// components merged into them, by root. Returns how many events were decoded.
-    async fn load(
-        &self,
-        tx: &mut Transaction<'_, Postgres>,
-        roots: &[i64],
-        skip: &HashSet<Uuid>,
-        now: DateTime<Utc>,
-        events: &mut BTreeMap<i64, Vec<SourceEvent>>,
-        stored: &mut BTreeMap<i64, BTreeMap<CaseId, StoredCase>>,
-    ) -> Result<usize, ApplyError> {
-        if roots.is_empty() {
-            return Ok(0);
-        }
-        let today = continuity_domain::london_date(now);
-        // The members of each root (itself and the components merged into it), by two
-        // indexed look-ups; then their rows by the component index.
-        let members: Vec<(i64, i64)> = sqlx::query_as(
-            "select id, id from components where id = any($1)
-             union all
-             select id, merged_into from components where merged_into = any($1)",
-        )
-        .bind(roots)
-        .fetch_all(&mut **tx)
-        .await?;
-        let root_of: HashMap<i64, i64> = members.iter().copied().collect();
-        let member_ids: Vec<i64> = members.iter().map(|(m, _)| *m).collect();
-        let rows: Vec<(i64, Uuid, Vec<u8>)> = sqlx::query_as(
-            "select component, event_id, payload from source_events where component = any($1)",
-        )
-        .bind(&member_ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        let mut decoded = 0;
-        for (member, event_id, payload) in rows {
-            if skip.contains(&event_id) {
-                continue;
-            }
-            let component = root_of.get(&member).copied().unwrap_or(member);
-            decoded += 1;
-            match decode_source_event(&payload, today) {
-                Ok(e) => events.entry(component).or_default().push(e),
-                // Stored events were valid when applied; a date-of-birth check is the only
-                // rule that depends on today and cannot make a past event invalid.
-                Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
-            }
-        }
-        let cases: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)> = sqlx::query_as(
-            "select component, next_due_at, state from cases where component = any($1)",
-        )
-        .bind(&member_ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        // Stored cases, without the person (never serialised), under their root with the
-        // next due time last written.
-        for (member, next_due, state) in cases {
-            let component = root_of.get(&member).copied().unwrap_or(member);
-            match serde_json::from_slice::<Case>(&state) {
-                Ok(case) => {
-                    stored
-                        .entry(component)
-                        .or_default()
-                        .insert(case.case_id, (component, next_due, case));
-                }
-                // serde_json's message can quote a value from the state: log where, not what.
-                Err(e) => tracing::error!(
-                    component,
-                    category = ?e.classify(),
-                    line = e.line(),
-                    column = e.column(),
-                    "stored case does not parse"
-                ),
-            }
-        }
-        Ok(decoded)
+        Ok((n_case, n_flag))
     }
 
     fn emit(
@@ -765,11 +656,8 @@ impl Applier {
         case_changes: &[continuity_domain::CaseChange],
         flag_changes: &[continuity_domain::FlagChange],
         now: DateTime<Utc>,
-        out: &mut Reassessed,
         outbox: &mut Outbox,
     ) -> Result<(), ApplyError> {
-        out.case_events += case_changes.len();
-        out.flag_events += flag_changes.len();
         let key = case.case_id.0.as_bytes().to_vec();
         for change in case_changes {
             self.metrics
@@ -796,17 +684,6 @@ impl Applier {
         }
         Ok(())
     }
-}
-
-/// What re-assessing components did.
-#[derive(Debug, Default)]
-pub struct Reassessed {
-    /// Case events written to the outbox.
-    pub case_events: usize,
-    /// Flag events written to the outbox.
-    pub flag_events: usize,
-    /// For the cache once committed: each component, its version and what is stored for it.
-    pub assessed: Vec<(i64, i64, Assessed)>,
 }
 
 /// Three columns from rows, for `unnest`.
@@ -906,7 +783,8 @@ impl CaseWrites {
         case: &Case,
         person: Option<continuity_domain::Identifier>,
         flag_changes: &[continuity_domain::FlagChange],
-        next_due: Option<DateTime<Utc>>,
+        rules: &Rules,
+        now: DateTime<Utc>,
     ) {
         let (outcome, exclusion) = (case.outcome.code(), case.outcome.exclusion_code());
         self.case_id.push(case.case_id.0);
@@ -927,7 +805,7 @@ impl CaseWrites {
                 .as_ref()
                 .map(|e| format!("{:?}", e.timeliness)),
         );
-        self.next_due.push(next_due);
+        self.next_due.push(case.next_due(rules, now));
         self.person.push(person.map(|p| p.value().to_owned()));
         // Serialising plain data cannot fail; an empty state would only force a rewrite.
         self.state

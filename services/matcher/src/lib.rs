@@ -11,13 +11,11 @@
 //! - the operations endpoint: `/metrics`, `/healthz`, `/readyz`.
 //!
 //! It holds no state in memory that matters: a SIGKILL at any point loses nothing, because
-//! state, offsets and outgoing messages commit together. Recently assessed components are
-//! cached in memory (`cache`), checked against a version on every use.
+//! state, offsets and outgoing messages commit together.
 
 #![warn(missing_docs)]
 
 pub mod apply;
-pub mod cache;
 pub mod keys;
 pub mod leases;
 pub mod metrics;
@@ -40,8 +38,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::apply::{lock_roots, Applier, ApplyError, Incoming, Locked, Outbox, Prior};
-use crate::cache::ComponentCache;
+use crate::apply::{Applier, ApplyError, Incoming, Outbox};
 use crate::leases::{Holdings, Leases};
 use crate::metrics::Metrics;
 
@@ -64,9 +61,6 @@ pub struct Settings {
     pub instance_id: Option<String>,
     /// Most messages per batch (one transaction).
     pub batch_size: usize,
-    /// Most components whose events and cases are kept in memory between batches; 0 turns
-    /// the cache off. Memory is roughly 3 KiB per component.
-    pub cache_components: usize,
     /// How long to wait to fill a batch, in milliseconds.
     pub linger_ms: u64,
     /// Lease lifetime in milliseconds; a stopped instance's partitions move after this.
@@ -98,7 +92,6 @@ impl Default for Settings {
             hash_secret: SecretString::from(""),
             instance_id: None,
             batch_size: 2000,
-            cache_components: 100_000,
             linger_ms: 20,
             lease_ttl_ms: 10_000,
             rebalance_ms: 2_000,
@@ -213,7 +206,6 @@ pub async fn run(
         kafka: kafka.clone(),
         instance,
         metrics: metrics.clone(),
-        cache: ComponentCache::new(settings.cache_components),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -404,36 +396,29 @@ pub async fn deadline_pass(
     limit: i64,
 ) -> Result<usize, ApplyError> {
     let mut tx = applier.pool.begin().await?;
-    let due: Vec<i64> = sqlx::query_scalar(
-        "select distinct coalesce(c.merged_into, c.id)
-         from (select component from cases where next_due_at <= $1
-               order by next_due_at limit $2) k
-         join components c on c.id = k.component",
+    let components: Vec<i64> = sqlx::query_scalar(
+        "select id from components
+         where merged_into is null and id in
+           (select coalesce(c.merged_into, c.id)
+            from cases k join components c on c.id = k.component
+            where k.next_due_at <= $1
+            order by k.next_due_at limit $2)
+         order by id
+         for update skip locked",
     )
     .bind(now)
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
-    if due.is_empty() {
+    if components.is_empty() {
         return Ok(0);
     }
-    let mut components: Vec<Locked> = lock_roots(&mut tx, &due, true)
-        .await?
-        .into_iter()
-        .map(|(id, version)| Locked {
-            id,
-            prior: Prior::At(version),
-            version: version + 1,
-        })
-        .collect();
-    components.sort_unstable_by_key(|l| l.id);
     let mut outbox = Outbox::default();
-    let reassessed = applier
+    applier
         .reassess(&mut tx, &components, BTreeMap::new(), now, &mut outbox)
         .await?;
     outbox.write(&mut tx).await?;
     tx.commit().await?;
-    applier.cache.put(reassessed.assessed);
     Ok(components.len())
 }
 

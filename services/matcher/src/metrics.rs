@@ -36,8 +36,6 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Seconds a deadline-clock pass took.
     pub deadline_seconds: HistogramVec,
-    /// Components found in the in-memory cache, by result (hit, miss, new).
-    pub cache: IntCounterVec,
 }
 
 impl Metrics {
@@ -92,13 +90,6 @@ impl Metrics {
             Opts::new("batch_retries_total", "Batches retried"),
             &["reason"],
         )?;
-        let cache = IntCounterVec::new(
-            Opts::new(
-                "component_cache_total",
-                "Components re-assessed, by whether their state was cached (hit), loaded (miss) or new",
-            ),
-            &["result"],
-        )?;
         let deadline_seconds = HistogramVec::new(
             HistogramOpts::new("deadline_pass_seconds", "Seconds per deadline-clock pass"),
             &["result"],
@@ -117,7 +108,6 @@ impl Metrics {
             Box::new(partitions_owned.clone()),
             Box::new(retries.clone()),
             Box::new(deadline_seconds.clone()),
-            Box::new(cache.clone()),
         ] {
             registry.register(m)?;
         }
@@ -133,7 +123,6 @@ impl Metrics {
             outbox_backlog,
             outbox_oldest_seconds,
             dead_letters,
-            cache,
             partitions_owned,
             retries,
             deadline_seconds,

@@ -286,17 +286,6 @@ async fn main() -> anyhow::Result<()> {
         percentile(&apply, 0.99) * 1000.0,
         percentile(&sizes, 0.5)
     );
-    let counter = |name: &str| -> f64 {
-        body.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
-    };
-    let [hit, miss, new] = ["hit", "miss", "new"]
-        .map(|r| counter(&format!("continuity_matcher_component_cache_total{{result=\"{r}\"}}")));
-    println!(
-        "component cache            {hit:.0} hits, {miss:.0} loaded, {new:.0} new (one instance)"
-    );
     println!(
         "matcher peak RSS           {:.0} MiB (one instance)",
         peak as f64 / 1024.0
