@@ -343,13 +343,15 @@ impl Registry {
             for (n, (file, text)) in files.iter().enumerate() {
                 let schema = Schema::parse_str(text).map_err(|e| format!("{file}: {e}"))?;
                 let fingerprint = fingerprint_of(&schema);
-                let names: HashMap<_, Schema> = apache_avro::schema::ResolvedSchema::try_from(&schema)
-                    .map_err(|e| format!("{file}: {e}"))?
-                    .get_names()
-                    .iter()
-                    .map(|(n, s)| (n.clone(), (*s).clone()))
-                    .collect();
-                let encoding = inline_refs(&schema, &names, 0).map_err(|e| format!("{file}: {e}"))?;
+                let names: HashMap<_, Schema> =
+                    apache_avro::schema::ResolvedSchema::try_from(&schema)
+                        .map_err(|e| format!("{file}: {e}"))?
+                        .get_names()
+                        .iter()
+                        .map(|(n, s)| (n.clone(), (*s).clone()))
+                        .collect();
+                let encoding =
+                    inline_refs(&schema, &names, 0).map_err(|e| format!("{file}: {e}"))?;
                 let decoder = apache_avro::GenericSingleObjectReader::new(schema.clone())
                     .map_err(|e| format!("{file}: {e}"))?;
                 let index = reg.versions.len();
