@@ -58,6 +58,17 @@ pub enum ExclusionReason {
 }
 
 impl ExclusionReason {
+    /// Every reason.
+    pub const ALL: [ExclusionReason; 7] = [
+        ExclusionReason::Died,
+        ExclusionReason::Readmitted,
+        ExclusionReason::TransferredSecure,
+        ExclusionReason::Deported,
+        ExclusionReason::ReleasedToHospital,
+        ExclusionReason::ReleasedOutsideEngland,
+        ExclusionReason::Under18,
+    ];
+
     /// Stable code for schemas and reports.
     pub fn code(self) -> &'static str {
         match self {
@@ -107,6 +118,19 @@ impl Outcome {
             Outcome::Excluded(r) => Some(r.code()),
             _ => None,
         }
+    }
+
+    /// The outcome from its stored codes ([`Outcome::code`] and [`Outcome::exclusion_code`]);
+    /// `None` for codes this build does not know.
+    pub fn from_codes(outcome: &str, exclusion: Option<&str>) -> Option<Self> {
+        Some(match outcome {
+            "OPEN" => Outcome::Open,
+            "ENGAGED" => Outcome::Engaged,
+            "NOT_ENGAGED" => Outcome::NotEngaged,
+            "WITHDRAWN" => Outcome::Withdrawn,
+            "EXCLUDED" => Outcome::Excluded(ExclusionReason::ALL.into_iter().find(|r| Some(r.code()) == exclusion)?),
+            _ => return None,
+        })
     }
 
     /// Finalised cases form the rate's denominator.

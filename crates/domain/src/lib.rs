@@ -17,6 +17,7 @@ pub mod events;
 pub mod identifiers;
 pub mod identity;
 pub mod keyed;
+pub mod performance;
 pub mod rate;
 pub mod rules;
 
@@ -32,5 +33,9 @@ pub use identifiers::{
     Crn, CroNumber, Identifier, IdentifierError, IdentifierKind, NhsNumber, NomsNumber, PncId,
 };
 pub use keyed::{KeyedHasher, MatchKey};
+pub use performance::{
+    figure_status, published_grid, tabulate, Breakdown, CaseFacts, CellKey, FigureStatus, Published,
+    PublishedGrid, Regions,
+};
 pub use rate::{ContinuityRate, Tally, AMBITION};
 pub use rules::{EngagementBasis, MovementClass, Rules};

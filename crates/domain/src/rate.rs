@@ -41,6 +41,16 @@ impl Tally {
         }
     }
 
+    /// Add another tally's counts to this one.
+    pub fn merge(&mut self, other: &Tally) {
+        self.finalised += other.finalised;
+        self.engaged += other.engaged;
+        self.open += other.open;
+        for (reason, n) in &other.excluded {
+            *self.excluded.entry(*reason).or_default() += n;
+        }
+    }
+
     /// The rate, when there is at least one finalised case.
     pub fn rate(&self) -> Option<ContinuityRate> {
         ContinuityRate::new(self.engaged, self.finalised)

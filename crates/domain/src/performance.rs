@@ -1,0 +1,436 @@
+//! Performance against the ambition, for commissioners: cases grouped into release-date
+//! cohorts (ISO week, calendar month, financial year, rolling 12 months) and areas (England,
+//! region, local authority, releasing prison, community provider), each cell a [`Tally`]. A
+//! cohort is provisional until every window in it has closed and a settling period has passed
+//! (late community data can still change it), then final.
+//!
+//! [`published_grid`] is the form that leaves the system: for one breakdown, areas × the weekly
+//! cohorts of a report, with each area's total over those weeks and England's total for each
+//! week as margins, all under one disclosure mask ([`crate::disclosure`]). No suppressed count
+//! can then be recovered from an area's row, a week's column, or the difference between an
+//! area's total and its weeks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{Duration, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::CohortPeriod;
+use crate::case::Outcome;
+use crate::disclosure::{suppress, CountTable};
+use crate::rate::{ContinuityRate, Tally};
+use crate::rules::Rules;
+
+/// ONS GSS code of England, the area of the England breakdown.
+pub const ENGLAND: &str = "E92000001";
+
+/// The area of a case whose prison, provider or region is not known.
+pub const UNKNOWN: &str = "UNKNOWN";
+
+/// What the measure needs of one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseFacts {
+    /// Day 0 of the window; the cohort is chosen by it.
+    pub release_date: NaiveDate,
+    /// Upper-tier local authority of residence (GSS code).
+    pub local_authority: String,
+    /// Releasing prison, when known.
+    pub prison: Option<String>,
+    /// Community provider, when known.
+    pub provider: Option<String>,
+    /// Where the case stands.
+    pub outcome: Outcome,
+}
+
+/// How a cohort is split into areas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Breakdown {
+    /// One area: England.
+    England,
+    /// Region of the local authority of residence.
+    Region,
+    /// Upper-tier local authority of residence.
+    LocalAuthority,
+    /// Releasing prison.
+    Prison,
+    /// Community treatment provider.
+    Provider,
+}
+
+impl Breakdown {
+    /// Every breakdown.
+    pub const ALL: [Breakdown; 5] = [
+        Breakdown::England,
+        Breakdown::Region,
+        Breakdown::LocalAuthority,
+        Breakdown::Prison,
+        Breakdown::Provider,
+    ];
+
+    /// Stable code for files, metrics and reports.
+    pub fn code(self) -> &'static str {
+        match self {
+            Breakdown::England => "england",
+            Breakdown::Region => "region",
+            Breakdown::LocalAuthority => "local_authority",
+            Breakdown::Prison => "prison",
+            Breakdown::Provider => "provider",
+        }
+    }
+
+    /// The area `case` counts in.
+    fn area<'a>(self, case: &'a CaseFacts, regions: &'a Regions) -> &'a str {
+        match self {
+            Breakdown::England => ENGLAND,
+            Breakdown::Region => regions.region_of(&case.local_authority),
+            Breakdown::LocalAuthority => &case.local_authority,
+            Breakdown::Prison => case.prison.as_deref().unwrap_or(UNKNOWN),
+            Breakdown::Provider => case.provider.as_deref().unwrap_or(UNKNOWN),
+        }
+    }
+}
+
+/// Local authority to region (GSS codes), from configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Regions(HashMap<String, String>);
+
+impl Regions {
+    /// A lookup from (local authority, region) pairs.
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self(pairs.into_iter().collect())
+    }
+
+    /// The region of `local_authority`, or [`UNKNOWN`].
+    pub fn region_of(&self, local_authority: &str) -> &str {
+        self.0.get(local_authority).map_or(UNKNOWN, String::as_str)
+    }
+}
+
+/// A cell: cohort, breakdown and area.
+pub type CellKey = (CohortPeriod, Breakdown, String);
+
+/// Whether a figure can still change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FigureStatus {
+    /// Windows still open, or closed within the settling period.
+    Provisional,
+    /// Settled; a later change is published as a revision.
+    Final,
+}
+
+/// The status of `period`'s figures on `today`: final once the last window of the cohort
+/// closed more than `settling_days` ago.
+pub fn figure_status(
+    period: &CohortPeriod,
+    rules: &Rules,
+    settling_days: u32,
+    today: NaiveDate,
+) -> FigureStatus {
+    let (_, last_release) = period.date_range();
+    let settled = last_release
+        + Duration::days(i64::from(rules.window_days))
+        + Duration::days(i64::from(settling_days));
+    if today > settled {
+        FigureStatus::Final
+    } else {
+        FigureStatus::Provisional
+    }
+}
+
+/// Every cohort the cases fall in, under every breakdown. Weeks and months are counted from
+/// the cases; financial years and rolling 12 months are summed from the months. Withdrawn
+/// cases count nowhere; periods that start after `today` are left out.
+pub fn tabulate<'a>(
+    cases: impl IntoIterator<Item = &'a CaseFacts>,
+    regions: &Regions,
+    today: NaiveDate,
+) -> BTreeMap<CellKey, Tally> {
+    let mut areas: Vec<String> = Vec::new();
+    let mut area_ids: HashMap<String, usize> = HashMap::new();
+    let mut cells: HashMap<(CohortPeriod, Breakdown, usize), Tally> = HashMap::new();
+    for case in cases {
+        if case.outcome == Outcome::Withdrawn {
+            continue;
+        }
+        let periods = [
+            CohortPeriod::iso_week(case.release_date),
+            CohortPeriod::month(case.release_date),
+        ];
+        for breakdown in Breakdown::ALL {
+            let area = breakdown.area(case, regions);
+            let id = match area_ids.get(area) {
+                Some(&id) => id,
+                None => {
+                    areas.push(area.to_owned());
+                    area_ids.insert(area.to_owned(), areas.len() - 1);
+                    areas.len() - 1
+                }
+            };
+            for period in periods {
+                cells
+                    .entry((period, breakdown, id))
+                    .or_default()
+                    .add(case.outcome);
+            }
+        }
+    }
+    let months: Vec<_> = cells
+        .iter()
+        .filter(|((p, _, _), _)| matches!(p, CohortPeriod::Month { .. }))
+        .map(|(k, t)| (*k, t.clone()))
+        .collect();
+    for ((month, breakdown, id), tally) in months {
+        let (first, _) = month.date_range();
+        let mut sums = vec![CohortPeriod::financial_year(first)];
+        sums.extend(CohortPeriod::rolling_12_months(first));
+        for period in sums {
+            cells
+                .entry((period, breakdown, id))
+                .or_default()
+                .merge(&tally);
+        }
+    }
+    cells
+        .into_iter()
+        .filter(|((p, _, _), _)| p.date_range().0 <= today)
+        .map(|((p, b, id), t)| ((p, b, areas[id].clone()), t))
+        .collect()
+}
+
+/// A count as published: both figures, or neither where suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// Engaged within the window; `None` where suppressed.
+    pub engaged: Option<u64>,
+    /// Finalised cases; `None` where suppressed.
+    pub finalised: Option<u64>,
+}
+
+impl Published {
+    /// The rate with its interval, when published and something is finalised.
+    pub fn rate(&self) -> Option<ContinuityRate> {
+        ContinuityRate::new(self.engaged?, self.finalised?)
+    }
+
+    /// Whether the figures are withheld.
+    pub fn is_suppressed(&self) -> bool {
+        self.engaged.is_none()
+    }
+}
+
+/// One breakdown of a report as it may be published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedGrid {
+    /// The breakdown.
+    pub breakdown: Breakdown,
+    /// The weekly cohorts, oldest first.
+    pub weeks: Vec<CohortPeriod>,
+    /// The areas, in order.
+    pub areas: Vec<String>,
+    /// Per area: one entry per week, then the area's total over the weeks.
+    pub rows: Vec<Vec<Published>>,
+    /// England per week, then the grand total.
+    pub totals: Vec<Published>,
+}
+
+/// The published form of `breakdown` over `weeks`: engaged and not-engaged counts per area and
+/// week share one suppression mask, with the area totals and week totals as margins.
+pub fn published_grid(
+    cells: &BTreeMap<CellKey, Tally>,
+    breakdown: Breakdown,
+    weeks: &[CohortPeriod],
+) -> PublishedGrid {
+    let week_index: HashMap<&CohortPeriod, usize> =
+        weeks.iter().enumerate().map(|(i, w)| (w, i)).collect();
+    let week_index = &week_index;
+    let in_grid = || {
+        cells
+            .iter()
+            .filter(move |((p, b, _), _)| *b == breakdown && week_index.contains_key(p))
+    };
+    let areas: Vec<String> = in_grid()
+        .map(|((_, _, a), _)| a.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let area_index: HashMap<&str, usize> = areas
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), i))
+        .collect();
+    let (rows, cols) = (areas.len(), weeks.len());
+    let mut engaged = vec![0u64; rows * cols];
+    let mut not_engaged = vec![0u64; rows * cols];
+    for ((p, _, a), t) in in_grid() {
+        let at = area_index[a.as_str()] * cols + week_index[p];
+        engaged[at] = t.engaged;
+        not_engaged[at] = t.finalised - t.engaged;
+    }
+    let grid = |cells| CountTable::new(rows, cols, cells);
+    let (Some(engaged), Some(not_engaged)) = (grid(engaged), grid(not_engaged)) else {
+        unreachable!("cells are rows × cols by construction")
+    };
+    let entry = |mask: &Option<crate::disclosure::Suppression>, r: usize, c: usize| {
+        let hidden = mask.as_ref().is_some_and(|m| m.is_suppressed(r, c));
+        let (e, n) = (engaged.entry(r, c), not_engaged.entry(r, c));
+        Published {
+            engaged: (!hidden).then_some(e),
+            finalised: (!hidden).then_some(e + n),
+        }
+    };
+    let mask = suppress(&[&engaged, &not_engaged]);
+    PublishedGrid {
+        breakdown,
+        weeks: weeks.to_vec(),
+        rows: (0..rows)
+            .map(|r| (0..=cols).map(|c| entry(&mask, r, c)).collect())
+            .collect(),
+        totals: (0..=cols).map(|c| entry(&mask, rows, c)).collect(),
+        areas,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::case::ExclusionReason;
+    use proptest::prelude::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn case(release: NaiveDate, la: &str, outcome: Outcome) -> CaseFacts {
+        CaseFacts {
+            release_date: release,
+            local_authority: la.into(),
+            prison: Some("LEI".into()),
+            provider: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn cohorts_sum_months_into_years_and_rolling_periods() {
+        let cases = [
+            case(date(2026, 3, 30), "E06000001", Outcome::Engaged),
+            case(date(2026, 4, 2), "E06000001", Outcome::NotEngaged),
+            case(date(2026, 4, 3), "E06000002", Outcome::Engaged),
+            case(date(2026, 4, 3), "E06000002", Outcome::Open),
+            case(
+                date(2026, 4, 4),
+                "E06000002",
+                Outcome::Excluded(ExclusionReason::Died),
+            ),
+            case(date(2026, 4, 5), "E06000002", Outcome::Withdrawn),
+        ];
+        let regions = Regions::new([("E06000001".to_string(), "E12000001".to_string())]);
+        let cells = tabulate(&cases, &regions, date(2026, 11, 24));
+        let get = |p, b, a: &str| cells.get(&(p, b, a.to_string())).cloned();
+        let england = |p| get(p, Breakdown::England, ENGLAND).unwrap();
+
+        // Financial years split at 1 April.
+        let fy25 = england(CohortPeriod::FinancialYear { start_year: 2025 });
+        let fy26 = england(CohortPeriod::FinancialYear { start_year: 2026 });
+        assert_eq!((fy25.finalised, fy25.engaged), (1, 1));
+        assert_eq!((fy26.finalised, fy26.engaged, fy26.open), (2, 1, 1));
+        assert_eq!(fy26.excluded.get(&ExclusionReason::Died), Some(&1));
+        // A rolling year ending in April holds March and April.
+        let r12 = england(CohortPeriod::Rolling12Months {
+            end_year: 2026,
+            end_month: 4,
+        });
+        assert_eq!((r12.finalised, r12.engaged), (3, 2));
+        // ISO week 2026-W14 is 30 March to 5 April.
+        let w14 = england(CohortPeriod::IsoWeek {
+            year: 2026,
+            week: 14,
+        });
+        assert_eq!((w14.finalised, w14.engaged, w14.open), (3, 2, 1));
+        // Regions from the lookup, unknown otherwise; prisons and providers likewise.
+        let april = CohortPeriod::Month {
+            year: 2026,
+            month: 4,
+        };
+        assert_eq!(get(april, Breakdown::Region, "E12000001").unwrap().finalised, 1);
+        assert_eq!(get(april, Breakdown::Region, UNKNOWN).unwrap().finalised, 1);
+        assert_eq!(get(april, Breakdown::Provider, UNKNOWN).unwrap().finalised, 2);
+        // Nothing for periods that have not started.
+        assert!(cells.keys().all(|(p, _, _)| p.date_range().0 <= date(2026, 11, 24)));
+    }
+
+    #[test]
+    fn a_cohort_settles_after_its_last_window_and_the_settling_period() {
+        let rules = Rules::default();
+        let week = CohortPeriod::iso_week(date(2026, 11, 2)); // 2 to 8 November
+        let status = |today| figure_status(&week, &rules, 28, today);
+        // Last release 8 November, window closes 29 November, settled after 27 December.
+        assert_eq!(status(date(2026, 12, 27)), FigureStatus::Provisional);
+        assert_eq!(status(date(2026, 12, 28)), FigureStatus::Final);
+    }
+
+    fn weeks(n: u32) -> Vec<CohortPeriod> {
+        (1..=n)
+            .map(|week| CohortPeriod::IsoWeek { year: 2026, week })
+            .collect()
+    }
+
+    proptest! {
+        /// Whatever the counts, the published grid hides every count of 1 to 4, never leaves a
+        /// line (an area across the weeks and its total, or a week across the areas and
+        /// England) with exactly one hidden entry, and publishes true values elsewhere.
+        #[test]
+        fn published_grids_never_reveal_a_suppressed_count(
+            counts in proptest::collection::vec((0u64..12, 0u64..12), 1..40),
+            n_weeks in 1u32..6,
+        ) {
+            let weeks = weeks(n_weeks);
+            let mut cells = BTreeMap::new();
+            for (i, (engaged, not)) in counts.iter().enumerate() {
+                let area = format!("E06{:06}", i / weeks.len());
+                let week = weeks[i % weeks.len()];
+                let tally = Tally { finalised: engaged + not, engaged: *engaged, ..Tally::default() };
+                cells.insert((week, Breakdown::LocalAuthority, area), tally);
+            }
+            let grid = published_grid(&cells, Breakdown::LocalAuthority, &weeks);
+            let (rows, cols) = (grid.areas.len(), weeks.len());
+            let at = |r: usize, c: usize| if r == rows { grid.totals[c] } else { grid.rows[r][c] };
+            // The true values, margins included.
+            let truth = |r: usize, c: usize| -> (u64, u64) {
+                let mut sum = (0, 0);
+                for ((p, _, a), t) in &cells {
+                    let (ri, ci) = (
+                        grid.areas.iter().position(|x| x == a).unwrap(),
+                        weeks.iter().position(|w| w == p).unwrap(),
+                    );
+                    if (r == rows || r == ri) && (c == cols || c == ci) {
+                        sum.0 += t.engaged;
+                        sum.1 += t.finalised - t.engaged;
+                    }
+                }
+                sum
+            };
+            for r in 0..=rows {
+                for c in 0..=cols {
+                    let (e, n) = truth(r, c);
+                    let p = at(r, c);
+                    let small = |x: u64| (1..5).contains(&x);
+                    if small(e) || small(n) {
+                        prop_assert!(p.is_suppressed(), "small count published at {r},{c}");
+                    }
+                    if !p.is_suppressed() {
+                        prop_assert_eq!((p.engaged, p.finalised), (Some(e), Some(e + n)));
+                    }
+                }
+            }
+            for r in 0..=rows {
+                let hidden = (0..=cols).filter(|&c| at(r, c).is_suppressed()).count();
+                prop_assert!(hidden != 1, "row {r} gives away its one hidden entry");
+            }
+            for c in 0..=cols {
+                let hidden = (0..=rows).filter(|&r| at(r, c).is_suppressed()).count();
+                prop_assert!(hidden != 1, "column {c} gives away its one hidden entry");
+            }
+        }
+    }
+}
