@@ -16,7 +16,7 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::CohortPeriod;
-use crate::case::Outcome;
+use crate::case::{ExclusionReason, Outcome};
 use crate::disclosure::{suppress, CountTable};
 use crate::rate::{ContinuityRate, Tally};
 use crate::rules::Rules;
@@ -147,7 +147,7 @@ pub fn tabulate<'a>(
 ) -> BTreeMap<CellKey, Tally> {
     let mut areas: Vec<String> = Vec::new();
     let mut area_ids: HashMap<String, usize> = HashMap::new();
-    let mut cells: HashMap<(CohortPeriod, Breakdown, usize), Tally> = HashMap::new();
+    let mut cells: HashMap<(CohortPeriod, Breakdown, usize), Counts> = HashMap::new();
     for case in cases {
         if case.outcome == Outcome::Withdrawn {
             continue;
@@ -177,9 +177,9 @@ pub fn tabulate<'a>(
     let months: Vec<_> = cells
         .iter()
         .filter(|((p, _, _), _)| matches!(p, CohortPeriod::Month { .. }))
-        .map(|(k, t)| (*k, t.clone()))
+        .map(|(k, c)| (*k, *c))
         .collect();
-    for ((month, breakdown, id), tally) in months {
+    for ((month, breakdown, id), counts) in months {
         let (first, _) = month.date_range();
         let mut sums = vec![CohortPeriod::financial_year(first)];
         sums.extend(CohortPeriod::rolling_12_months(first));
@@ -187,14 +187,61 @@ pub fn tabulate<'a>(
             cells
                 .entry((period, breakdown, id))
                 .or_default()
-                .merge(&tally);
+                .merge(&counts);
         }
     }
     cells
         .into_iter()
         .filter(|((p, _, _), _)| p.date_range().0 <= today)
-        .map(|((p, b, id), t)| ((p, b, areas[id].clone()), t))
+        .map(|((p, b, id), c)| ((p, b, areas[id].clone()), c.tally()))
         .collect()
+}
+
+/// A tally's counts in a fixed-size form, cheap to copy and add while tabulating.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counts {
+    engaged: u64,
+    not_engaged: u64,
+    open: u64,
+    excluded: [u64; ExclusionReason::ALL.len()],
+}
+
+impl Counts {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Open => self.open += 1,
+            Outcome::Engaged => self.engaged += 1,
+            Outcome::NotEngaged => self.not_engaged += 1,
+            Outcome::Excluded(reason) => {
+                if let Some(i) = ExclusionReason::ALL.iter().position(|r| *r == reason) {
+                    self.excluded[i] += 1;
+                }
+            }
+            Outcome::Withdrawn => {}
+        }
+    }
+
+    fn merge(&mut self, other: &Counts) {
+        self.engaged += other.engaged;
+        self.not_engaged += other.not_engaged;
+        self.open += other.open;
+        for (a, b) in self.excluded.iter_mut().zip(other.excluded) {
+            *a += b;
+        }
+    }
+
+    fn tally(&self) -> Tally {
+        Tally {
+            finalised: self.engaged + self.not_engaged,
+            engaged: self.engaged,
+            open: self.open,
+            excluded: ExclusionReason::ALL
+                .into_iter()
+                .zip(self.excluded)
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
 }
 
 /// A count as published: both figures, or neither where suppressed.
@@ -293,7 +340,6 @@ pub fn published_grid(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::ExclusionReason;
     use proptest::prelude::*;
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {

@@ -132,19 +132,24 @@ pub async fn serve_operations_on<R: Readiness>(
     readiness: R,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    axum::serve(listener, operations_router(registry, readiness))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// The `/metrics`, `/healthz` and `/readyz` routes, for a service that serves more (merge its
+/// own routes into this router).
+pub fn operations_router<R: Readiness>(registry: Registry, readiness: R) -> Router {
     let state = Arc::new(HttpState {
         registry,
         readiness,
     });
-    let app = Router::new()
+    Router::new()
         .route("/metrics", get(metrics::<R>))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready::<R>))
-        .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+        .with_state(state)
 }
 
 async fn metrics<R: Readiness>(State(state): State<Arc<HttpState<R>>>) -> impl IntoResponse {

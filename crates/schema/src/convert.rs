@@ -731,3 +731,103 @@ pub fn dead_letter_message(
     }
     .to_message()
 }
+
+/// One figure of a `ContinuityPerformance` message.
+#[derive(Debug, Clone)]
+pub struct Figure<'a> {
+    /// The cohort.
+    pub period: continuity_domain::CohortPeriod,
+    /// The breakdown.
+    pub breakdown: continuity_domain::Breakdown,
+    /// The area's code (`E92000001` for England).
+    pub area: &'a str,
+    /// Published (disclosure control applied) or internal.
+    pub published: bool,
+    /// Finalised and engaged; `None` where suppressed.
+    pub counts: continuity_domain::Published,
+    /// Open cases and exclusions (internal figures only).
+    pub tally: Option<&'a continuity_domain::Tally>,
+    /// Final or still provisional.
+    pub status: continuity_domain::FigureStatus,
+}
+
+/// The `ContinuityPerformance` message for a figure. The cohort id names the cell; the event
+/// id also covers the figures, so republishing unchanged figures repeats the same ids and a
+/// changed figure gets a new one.
+pub fn performance_message(
+    figure: &Figure<'_>,
+    now: DateTime<Utc>,
+    source: &str,
+) -> Result<Vec<u8>, CodecError> {
+    use continuity_domain::{Breakdown as B, CohortPeriod as P, FigureStatus as S};
+    let audience = if figure.published {
+        wire::Audience::Published
+    } else {
+        wire::Audience::Internal
+    };
+    let cell = format!(
+        "performance/{:?}/{}/{}/{}",
+        audience,
+        figure.period,
+        figure.breakdown.code(),
+        figure.area
+    );
+    let cohort_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, cell.as_bytes());
+    let rate = figure.counts.rate();
+    let (start, end) = figure.period.date_range();
+    let open = figure.tally.map(|t| t.open as i64);
+    let excluded = figure
+        .tally
+        .map(|t| {
+            t.excluded
+                .iter()
+                .map(|(r, n)| (r.code().to_string(), *n as i64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let content = format!(
+        "{cell}/{:?}/{:?}/{open:?}/{excluded:?}/{:?}",
+        figure.counts, figure.status, figure.published
+    );
+    let message = wire::ContinuityPerformance {
+        envelope: output_envelope(
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, content.as_bytes()),
+            now,
+            source,
+        ),
+        cohort_id,
+        period: figure.period.to_string(),
+        period_kind: match figure.period {
+            P::IsoWeek { .. } => wire::PeriodKind::IsoWeek,
+            P::Month { .. } => wire::PeriodKind::Month,
+            P::FinancialYear { .. } => wire::PeriodKind::FinancialYear,
+            P::Rolling12Months { .. } => wire::PeriodKind::Rolling12Months,
+        },
+        period_start: days_from_date(start),
+        period_end: days_from_date(end),
+        breakdown: match figure.breakdown {
+            B::England => wire::Breakdown::England,
+            B::Region => wire::Breakdown::Region,
+            B::LocalAuthority => wire::Breakdown::LocalAuthority,
+            B::Prison => wire::Breakdown::Prison,
+            B::Provider => wire::Breakdown::Provider,
+        },
+        area_code: figure.area.to_string(),
+        audience,
+        finalised: figure.counts.finalised.map(|n| n as i64),
+        engaged: figure.counts.engaged.map(|n| n as i64),
+        rate: rate.map(|r| r.rate),
+        lower: rate.map(|r| r.lower),
+        upper: rate.map(|r| r.upper),
+        open,
+        excluded,
+        gap_to_ambition: rate.map(|r| r.gap_to_ambition()),
+        status: match figure.status {
+            S::Provisional => wire::FigureStatus::Provisional,
+            S::Final => wire::FigureStatus::Final,
+        },
+        revision: 0,
+        suppressed: figure.counts.is_suppressed(),
+    };
+    message.to_message()
+}

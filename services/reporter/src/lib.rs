@@ -1,0 +1,534 @@
+//! The reporter: the continuity rate against the 75% ambition, from the cases the matcher keeps
+//! in PostgreSQL.
+//!
+//! - `report`: the weekly commissioners' report (HTML and CSV, disclosure control applied),
+//!   written under `reports_dir/<week>/` for any week;
+//! - `publish`: `ContinuityPerformance` events for the report's cohorts on the performance
+//!   topic, published (suppressed) and internal figures, with stable ids;
+//! - `serve`: both on a schedule (default Monday 06:00 Europe/London, for the week just
+//!   ended) and on demand (`POST /reports/<week>`), the reports over HTTP, operators' gauges
+//!   on `/metrics` (internal figures, one series per local authority), `/healthz`, `/readyz`.
+
+#![warn(missing_docs)]
+
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Duration, Utc, Weekday};
+use continuity_domain::{
+    tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, Outcome, Regions, Rules, Tally,
+};
+use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
+use continuity_schema::{performance_message, Figure};
+use continuity_stream::{send_all, KafkaSettings, Topic};
+use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use serde::Deserialize;
+use sqlx::PgPool;
+
+use crate::report::Report;
+
+/// The name outputs carry as their source.
+pub const SOURCE: &str = "continuity-reporter";
+
+/// The reporter's configuration (file, then `CONTINUITY_*` environment variables).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// PostgreSQL URL of the matcher's store (`CONTINUITY_DATABASE_URL`); read only.
+    pub database_url: SecretString,
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Prefix of every topic name.
+    pub topic_prefix: String,
+    /// Where reports are written and served from.
+    pub reports_dir: PathBuf,
+    /// Address of the reports, `/metrics`, `/healthz` and `/readyz`.
+    pub http_addr: SocketAddr,
+    /// Days after a cohort's last window closes before its figures are final.
+    pub settling_days: u32,
+    /// CSV of `local_authority,region` (GSS codes); without it every region is UNKNOWN.
+    pub regions_file: Option<PathBuf>,
+    /// Day of the weekly run (Europe/London).
+    pub schedule_weekday: Weekday,
+    /// Hour of the weekly run (Europe/London).
+    pub schedule_hour: u32,
+    /// Evaluate as at this instant instead of the wall clock (replays and tests).
+    pub fixed_now: Option<DateTime<Utc>>,
+    /// The rules of the measure (the window length is used).
+    pub rules: Rules,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: "continuity.".into(),
+            reports_dir: PathBuf::from("reports"),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            settling_days: 28,
+            regions_file: None,
+            schedule_weekday: Weekday::Mon,
+            schedule_hour: 6,
+            fixed_now: None,
+            rules: Rules::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Topic names.
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings {
+            brokers: self.brokers.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+        }
+    }
+
+    /// The clock: fixed when `fixed_now` is set.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        match self.fixed_now {
+            Some(t) => Arc::new(continuity_runtime::ManualClock::new(t)),
+            None => Arc::new(continuity_runtime::SystemClock),
+        }
+    }
+
+    /// The region lookup.
+    pub fn regions(&self) -> anyhow::Result<Regions> {
+        match &self.regions_file {
+            Some(path) => load_regions(path),
+            None => Ok(Regions::default()),
+        }
+    }
+}
+
+/// Read `local_authority,region` pairs (a header line is allowed).
+pub fn load_regions(path: &Path) -> anyhow::Result<Regions> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("regions_file {}: cannot read it", path.display()))?;
+    let mut pairs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (n == 0 && line.starts_with("local_authority")) {
+            continue;
+        }
+        let (la, region) = line.split_once(',').with_context(|| {
+            format!(
+                "regions_file {} line {}: expected local_authority,region",
+                path.display(),
+                n + 1
+            )
+        })?;
+        pairs.push((la.trim().to_string(), region.trim().to_string()));
+    }
+    Ok(Regions::new(pairs))
+}
+
+/// Every case's facts, from the matcher's `cases` table.
+pub async fn load_cases(pool: &PgPool) -> anyhow::Result<Vec<CaseFacts>> {
+    type Row = (
+        chrono::NaiveDate,
+        String,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "select release_date, local_authority, prison, provider, outcome, exclusion_reason
+         from cases",
+    )
+    .fetch_all(pool)
+    .await
+    .context("reading cases")?;
+    let mut unknown = 0;
+    let cases = rows
+        .into_iter()
+        .filter_map(|(release_date, la, prison, provider, outcome, exclusion)| {
+            let outcome = Outcome::from_codes(&outcome, exclusion.as_deref());
+            if outcome.is_none() {
+                unknown += 1;
+            }
+            Some(CaseFacts {
+                release_date,
+                local_authority: la,
+                prison,
+                provider,
+                outcome: outcome?,
+            })
+        })
+        .collect();
+    if unknown > 0 {
+        tracing::warn!(cases = unknown, "cases with an outcome this build does not know were left out");
+    }
+    Ok(cases)
+}
+
+/// Every cohort's tallies as at the end of the reporting week.
+pub fn cells_for(cases: &[CaseFacts], regions: &Regions, week: CohortPeriod) -> BTreeMap<CellKey, Tally> {
+    tabulate(cases, regions, week.date_range().1)
+}
+
+/// Where a report's files are.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The HTML page.
+    pub html: PathBuf,
+    /// The CSV.
+    pub csv: PathBuf,
+}
+
+/// Write the report's HTML and CSV under `dir/<week>/`.
+pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
+    let week = report.week.to_string();
+    let at = dir.join(&week);
+    std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
+    let html = at.join(format!("continuity-{week}.html"));
+    let csv = at.join(format!("continuity-{week}.csv"));
+    std::fs::write(&html, report.html()).with_context(|| format!("writing {}", html.display()))?;
+    std::fs::write(&csv, report.csv()).with_context(|| format!("writing {}", csv.display()))?;
+    Ok(Written { html, csv })
+}
+
+/// Publish the report's figures: every published cell, and the internal figure of every cell
+/// of the report's cohorts. Returns how many messages the broker acknowledged.
+pub async fn publish(
+    kafka: &KafkaSettings,
+    report: &Report,
+    cells: &BTreeMap<CellKey, Tally>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let mut messages = Vec::new();
+    for grid in &report.grids {
+        let rows = grid
+            .areas
+            .iter()
+            .map(String::as_str)
+            .zip(&grid.rows)
+            .chain(std::iter::once((
+                continuity_domain::performance::ENGLAND,
+                &grid.totals,
+            )));
+        for (area, row) in rows {
+            if grid.breakdown == Breakdown::England && area != continuity_domain::performance::ENGLAND {
+                continue;
+            }
+            for (i, week) in report.cohorts.iter().enumerate() {
+                let status = report.status[i];
+                messages.push(performance_message(
+                    &Figure {
+                        period: *week,
+                        breakdown: grid.breakdown,
+                        area,
+                        published: true,
+                        counts: row[i],
+                        tally: None,
+                        status,
+                    },
+                    now,
+                    SOURCE,
+                )?);
+                if let Some(t) = cells.get(&(*week, grid.breakdown, area.to_string())) {
+                    messages.push(performance_message(
+                        &Figure {
+                            period: *week,
+                            breakdown: grid.breakdown,
+                            area,
+                            published: false,
+                            counts: continuity_domain::Published {
+                                engaged: Some(t.engaged),
+                                finalised: Some(t.finalised),
+                            },
+                            tally: Some(t),
+                            status,
+                        },
+                        now,
+                        SOURCE,
+                    )?);
+                }
+            }
+        }
+    }
+    let producer = kafka.producer()?;
+    let topic = kafka.topic(Topic::Performance);
+    for chunk in messages.chunks(10_000) {
+        let batch: Vec<continuity_stream::Outgoing<'_>> = chunk
+            .iter()
+            .map(|m| -> continuity_stream::Outgoing<'_> { (topic.as_str(), None, m.as_slice()) })
+            .collect();
+        send_all(&producer, batch).await?;
+    }
+    Ok(messages.len())
+}
+
+/// Operators' gauges: internal figures (no disclosure control) over the report's 52 cohorts,
+/// one series per local authority (about 150), plus England.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry served on `/metrics`.
+    pub registry: Registry,
+    rate: GaugeVec,
+    cases: IntGaugeVec,
+    last_report: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Create and register the gauges.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("continuity_reporter".into()), None)?;
+        let rate = GaugeVec::new(
+            Opts::new(
+                "rate",
+                "Continuity rate over the latest report's 52 weekly cohorts, with its 95% interval",
+            ),
+            &["area", "bound"],
+        )?;
+        let cases = IntGaugeVec::new(
+            Opts::new("cases", "Cases by area and outcome group (finalised cohorts; open now)"),
+            &["area", "group"],
+        )?;
+        let last_report = IntGaugeVec::new(
+            Opts::new("last_report_timestamp_seconds", "When a report was last written"),
+            &["result"],
+        )?;
+        registry.register(Box::new(rate.clone()))?;
+        registry.register(Box::new(cases.clone()))?;
+        registry.register(Box::new(last_report.clone()))?;
+        Ok(Self {
+            registry,
+            rate,
+            cases,
+            last_report,
+        })
+    }
+
+    fn record(&self, report: &Report, cells: &BTreeMap<CellKey, Tally>, cases: &[CaseFacts]) {
+        let mut by_area: BTreeMap<String, Tally> = BTreeMap::new();
+        for ((period, breakdown, area), tally) in cells {
+            let area = match breakdown {
+                Breakdown::England => "england".to_string(),
+                Breakdown::LocalAuthority => area.clone(),
+                _ => continue,
+            };
+            if report.cohorts.contains(period) {
+                by_area.entry(area).or_default().merge(tally);
+            }
+        }
+        self.rate.reset();
+        self.cases.reset();
+        for (area, tally) in &by_area {
+            if let Some(r) = tally.rate() {
+                for (bound, v) in [("rate", r.rate), ("lower", r.lower), ("upper", r.upper)] {
+                    self.rate.with_label_values(&[area, bound]).set(v);
+                }
+            }
+            for (group, n) in [("finalised", tally.finalised), ("engaged", tally.engaged)] {
+                self.cases.with_label_values(&[area, group]).set(n as i64);
+            }
+        }
+        for case in cases.iter().filter(|c| c.outcome == Outcome::Open) {
+            for area in ["england", case.local_authority.as_str()] {
+                self.cases.with_label_values(&[area, "open"]).inc();
+            }
+        }
+    }
+}
+
+/// Everything one run needs.
+pub struct Reporter {
+    /// Configuration.
+    pub settings: Settings,
+    /// The matcher's store.
+    pub pool: PgPool,
+    /// Gauges.
+    pub metrics: Metrics,
+    /// Region lookup.
+    pub regions: Regions,
+}
+
+impl Reporter {
+    /// Connect (the reporter only reads the store) and load the region lookup.
+    pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
+        let pool = continuity_store::pool(
+            settings.database_url.expose_secret(),
+            4,
+            std::time::Duration::from_secs(10),
+        )
+        .context("database_url")?;
+        Ok(Self {
+            regions: settings.regions()?,
+            metrics: Metrics::new()?,
+            settings,
+            pool,
+        })
+    }
+
+    /// Build and write the report for `week`; with `publish_at`, also publish its figures.
+    pub async fn run(
+        &self,
+        week: CohortPeriod,
+        publish_at: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<(Report, Written, usize)> {
+        let cases = load_cases(&self.pool).await?;
+        let cells = cells_for(&cases, &self.regions, week);
+        let report = report::build(&cells, week, &self.settings.rules, self.settings.settling_days);
+        let written = write_report(&self.settings.reports_dir, &report)?;
+        self.metrics.record(&report, &cells, &cases);
+        let published = match publish_at {
+            Some(now) => publish(&self.settings.kafka(), &report, &cells, now).await?,
+            None => 0,
+        };
+        self.metrics
+            .last_report
+            .with_label_values(&["ok"])
+            .set(Utc::now().timestamp());
+        Ok((report, written, published))
+    }
+}
+
+struct Ready(PgPool);
+
+impl Readiness for Ready {
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query("select 1")
+            .execute(&self.0)
+            .await
+            .map(|_| ())
+            .map_err(|_| "database does not answer".into())
+    }
+}
+
+/// Serve the reports and run the weekly schedule until `shutdown`.
+pub async fn serve(
+    reporter: Arc<Reporter>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let clock = reporter.settings.clock();
+    let scheduled = {
+        let reporter = reporter.clone();
+        tokio::spawn(async move {
+            loop {
+                let now = clock.now();
+                let next = report::next_run(
+                    now,
+                    reporter.settings.schedule_weekday,
+                    reporter.settings.schedule_hour,
+                );
+                let wait = (next - now).to_std().unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                // The run reports on the week just ended.
+                let week = report::week_of(continuity_domain::london_date(next - Duration::days(1)));
+                match reporter.run(week, Some(clock.now())).await {
+                    Ok((_, written, n)) => tracing::info!(
+                        week = %week, messages = n, html = %written.html.display(),
+                        "weekly report written and published"
+                    ),
+                    Err(e) => tracing::error!(week = %week, error = %e, "weekly report failed"),
+                }
+            }
+        })
+    };
+    let app = continuity_runtime::operations_router(
+        reporter.metrics.registry.clone(),
+        Ready(reporter.pool.clone()),
+    )
+    .merge(
+        Router::new()
+            .route("/", get(index))
+            .route("/reports", get(index))
+            .route("/reports/{week}", post(run_now))
+            .route("/reports/{week}/{file}", get(file))
+            .with_state(reporter),
+    );
+    tracing::info!(address = %listener.local_addr()?, "reporter listening");
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    scheduled.abort();
+    served?;
+    Ok(())
+}
+
+async fn index(State(r): State<Arc<Reporter>>) -> Html<String> {
+    let mut weeks: Vec<String> = std::fs::read_dir(&r.settings.reports_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|w| report::parse_week(w).is_ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    weeks.sort_unstable_by(|a, b| b.cmp(a));
+    let items: String = weeks
+        .iter()
+        .map(|w| {
+            format!(
+                "<li>{w}: <a href=\"/reports/{w}/continuity-{w}.html\">report</a>, \
+                 <a href=\"/reports/{w}/continuity-{w}.csv\">CSV</a></li>"
+            )
+        })
+        .collect();
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Continuity reports</title></head>\
+         <body><h1>Continuity of care: weekly reports</h1><ul>{items}</ul></body></html>"
+    ))
+}
+
+async fn file(
+    State(r): State<Arc<Reporter>>,
+    UrlPath((week, file)): UrlPath<(String, String)>,
+) -> Response {
+    let Ok(period) = report::parse_week(&week) else {
+        return (StatusCode::NOT_FOUND, "no such week\n").into_response();
+    };
+    let week = period.to_string();
+    let content_type = if file == format!("continuity-{week}.html") {
+        "text/html; charset=utf-8"
+    } else if file == format!("continuity-{week}.csv") {
+        "text/csv; charset=utf-8"
+    } else {
+        return (StatusCode::NOT_FOUND, "no such file\n").into_response();
+    };
+    match std::fs::read(r.settings.reports_dir.join(&week).join(&file)) {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            format!("no report for {week} yet: POST /reports/{week} to produce it\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn run_now(State(r): State<Arc<Reporter>>, UrlPath(week): UrlPath<String>) -> Response {
+    let period = match report::parse_week(&week) {
+        Ok(p) => p,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let now = r.settings.clock().now();
+    match r.run(period, Some(now)).await {
+        Ok((report, _, n)) => (
+            StatusCode::OK,
+            format!(
+                "report {week} written; {n} figures published; England {}\n",
+                report
+                    .headline()
+                    .map_or("no finalised cases".into(), |h| format!("{:.1}%", h.rate * 100.0))
+            ),
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(week = %period, error = %e, "report on demand failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "report failed; see the reporter's log\n").into_response()
+        }
+    }
+}
