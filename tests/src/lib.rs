@@ -258,13 +258,17 @@ pub async fn holders(env: &Env) -> Vec<(String, i64)> {
     .unwrap()
 }
 
-pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+/// One HTTP/1.1 request on loopback: the status and the body (headers dropped).
+pub async fn http(method: &str, port: u16, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     )
     .await
     .unwrap();
@@ -275,7 +279,18 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    (status, buf)
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_string());
+    (status, body)
+}
+
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    http("GET", port, path).await
+}
+
+pub async fn http_post(port: u16, path: &str) -> (u16, String) {
+    http("POST", port, path).await
 }
 
 pub async fn get_body(port: u16, path: &str) -> String {

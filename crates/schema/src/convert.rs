@@ -751,14 +751,15 @@ pub struct Figure<'a> {
     pub status: continuity_domain::FigureStatus,
 }
 
-/// The `ContinuityPerformance` message for a figure. The cohort id names the cell; the event
-/// id also covers the figures, so republishing unchanged figures repeats the same ids and a
-/// changed figure gets a new one.
+/// The `ContinuityPerformance` message for a figure, and its key (the cohort id, so every
+/// version of a cell lands on one partition, in order). The cohort id names the cell; the
+/// event id also covers the figures, so republishing unchanged figures repeats the same ids
+/// and a changed figure gets a new one.
 pub fn performance_message(
     figure: &Figure<'_>,
     now: DateTime<Utc>,
     source: &str,
-) -> Result<Vec<u8>, CodecError> {
+) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
     use continuity_domain::{Breakdown as B, CohortPeriod as P, FigureStatus as S};
     let audience = if figure.published {
         wire::Audience::Published
@@ -785,9 +786,13 @@ pub fn performance_message(
                 .collect()
         })
         .unwrap_or_default();
+    // From the tally's ordered map: the wire form's HashMap has no stable order.
     let content = format!(
-        "{cell}/{:?}/{:?}/{open:?}/{excluded:?}/{:?}",
-        figure.counts, figure.status, figure.published
+        "{cell}/{:?}/{:?}/{open:?}/{:?}/{:?}",
+        figure.counts,
+        figure.status,
+        figure.tally.map(|t| &t.excluded),
+        figure.published
     );
     let message = wire::ContinuityPerformance {
         envelope: output_envelope(
@@ -829,5 +834,5 @@ pub fn performance_message(
         revision: 0,
         suppressed: figure.counts.is_suppressed(),
     };
-    message.to_message()
+    Ok((cohort_id.as_bytes().to_vec(), message.to_message()?))
 }

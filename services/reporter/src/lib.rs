@@ -208,63 +208,70 @@ pub async fn publish(
     cells: &BTreeMap<CellKey, Tally>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    let mut messages = Vec::new();
+    // One message per cell: (audience, cohort, breakdown, area) -> (key, message).
+    let mut messages: BTreeMap<(bool, CohortPeriod, Breakdown, String), (Vec<u8>, Vec<u8>)> =
+        BTreeMap::new();
+    let mut add = |figure: Figure<'_>| -> anyhow::Result<()> {
+        let (key, message) = performance_message(&figure, now, SOURCE)?;
+        messages.insert(
+            (
+                figure.published,
+                figure.period,
+                figure.breakdown,
+                figure.area.to_string(),
+            ),
+            (key, message),
+        );
+        Ok(())
+    };
     for grid in &report.grids {
+        // The England grid's one row is its total row.
+        let totals = (grid.breakdown != Breakdown::England)
+            .then_some((continuity_domain::performance::ENGLAND, &grid.totals));
         let rows = grid
             .areas
             .iter()
             .map(String::as_str)
             .zip(&grid.rows)
-            .chain(std::iter::once((
-                continuity_domain::performance::ENGLAND,
-                &grid.totals,
-            )));
+            .chain(totals);
         for (area, row) in rows {
-            if grid.breakdown == Breakdown::England && area != continuity_domain::performance::ENGLAND {
-                continue;
-            }
             for (i, week) in report.cohorts.iter().enumerate() {
                 let status = report.status[i];
-                messages.push(performance_message(
-                    &Figure {
+                add(Figure {
+                    period: *week,
+                    breakdown: grid.breakdown,
+                    area,
+                    published: true,
+                    counts: row[i],
+                    tally: None,
+                    status,
+                })?;
+                if let Some(t) = cells.get(&(*week, grid.breakdown, area.to_string())) {
+                    add(Figure {
                         period: *week,
                         breakdown: grid.breakdown,
                         area,
-                        published: true,
-                        counts: row[i],
-                        tally: None,
-                        status,
-                    },
-                    now,
-                    SOURCE,
-                )?);
-                if let Some(t) = cells.get(&(*week, grid.breakdown, area.to_string())) {
-                    messages.push(performance_message(
-                        &Figure {
-                            period: *week,
-                            breakdown: grid.breakdown,
-                            area,
-                            published: false,
-                            counts: continuity_domain::Published {
-                                engaged: Some(t.engaged),
-                                finalised: Some(t.finalised),
-                            },
-                            tally: Some(t),
-                            status,
+                        published: false,
+                        counts: continuity_domain::Published {
+                            engaged: Some(t.engaged),
+                            finalised: Some(t.finalised),
                         },
-                        now,
-                        SOURCE,
-                    )?);
+                        tally: Some(t),
+                        status,
+                    })?;
                 }
             }
         }
     }
+    let messages: Vec<(Vec<u8>, Vec<u8>)> = messages.into_values().collect();
     let producer = kafka.producer()?;
     let topic = kafka.topic(Topic::Performance);
     for chunk in messages.chunks(10_000) {
         let batch: Vec<continuity_stream::Outgoing<'_>> = chunk
             .iter()
-            .map(|m| -> continuity_stream::Outgoing<'_> { (topic.as_str(), None, m.as_slice()) })
+            .map(|(k, m)| -> continuity_stream::Outgoing<'_> {
+                (topic.as_str(), Some(k.as_slice()), m.as_slice())
+            })
             .collect();
         send_all(&producer, batch).await?;
     }

@@ -1,0 +1,258 @@
+//! The reporter against real PostgreSQL, the real broker and real HTTP, on a generated year of
+//! cases stored in the matcher's `cases` table:
+//! - every cohort the reporter computes equals an independent plain-SQL computation, cell by
+//!   cell;
+//! - the report is produced on demand over HTTP, served as HTML and CSV, and its figures are
+//!   published with the same ids when published again;
+//! - the page renders in headless Chromium with its chart and tables.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use continuity_domain::{assess, Breakdown, Rules};
+use continuity_e2e::*;
+use continuity_reporter::{load_cases, Reporter, Settings};
+use continuity_schema::{wire, AvroRecord};
+use continuity_stream::Topic;
+use continuity_synthetic::{generate, Config};
+
+const WEEK: &str = "2026-W10";
+
+/// A year of generated events, assessed by the rules, stored as the matcher stores cases.
+async fn a_year_of_cases(env: &Env) -> usize {
+    let events = generate(&Config {
+        seed: 11,
+        people: 4_000,
+        start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        days: 365,
+        ..Config::default()
+    });
+    let now = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
+    let cases = assess(&events, &Rules::default(), now).cases;
+    let component: i64 =
+        sqlx::query_scalar("insert into components default values returning id")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    for c in &cases {
+        sqlx::query(
+            "insert into cases (case_id, component, release_id, release_date, local_authority,
+                prison, provider, outcome, exclusion_reason, state)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, '\\x')",
+        )
+        .bind(c.case_id.0)
+        .bind(component)
+        .bind(&c.release_id)
+        .bind(c.release_date)
+        .bind(c.local_authority.to_string())
+        .bind(c.prison.as_ref().map(|p| p.to_string()))
+        .bind(c.provider.as_ref().map(|p| p.to_string()))
+        .bind(c.outcome.code())
+        .bind(c.outcome.exclusion_code())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    cases.len()
+}
+
+/// (period, breakdown, area) -> (finalised, engaged, open), in plain SQL.
+async fn cohorts_by_sql(env: &Env) -> BTreeMap<(String, String, String), (i64, i64, i64)> {
+    let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+        r#"
+        with c as (
+            select release_date d, local_authority la, coalesce(prison, 'UNKNOWN') prison,
+                   coalesce(provider, 'UNKNOWN') provider, outcome
+            from cases where outcome <> 'WITHDRAWN'),
+        p as (
+            select to_char(d, 'IYYY') || '-W' || to_char(d, 'IW') period, c.* from c
+            union all
+            select to_char(d, 'YYYY-MM'), c.* from c
+            union all
+            select 'FY' || fy || '-' || lpad(((fy + 1) % 100)::text, 2, '0'), x.d, x.la,
+                   x.prison, x.provider, x.outcome
+            from (select case when extract(month from d) >= 4 then extract(year from d)::int
+                              else extract(year from d)::int - 1 end fy, c.* from c) x
+            union all
+            select 'R12-' || to_char(m, 'YYYY-MM'), c.*
+            from c cross join lateral generate_series(date_trunc('month', d),
+                date_trunc('month', d) + interval '11 months', interval '1 month') m),
+        b as (
+            select period, 'england' breakdown, 'E92000001' area, outcome from p
+            union all select period, 'local_authority', la, outcome from p
+            union all select period, 'prison', prison, outcome from p
+            union all select period, 'provider', provider, outcome from p)
+        select period, breakdown, area,
+               count(*) filter (where outcome in ('ENGAGED', 'NOT_ENGAGED')),
+               count(*) filter (where outcome = 'ENGAGED'),
+               count(*) filter (where outcome = 'OPEN')
+        from b group by 1, 2, 3
+        "#,
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(p, b, a, f, e, o)| ((p, b, a), (f, e, o)))
+        .collect()
+}
+
+fn settings(env: &Env, dir: &std::path::Path) -> Settings {
+    Settings {
+        database_url: env.db_url.clone().into(),
+        brokers: env.kafka.brokers.clone(),
+        topic_prefix: env.kafka.topic_prefix.clone(),
+        reports_dir: dir.to_path_buf(),
+        fixed_now: Some(Utc.with_ymd_and_hms(2026, 3, 9, 6, 0, 0).unwrap()),
+        ..Settings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_cohort_equals_an_independent_sql_computation() {
+    let env = env().await;
+    let n = a_year_of_cases(&env).await;
+    assert!(n > 1_000, "a year of cases ({n})");
+    let cases = load_cases(&env.pool).await.unwrap();
+    let today = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+    let cells =
+        continuity_domain::tabulate(&cases, &continuity_domain::Regions::default(), today);
+    let ours: BTreeMap<_, _> = cells
+        .iter()
+        .filter(|((_, b, _), _)| *b != Breakdown::Region)
+        .map(|((p, b, a), t)| {
+            (
+                (p.to_string(), b.code().to_string(), a.clone()),
+                (t.finalised as i64, t.engaged as i64, t.open as i64),
+            )
+        })
+        .collect();
+    let theirs = cohorts_by_sql(&env).await;
+    let differing: Vec<_> = theirs
+        .iter()
+        .filter(|(k, v)| ours.get(*k) != Some(*v))
+        .take(5)
+        .collect();
+    assert!(differing.is_empty(), "cells that differ from SQL: {differing:?}");
+    assert_eq!(ours.len(), theirs.len(), "the same cells");
+    assert!(ours.len() > 5_000, "every cohort, every area ({})", ours.len());
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weekly_report_is_served_published_idempotently_and_renders() {
+    let env = env().await;
+    a_year_of_cases(&env).await;
+    let dir = std::env::temp_dir().join(format!("reports-{}", uuid::Uuid::new_v4().simple()));
+    let reporter = Arc::new(Reporter::connect(settings(&env, &dir)).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(continuity_reporter::serve(reporter, listener, async {
+        let _ = stopped.await;
+    }));
+
+    // Not produced yet: a clear 404; a bad week: 400.
+    let (status, body) = http_get(port, &format!("/reports/{WEEK}/continuity-{WEEK}.html")).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("POST /reports/"), "{body}");
+    assert_eq!(http_post(port, "/reports/2026-W99").await.0, 400);
+
+    // On demand, twice: the same figures, the same event ids.
+    let (status, first) = http_post(port, &format!("/reports/{WEEK}")).await;
+    assert_eq!(status, 200, "{first}");
+    let (_, second) = http_post(port, &format!("/reports/{WEEK}")).await;
+    assert_eq!(first, second);
+    let published: usize = first
+        .split(';')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(published > 100, "{first}");
+    let messages = read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await;
+    assert_eq!(messages.len(), 2 * published, "both runs reached the topic");
+    let ids: std::collections::BTreeSet<_> = messages
+        .iter()
+        .map(|m| wire::ContinuityPerformance::from_message(m).unwrap().envelope.event_id)
+        .collect();
+    assert_eq!(ids.len(), published, "republishing repeats the same ids");
+    let figures: Vec<_> = messages
+        .iter()
+        .map(|m| wire::ContinuityPerformance::from_message(m).unwrap())
+        .collect();
+    assert!(figures.iter().any(|f| f.suppressed && f.finalised.is_none()));
+    assert!(figures
+        .iter()
+        .filter(|f| f.audience == wire::Audience::Published)
+        .all(|f| f.suppressed || f.finalised.is_none_or(|n| n == 0 || n >= 5) || f.breakdown == wire::Breakdown::England));
+
+    // Served: the page with its headline and chart, the CSV with its header, the index.
+    let html = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.html")).await;
+    assert!(html.contains("id=\"headline\"") && html.contains("<svg"), "page");
+    assert!(html.contains("[c]"), "suppressed cells are marked");
+    let csv = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.csv")).await;
+    assert!(csv.starts_with("breakdown,area,cohort,status,finalised,engaged,rate"));
+    assert!(csv.lines().count() > 1_000);
+    assert!(get_body(port, "/reports").await.contains(WEEK));
+    let metrics = get_body(port, "/metrics").await;
+    assert!(metrics.contains("continuity_reporter_rate{area=\"england\",bound=\"rate\"}"));
+
+    // Rendered as a person sees it.
+    let page = dir.join(WEEK).join(format!("continuity-{WEEK}.html"));
+    let rendered = render(&page, &dir.join("page.png"));
+    assert!(rendered.chart_drawn, "the 75% line and the rolling rate are drawn");
+    assert!(
+        rendered.dom.matches("<tr>").count() > 100,
+        "the tables are in the rendered page"
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    env.cleanup().await;
+}
+
+struct Rendered {
+    dom: String,
+    chart_drawn: bool,
+}
+
+/// Render `page` in headless Chromium: the DOM after layout, and whether the screenshot holds
+/// the ambition line's red and the rolling line's blue.
+fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok())
+        .expect("Chromium is installed (scripts/test.sh installs Debian's chromium)");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+            .args(extra)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs")
+    };
+    let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned();
+    run(&[
+        &format!("--screenshot={}", png.display()),
+        "--window-size=1100,900",
+    ]);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    let near = |px: &[u8], rgb: [u8; 3]| px.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) < 30);
+    let (mut red, mut blue) = (0, 0);
+    for px in buf[..info.buffer_size()].chunks(channels) {
+        red += usize::from(near(&px[..3], [0xd4, 0x35, 0x1c]));
+        blue += usize::from(near(&px[..3], [0x1d, 0x70, 0xb8]));
+    }
+    Rendered {
+        dom,
+        chart_drawn: red > 200 && blue > 200,
+    }
+}
