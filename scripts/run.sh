@@ -4,7 +4,8 @@
 #   background; the sample scenario (every kind of outcome, and one record with a mistyped
 #   prison number that goes to the dead-letter topic) and six weeks of generated events up to
 #   today, produced to the source topics as a source would; then, once the matcher has caught
-#   up, the cases, the continuity rate per area and the caseworker flags it produced.
+#   up, the cases, the continuity rate per area and the caseworker flags it produced; then the
+#   weekly commissioners' report for the week just ended, written and served by the reporter.
 # Leaves the stack and the matcher running; `scripts/stack.sh down` stops everything.
 source "$(dirname "$0")/lib.sh"
 
@@ -21,7 +22,7 @@ export CONTINUITY_HTTP_ADDR="${CONTINUITY_HTTP_ADDR:-127.0.0.1:9101}"
 
 cd "$ROOT"
 log "building"
-cargo build --quiet --bin continuity --bin continuity-matcher
+cargo build --quiet --bin continuity --bin continuity-matcher --bin continuity-reporter
 bin="$ROOT/target/debug"
 "$bin/continuity" topics >/dev/null
 "$bin/continuity-matcher" migrate
@@ -40,6 +41,16 @@ produced=$("$bin/continuity" produce --weeks 6)
 log "produced $produced messages; waiting for the matcher"
 echo
 "$bin/continuity" summary --wait-for "$((before + produced))"
+echo
+log "writing the weekly report for the week just ended"
+export CONTINUITY_REPORTS_DIR="$STACK_DIR/reports"
+reporter_addr="${CONTINUITY_REPORTER_ADDR:-127.0.0.1:9102}"
+"$bin/continuity-reporter" report --publish
+if [[ -s "$STACK_DIR/reporter.pid" ]]; then kill "$(cat "$STACK_DIR/reporter.pid")" 2>/dev/null || true; fi
+CONTINUITY_HTTP_ADDR="$reporter_addr" nohup "$bin/continuity-reporter" serve >>"$STACK_DIR/reporter.log" 2>&1 &
+echo $! >"$STACK_DIR/reporter.pid"
+wait_for 30 port_open 127.0.0.1 "${reporter_addr##*:}" || die "the reporter did not start; see $STACK_DIR/reporter.log"
+echo "reports:          http://$reporter_addr/reports   (any week on demand: curl -X POST http://$reporter_addr/reports/2026-W47)"
 echo
 echo "matcher metrics:  http://$CONTINUITY_HTTP_ADDR/metrics   (ready: /readyz)"
 echo "matcher log:      $STACK_DIR/matcher.log"

@@ -150,6 +150,15 @@ matcher_stop() {
   rm -f "$MATCHER_PID"
 }
 
+reporter_stop() {
+  local pid_file="$STACK_DIR/reporter.pid"
+  if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    kill -TERM "$(cat "$pid_file")" || true
+    log "reporter stopped"
+  fi
+  rm -f "$pid_file"
+}
+
 case "${1:-status}" in
   up)
     mkdir -p "$STACK_DIR"
@@ -159,6 +168,7 @@ case "${1:-status}" in
     log "up: PostgreSQL at ${db_url%%/postgres}, broker at $BROKER_ADDR (env in $ENV_FILE)"
     ;;
   down)
+    reporter_stop
     matcher_stop
     broker_down
     postgres_down
@@ -167,6 +177,7 @@ case "${1:-status}" in
     matcher_stop
     ;;
   reset)
+    reporter_stop
     matcher_stop
     broker_down
     postgres_down

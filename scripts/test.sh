@@ -6,6 +6,14 @@ source "$(dirname "$0")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed; install Rust with rustup first"
 
+# The reporter's test renders its page in headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null; then
+  command -v apt-get >/dev/null || die "chromium is not installed and there is no apt-get to install it"
+  log "installing chromium (the report rendering test needs it)"
+  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
+fi
+
 started=""
 if ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
   started=yes

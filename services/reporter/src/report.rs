@@ -131,8 +131,15 @@ impl Report {
         if let Some(total) = self.grid(Breakdown::England).and_then(|g| g.totals.last()) {
             out.push_str(&line("England", total));
         }
-        if let Some(grid) = self.grid(Breakdown::Region) {
-            for (area, row) in grid.areas.iter().zip(&grid.rows) {
+        // Regions when the lookup names them; otherwise the ten largest local authorities.
+        let regions = self
+            .grid(Breakdown::Region)
+            .filter(|g| g.areas.iter().any(|a| a != continuity_domain::performance::UNKNOWN));
+        let grid = regions.or(self.grid(Breakdown::LocalAuthority));
+        if let Some(grid) = grid {
+            let mut rows: Vec<_> = grid.areas.iter().zip(&grid.rows).collect();
+            rows.sort_by_key(|(_, row)| std::cmp::Reverse(row.last().and_then(|c| c.finalised)));
+            for (area, row) in rows.into_iter().take(10) {
                 if let Some(total) = row.last() {
                     out.push_str(&line(area, total));
                 }
