@@ -31,11 +31,10 @@ async fn a_year_of_cases(env: &Env) -> usize {
     });
     let now = Utc.with_ymd_and_hms(2026, 3, 9, 12, 0, 0).unwrap();
     let cases = assess(&events, &Rules::default(), now).cases;
-    let component: i64 =
-        sqlx::query_scalar("insert into components default values returning id")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let component: i64 = sqlx::query_scalar("insert into components default values returning id")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
     for c in &cases {
         sqlx::query(
             "insert into cases (case_id, component, release_id, release_date, local_authority,
@@ -117,8 +116,7 @@ async fn every_cohort_equals_an_independent_sql_computation() {
     assert!(n > 1_000, "a year of cases ({n})");
     let cases = load_cases(&env.pool).await.unwrap();
     let today = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
-    let cells =
-        continuity_domain::tabulate(&cases, &continuity_domain::Regions::default(), today);
+    let cells = continuity_domain::tabulate(&cases, &continuity_domain::Regions::default(), today);
     let ours: BTreeMap<_, _> = cells
         .iter()
         .filter(|((_, b, _), _)| *b != Breakdown::Region)
@@ -135,9 +133,16 @@ async fn every_cohort_equals_an_independent_sql_computation() {
         .filter(|(k, v)| ours.get(*k) != Some(*v))
         .take(5)
         .collect();
-    assert!(differing.is_empty(), "cells that differ from SQL: {differing:?}");
+    assert!(
+        differing.is_empty(),
+        "cells that differ from SQL: {differing:?}"
+    );
     assert_eq!(ours.len(), theirs.len(), "the same cells");
-    assert!(ours.len() > 5_000, "every cohort, every area ({})", ours.len());
+    assert!(
+        ours.len() > 5_000,
+        "every cohort, every area ({})",
+        ours.len()
+    );
     env.cleanup().await;
 }
 
@@ -176,22 +181,34 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     assert_eq!(messages.len(), 2 * published, "both runs reached the topic");
     let ids: std::collections::BTreeSet<_> = messages
         .iter()
-        .map(|m| wire::ContinuityPerformance::from_message(m).unwrap().envelope.event_id)
+        .map(|m| {
+            wire::ContinuityPerformance::from_message(m)
+                .unwrap()
+                .envelope
+                .event_id
+        })
         .collect();
     assert_eq!(ids.len(), published, "republishing repeats the same ids");
     let figures: Vec<_> = messages
         .iter()
         .map(|m| wire::ContinuityPerformance::from_message(m).unwrap())
         .collect();
-    assert!(figures.iter().any(|f| f.suppressed && f.finalised.is_none()));
+    assert!(figures
+        .iter()
+        .any(|f| f.suppressed && f.finalised.is_none()));
     assert!(figures
         .iter()
         .filter(|f| f.audience == wire::Audience::Published)
-        .all(|f| f.suppressed || f.finalised.is_none_or(|n| n == 0 || n >= 5) || f.breakdown == wire::Breakdown::England));
+        .all(|f| f.suppressed
+            || f.finalised.is_none_or(|n| n == 0 || n >= 5)
+            || f.breakdown == wire::Breakdown::England));
 
     // Served: the page with its headline and chart, the CSV with its header, the index.
     let html = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.html")).await;
-    assert!(html.contains("id=\"headline\"") && html.contains("<svg"), "page");
+    assert!(
+        html.contains("id=\"headline\"") && html.contains("<svg"),
+        "page"
+    );
     assert!(html.contains("[c]"), "suppressed cells are marked");
     let csv = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.csv")).await;
     assert!(csv.starts_with("breakdown,area,cohort,status,finalised,engaged,rate"));
@@ -203,7 +220,10 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     // Rendered as a person sees it.
     let page = dir.join(WEEK).join(format!("continuity-{WEEK}.html"));
     let rendered = render(&page, &dir.join("page.png"));
-    assert!(rendered.chart_drawn, "the 75% line and the rolling rate are drawn");
+    assert!(
+        rendered.chart_drawn,
+        "the 75% line and the rolling rate are drawn"
+    );
     assert!(
         rendered.dom.matches("<tr>").count() > 100,
         "the tables are in the rendered page"
@@ -225,11 +245,21 @@ struct Rendered {
 fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|c| std::process::Command::new(c).arg("--version").output().is_ok())
+        .find(|c| {
+            std::process::Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok()
+        })
         .expect("Chromium is installed (scripts/test.sh installs Debian's chromium)");
     let run = |extra: &[&str]| {
         std::process::Command::new(chromium)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
             .args(extra)
             .arg(format!("file://{}", page.display()))
             .output()

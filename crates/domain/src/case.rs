@@ -128,7 +128,11 @@ impl Outcome {
             "ENGAGED" => Outcome::Engaged,
             "NOT_ENGAGED" => Outcome::NotEngaged,
             "WITHDRAWN" => Outcome::Withdrawn,
-            "EXCLUDED" => Outcome::Excluded(ExclusionReason::ALL.into_iter().find(|r| Some(r.code()) == exclusion)?),
+            "EXCLUDED" => Outcome::Excluded(
+                ExclusionReason::ALL
+                    .into_iter()
+                    .find(|r| Some(r.code()) == exclusion)?,
+            ),
             _ => return None,
         })
     }

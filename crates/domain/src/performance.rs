@@ -398,11 +398,21 @@ mod tests {
             year: 2026,
             month: 4,
         };
-        assert_eq!(get(april, Breakdown::Region, "E12000001").unwrap().finalised, 1);
+        assert_eq!(
+            get(april, Breakdown::Region, "E12000001")
+                .unwrap()
+                .finalised,
+            1
+        );
         assert_eq!(get(april, Breakdown::Region, UNKNOWN).unwrap().finalised, 1);
-        assert_eq!(get(april, Breakdown::Provider, UNKNOWN).unwrap().finalised, 2);
+        assert_eq!(
+            get(april, Breakdown::Provider, UNKNOWN).unwrap().finalised,
+            2
+        );
         // Nothing for periods that have not started.
-        assert!(cells.keys().all(|(p, _, _)| p.date_range().0 <= date(2026, 11, 24)));
+        assert!(cells
+            .keys()
+            .all(|(p, _, _)| p.date_range().0 <= date(2026, 11, 24)));
     }
 
     #[test]

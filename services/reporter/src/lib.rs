@@ -169,13 +169,20 @@ pub async fn load_cases(pool: &PgPool) -> anyhow::Result<Vec<CaseFacts>> {
         })
         .collect();
     if unknown > 0 {
-        tracing::warn!(cases = unknown, "cases with an outcome this build does not know were left out");
+        tracing::warn!(
+            cases = unknown,
+            "cases with an outcome this build does not know were left out"
+        );
     }
     Ok(cases)
 }
 
 /// Every cohort's tallies as at the end of the reporting week.
-pub fn cells_for(cases: &[CaseFacts], regions: &Regions, week: CohortPeriod) -> BTreeMap<CellKey, Tally> {
+pub fn cells_for(
+    cases: &[CaseFacts],
+    regions: &Regions,
+    week: CohortPeriod,
+) -> BTreeMap<CellKey, Tally> {
     tabulate(cases, regions, week.date_range().1)
 }
 
@@ -208,9 +215,9 @@ pub async fn publish(
     cells: &BTreeMap<CellKey, Tally>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    // One message per cell: (audience, cohort, breakdown, area) -> (key, message).
-    let mut messages: BTreeMap<(bool, CohortPeriod, Breakdown, String), (Vec<u8>, Vec<u8>)> =
-        BTreeMap::new();
+    // One message per cell: (published, cohort, breakdown, area) -> (key, message).
+    type Cell = (bool, CohortPeriod, Breakdown, String);
+    let mut messages: BTreeMap<Cell, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
     let mut add = |figure: Figure<'_>| -> anyhow::Result<()> {
         let (key, message) = performance_message(&figure, now, SOURCE)?;
         messages.insert(
@@ -301,11 +308,17 @@ impl Metrics {
             &["area", "bound"],
         )?;
         let cases = IntGaugeVec::new(
-            Opts::new("cases", "Cases by area and outcome group (finalised cohorts; open now)"),
+            Opts::new(
+                "cases",
+                "Cases by area and outcome group (finalised cohorts; open now)",
+            ),
             &["area", "group"],
         )?;
         let last_report = IntGaugeVec::new(
-            Opts::new("last_report_timestamp_seconds", "When a report was last written"),
+            Opts::new(
+                "last_report_timestamp_seconds",
+                "When a report was last written",
+            ),
             &["result"],
         )?;
         registry.register(Box::new(rate.clone()))?;
@@ -388,7 +401,12 @@ impl Reporter {
     ) -> anyhow::Result<(Report, Written, usize)> {
         let cases = load_cases(&self.pool).await?;
         let cells = cells_for(&cases, &self.regions, week);
-        let report = report::build(&cells, week, &self.settings.rules, self.settings.settling_days);
+        let report = report::build(
+            &cells,
+            week,
+            &self.settings.rules,
+            self.settings.settling_days,
+        );
         let written = write_report(&self.settings.reports_dir, &report)?;
         self.metrics.record(&report, &cells, &cases);
         let published = match publish_at {
@@ -435,7 +453,8 @@ pub async fn serve(
                 let wait = (next - now).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
                 // The run reports on the week just ended.
-                let week = report::week_of(continuity_domain::london_date(next - Duration::days(1)));
+                let week =
+                    report::week_of(continuity_domain::london_date(next - Duration::days(1)));
                 match reporter.run(week, Some(clock.now())).await {
                     Ok((_, written, n)) => tracing::info!(
                         week = %week, messages = n, html = %written.html.display(),
@@ -529,13 +548,20 @@ async fn run_now(State(r): State<Arc<Reporter>>, UrlPath(week): UrlPath<String>)
                 "report {week} written; {n} figures published; England {}\n",
                 report
                     .headline()
-                    .map_or("no finalised cases".into(), |h| format!("{:.1}%", h.rate * 100.0))
+                    .map_or("no finalised cases".into(), |h| format!(
+                        "{:.1}%",
+                        h.rate * 100.0
+                    ))
             ),
         )
             .into_response(),
         Err(e) => {
             tracing::error!(week = %period, error = %e, "report on demand failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "report failed; see the reporter's log\n").into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "report failed; see the reporter's log\n",
+            )
+                .into_response()
         }
     }
 }

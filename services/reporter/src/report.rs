@@ -7,8 +7,8 @@ use std::fmt::Write;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
 use continuity_domain::{
-    figure_status, published_grid, Breakdown, CellKey, CohortPeriod, ContinuityRate,
-    FigureStatus, Published, PublishedGrid, Rules, Tally, AMBITION,
+    figure_status, published_grid, Breakdown, CellKey, CohortPeriod, ContinuityRate, FigureStatus,
+    Published, PublishedGrid, Rules, Tally, AMBITION,
 };
 
 /// Weekly cohorts in a report.
@@ -60,10 +60,7 @@ pub fn build(
     let (_, as_at) = week.date_range();
     let newest = as_at - Duration::days(i64::from(rules.window_days));
     let cohorts = weeks_ending(newest, WEEKS);
-    let before = weeks_ending(
-        cohorts[0].date_range().0 - Duration::days(1),
-        WEEKS,
-    );
+    let before = weeks_ending(cohorts[0].date_range().0 - Duration::days(1), WEEKS);
     Report {
         week,
         as_at,
@@ -132,9 +129,11 @@ impl Report {
             out.push_str(&line("England", total));
         }
         // Regions when the lookup names them; otherwise the ten largest local authorities.
-        let regions = self
-            .grid(Breakdown::Region)
-            .filter(|g| g.areas.iter().any(|a| a != continuity_domain::performance::UNKNOWN));
+        let regions = self.grid(Breakdown::Region).filter(|g| {
+            g.areas
+                .iter()
+                .any(|a| a != continuity_domain::performance::UNKNOWN)
+        });
         let grid = regions.or(self.grid(Breakdown::LocalAuthority));
         if let Some(grid) = grid {
             let mut rows: Vec<_> = grid.areas.iter().zip(&grid.rows).collect();
@@ -301,7 +300,9 @@ impl Report {
                 count(total.finalised),
                 count(total.engaged),
                 rate_cells(&total),
-                newest.rate().map_or_else(|| withheld_or_dash(&newest), |r| pct(r.rate)),
+                newest
+                    .rate()
+                    .map_or_else(|| withheld_or_dash(&newest), |r| pct(r.rate)),
             );
         }
         h.push_str("</tbody></table>");
@@ -334,7 +335,11 @@ fn figures(cell: &Published) -> String {
             r.gap_to_ambition()
         ),
         None if cell.is_suppressed() => ",,,,,,true".into(),
-        None => format!("{},{},,,,,false", cell.finalised.unwrap_or(0), cell.engaged.unwrap_or(0)),
+        None => format!(
+            "{},{},,,,,false",
+            cell.finalised.unwrap_or(0),
+            cell.engaged.unwrap_or(0)
+        ),
     }
 }
 
@@ -442,7 +447,11 @@ fn chart(label: &str, weeks: &[Published]) -> String {
         }
     }
     if !line.is_empty() {
-        let _ = write!(s, "<polyline class=\"rolling\" points=\"{}\"/>", line.trim_end());
+        let _ = write!(
+            s,
+            "<polyline class=\"rolling\" points=\"{}\"/>",
+            line.trim_end()
+        );
     }
     for (i, cell) in weeks.iter().enumerate() {
         if let Some(r) = cell.rate() {
@@ -458,7 +467,8 @@ fn chart(label: &str, weeks: &[Published]) -> String {
     s
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#0b0c0c;max-width:1100px}\
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:2em;color:#0b0c0c;max-width:1100px}\
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.5em}.headline{font-size:1.3em}\
 table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid #b1b4b6;padding:2px 8px;\
 text-align:right}td:first-child,th:first-child{text-align:left}\
@@ -468,7 +478,11 @@ text-align:right}td:first-child,th:first-child{text-align:left}\
 figure{margin:0.5em 0}figcaption{font-weight:bold}.note{color:#505a5f;font-size:0.9em}";
 
 /// The date of the scheduled run on or after `from`: `weekday` at `hour`:00 Europe/London.
-pub fn next_run(from: chrono::DateTime<chrono::Utc>, weekday: Weekday, hour: u32) -> chrono::DateTime<chrono::Utc> {
+pub fn next_run(
+    from: chrono::DateTime<chrono::Utc>,
+    weekday: Weekday,
+    hour: u32,
+) -> chrono::DateTime<chrono::Utc> {
     use chrono::TimeZone;
     let london = chrono_tz::Europe::London;
     let local = from.with_timezone(&london).date_naive();

@@ -24,7 +24,9 @@ fn main() -> anyhow::Result<()> {
         x ^= x << 17;
         x
     };
-    let las: Vec<String> = (0..150).map(|i| local_authority(i, false).to_string()).collect();
+    let las: Vec<String> = (0..150)
+        .map(|i| local_authority(i, false).to_string())
+        .collect();
     let regions = Regions::new(
         las.iter()
             .enumerate()
@@ -60,6 +62,11 @@ fn main() -> anyhow::Result<()> {
     println!("cases                 {n}");
     println!("cells                 {}", cells.len());
     println!("every cohort          {:.2} s", tabulated.as_secs_f64());
-    println!("plus one report       {:.2} s (HTML {} KiB, CSV {} KiB)", total.as_secs_f64(), html.len() / 1024, csv.len() / 1024);
+    println!(
+        "plus one report       {:.2} s (HTML {} KiB, CSV {} KiB)",
+        total.as_secs_f64(),
+        html.len() / 1024,
+        csv.len() / 1024
+    );
     Ok(())
 }
