@@ -101,6 +101,15 @@ impl Clock for ManualClock {
     }
 }
 
+/// The clock a service runs on: fixed at `fixed_now` when set (replays and tests), the
+/// system clock otherwise.
+pub fn clock(fixed_now: Option<DateTime<Utc>>) -> Arc<dyn Clock> {
+    match fixed_now {
+        Some(t) => Arc::new(ManualClock::new(t)),
+        None => Arc::new(SystemClock),
+    }
+}
+
 /// Decides whether the service is ready (its dependencies answer).
 pub trait Readiness: Send + Sync + 'static {
     /// `Ok` when ready; otherwise what is not.

@@ -108,10 +108,7 @@ impl Default for Settings {
 impl Settings {
     /// The clock: fixed when `fixed_now` is set, the system clock otherwise.
     pub fn clock(&self) -> Arc<dyn Clock> {
-        match self.fixed_now {
-            Some(t) => Arc::new(continuity_runtime::ManualClock::new(t)),
-            None => Arc::new(continuity_runtime::SystemClock),
-        }
+        continuity_runtime::clock(self.fixed_now)
     }
 
     /// The topic names.

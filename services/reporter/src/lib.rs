@@ -97,10 +97,7 @@ impl Settings {
 
     /// The clock: fixed when `fixed_now` is set.
     pub fn clock(&self) -> Arc<dyn Clock> {
-        match self.fixed_now {
-            Some(t) => Arc::new(continuity_runtime::ManualClock::new(t)),
-            None => Arc::new(continuity_runtime::SystemClock),
-        }
+        continuity_runtime::clock(self.fixed_now)
     }
 
     /// The region lookup.
@@ -178,7 +175,7 @@ pub async fn load_cases(pool: &PgPool) -> anyhow::Result<Vec<CaseFacts>> {
 }
 
 /// Every cohort's tallies as at the end of the reporting week.
-pub fn cells_for(
+fn cells_for(
     cases: &[CaseFacts],
     regions: &Regions,
     week: CohortPeriod,
@@ -453,8 +450,9 @@ pub async fn serve(
                 let wait = (next - now).to_std().unwrap_or_default();
                 tokio::time::sleep(wait).await;
                 // The run reports on the week just ended.
-                let week =
-                    report::week_of(continuity_domain::london_date(next - Duration::days(1)));
+                let week = CohortPeriod::iso_week(continuity_domain::london_date(
+                    next - Duration::days(1),
+                ));
                 match reporter.run(week, Some(clock.now())).await {
                     Ok((_, written, n)) => tracing::info!(
                         week = %week, messages = n, html = %written.html.display(),

@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
             Command::Report { week, publish } => {
                 let week = match week {
                     Some(w) => report::parse_week(&w).map_err(anyhow::Error::msg)?,
-                    None => report::week_of(
+                    None => continuity_domain::CohortPeriod::iso_week(
                         continuity_domain::london_date(now) - chrono::Duration::days(7),
                     ),
                 };

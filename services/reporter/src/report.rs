@@ -45,11 +45,6 @@ pub fn parse_week(text: &str) -> Result<CohortPeriod, String> {
         .ok_or_else(bad)
 }
 
-/// The reporting week containing `date`.
-pub fn week_of(date: NaiveDate) -> CohortPeriod {
-    CohortPeriod::iso_week(date)
-}
-
 /// Build the report for `week` from every cohort's tallies (see `continuity_domain::tabulate`).
 pub fn build(
     cells: &BTreeMap<CellKey, Tally>,

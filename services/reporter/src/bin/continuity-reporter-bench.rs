@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let cells = tabulate(&cases, &regions, today);
     let tabulated = t.elapsed();
-    let week = report::week_of(today);
+    let week = continuity_domain::CohortPeriod::iso_week(today);
     let report = report::build(&cells, week, &Rules::default(), 28);
     let (html, csv) = (report.html(), report.csv());
     let total = t.elapsed();
