@@ -116,6 +116,35 @@ pub trait Readiness: Send + Sync + 'static {
     fn check(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// Ready when PostgreSQL answers a query and the broker answers a metadata request: what a
+/// service that reads or writes both needs.
+pub struct DatabaseAndBroker {
+    /// The service's pool.
+    pub pool: sqlx::PgPool,
+    /// The broker.
+    pub kafka: continuity_stream::KafkaSettings,
+}
+
+impl Readiness for DatabaseAndBroker {
+    async fn check(&self) -> Result<(), String> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|_| "database does not answer".to_owned())?;
+        let producer = self.kafka.producer().map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            use rdkafka::producer::Producer;
+            producer
+                .client()
+                .fetch_metadata(None, std::time::Duration::from_secs(2))
+                .map(|_| ())
+                .map_err(|e| format!("broker: {e}"))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
 struct HttpState<R> {
     registry: Registry,
     readiness: R,

@@ -13,7 +13,7 @@ use continuity_domain::{
 };
 
 use crate::codec::{AvroRecord, CodecError, RecordType, Registry};
-use crate::wire;
+use crate::wire::{self, SourceRecord};
 
 /// One field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,14 +230,27 @@ pub fn decode_source_event(
     message: &[u8],
     today: NaiveDate,
 ) -> Result<dom::SourceEvent, DecodeError> {
-    let record = Registry::get().writer_of(message)?.record;
+    match SourceRecord::from_message(message)? {
+        Some(record) => Ok(validate_source_record(&record, today)?),
+        None => Err(DecodeError::NotASourceEvent(
+            Registry::get().writer_of(message)?.record,
+        )),
+    }
+}
+
+/// Validate a source record into a domain event, naming every field at fault. `today` bounds
+/// dates of birth.
+pub fn validate_source_record(
+    source: &SourceRecord,
+    today: NaiveDate,
+) -> Result<dom::SourceEvent, InvalidRecord> {
+    let record = source.record_type();
     let mut c = Check {
         today,
         errors: Vec::new(),
     };
-    let event = match record {
-        RecordType::PrisonRelease => {
-            let w = wire::PrisonRelease::from_message(message)?;
+    let event = match source {
+        SourceRecord::PrisonRelease(w) => {
             let meta = c.meta(&w.envelope);
             let release_id = c.text("release_id", &w.release_id);
             let person = c.person(&w.person, &w.attributor);
@@ -269,8 +282,7 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        RecordType::ReleaseWithdrawn => {
-            let w = wire::ReleaseWithdrawn::from_message(message)?;
+        SourceRecord::ReleaseWithdrawn(w) => {
             let meta = c.meta(&w.envelope);
             let release_id = c.text("release_id", &w.release_id);
             let event = (|| {
@@ -282,8 +294,7 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        RecordType::CustodyAdmission => {
-            let w = wire::CustodyAdmission::from_message(message)?;
+        SourceRecord::CustodyAdmission(w) => {
             let meta = c.meta(&w.envelope);
             let person = c.person(&w.person, &w.attributor);
             let admitted_on = c.date("admitted_on", w.admitted_on);
@@ -297,8 +308,7 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        RecordType::PersonDied => {
-            let w = wire::PersonDied::from_message(message)?;
+        SourceRecord::PersonDied(w) => {
             let meta = c.meta(&w.envelope);
             let person = c.person(&w.person, &w.attributor);
             let died_on = c.date("died_on", w.died_on);
@@ -311,12 +321,9 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        RecordType::IdentityLinked | RecordType::IdentityMerged | RecordType::IdentityUnmerged => {
-            let w = match record {
-                RecordType::IdentityLinked => wire::IdentityLinked::from_message(message)?.0,
-                RecordType::IdentityMerged => wire::IdentityMerged::from_message(message)?.0,
-                _ => wire::IdentityUnmerged::from_message(message)?.0,
-            };
+        SourceRecord::IdentityLinked(wire::IdentityLinked(w))
+        | SourceRecord::IdentityMerged(wire::IdentityMerged(w))
+        | SourceRecord::IdentityUnmerged(wire::IdentityUnmerged(w)) => {
             let meta = c.meta(&w.envelope);
             let kept = c.identifier("kept", &w.kept);
             let other = c.identifier("other", &w.other);
@@ -339,8 +346,7 @@ pub fn decode_source_event(
             });
             c.finish(record, event)?
         }
-        RecordType::Referral => {
-            let w = wire::Referral::from_message(message)?;
+        SourceRecord::Referral(w) => {
             let meta = c.meta(&w.envelope);
             let referral_id = c.text("referral_id", &w.referral_id);
             let person = c.person(&w.person, &w.attributor);
@@ -368,8 +374,7 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        RecordType::TreatmentStart => {
-            let w = wire::TreatmentStart::from_message(message)?;
+        SourceRecord::TreatmentStart(w) => {
             let meta = c.meta(&w.envelope);
             let episode_id = c.text("episode_id", &w.episode_id);
             let provider = c.ok("provider", ProviderCode::parse(&w.provider));
@@ -402,8 +407,7 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        RecordType::TreatmentDischarge => {
-            let w = wire::TreatmentDischarge::from_message(message)?;
+        SourceRecord::TreatmentDischarge(w) => {
             let meta = c.meta(&w.envelope);
             let episode_id = c.text("episode_id", &w.episode_id);
             let provider = c.ok("provider", ProviderCode::parse(&w.provider));
@@ -420,7 +424,6 @@ pub fn decode_source_event(
             })();
             c.finish(record, event)?
         }
-        other => return Err(DecodeError::NotASourceEvent(other)),
     };
     Ok(event)
 }
@@ -481,10 +484,15 @@ fn need_to_wire(need: &dom::TreatmentNeed) -> wire::TreatmentNeed {
 
 /// Encode a domain source event as a single-object message.
 pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecError> {
+    source_record(event).to_message()
+}
+
+/// The wire form of a domain source event.
+pub fn source_record(event: &dom::SourceEvent) -> SourceRecord {
     match event {
         dom::SourceEvent::Release(r) => {
             let (person, attributor) = identifiers_to_wire(&r.person);
-            wire::PrisonRelease {
+            SourceRecord::PrisonRelease(wire::PrisonRelease {
                 envelope: envelope(&r.meta),
                 release_id: r.release_id.clone(),
                 person,
@@ -496,18 +504,18 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 movement_code: r.movement_code.clone(),
                 prison: r.prison.as_ref().map(|p| p.to_string()),
                 need: r.need.as_ref().map(need_to_wire),
-            }
-            .to_message()
+            })
         }
-        dom::SourceEvent::ReleaseWithdrawn(w) => wire::ReleaseWithdrawn {
-            envelope: envelope(&w.meta),
-            release_id: w.release_id.clone(),
-            reason: w.reason,
+        dom::SourceEvent::ReleaseWithdrawn(w) => {
+            SourceRecord::ReleaseWithdrawn(wire::ReleaseWithdrawn {
+                envelope: envelope(&w.meta),
+                release_id: w.release_id.clone(),
+                reason: w.reason,
+            })
         }
-        .to_message(),
         dom::SourceEvent::CustodyAdmission(a) => {
             let (person, attributor) = identifiers_to_wire(&a.person);
-            wire::CustodyAdmission {
+            SourceRecord::CustodyAdmission(wire::CustodyAdmission {
                 envelope: envelope(&a.meta),
                 person,
                 attributor,
@@ -515,18 +523,16 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 kind: a.kind,
                 movement_code: None,
                 prison: None,
-            }
-            .to_message()
+            })
         }
         dom::SourceEvent::PersonDied(d) => {
             let (person, attributor) = identifiers_to_wire(&d.person);
-            wire::PersonDied {
+            SourceRecord::PersonDied(wire::PersonDied {
                 envelope: envelope(&d.meta),
                 person,
                 attributor,
                 died_on: days_from_date(d.died_on),
-            }
-            .to_message()
+            })
         }
         dom::SourceEvent::IdentityLinked(c)
         | dom::SourceEvent::IdentityMerged(c)
@@ -537,14 +543,18 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 other: identifier_to_wire(&c.other),
             };
             match event {
-                dom::SourceEvent::IdentityLinked(_) => wire::IdentityLinked(change).to_message(),
-                dom::SourceEvent::IdentityMerged(_) => wire::IdentityMerged(change).to_message(),
-                _ => wire::IdentityUnmerged(change).to_message(),
+                dom::SourceEvent::IdentityLinked(_) => {
+                    SourceRecord::IdentityLinked(wire::IdentityLinked(change))
+                }
+                dom::SourceEvent::IdentityMerged(_) => {
+                    SourceRecord::IdentityMerged(wire::IdentityMerged(change))
+                }
+                _ => SourceRecord::IdentityUnmerged(wire::IdentityUnmerged(change)),
             }
         }
         dom::SourceEvent::Referral(r) => {
             let (person, attributor) = identifiers_to_wire(&r.person);
-            wire::Referral {
+            SourceRecord::Referral(wire::Referral {
                 envelope: envelope(&r.meta),
                 referral_id: r.referral_id.clone(),
                 person,
@@ -556,12 +566,11 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 },
                 expected_release: r.expected_release.map(days_from_date),
                 need: need_to_wire(&r.need),
-            }
-            .to_message()
+            })
         }
         dom::SourceEvent::TreatmentStart(s) => {
             let (person, attributor) = identifiers_to_wire(&s.person);
-            wire::TreatmentStart {
+            SourceRecord::TreatmentStart(wire::TreatmentStart {
                 envelope: envelope(&s.meta),
                 episode_id: s.episode_id.clone(),
                 provider: s.provider.to_string(),
@@ -571,17 +580,17 @@ pub fn encode_source_event(event: &dom::SourceEvent) -> Result<Vec<u8>, CodecErr
                 referral_date: None,
                 triage_date: s.triage_date.map(days_from_date),
                 intervention_start: s.intervention_start.map(days_from_date),
-            }
-            .to_message()
+            })
         }
-        dom::SourceEvent::TreatmentDischarge(d) => wire::TreatmentDischarge {
-            envelope: envelope(&d.meta),
-            episode_id: d.episode_id.clone(),
-            provider: d.provider.to_string(),
-            discharged_on: days_from_date(d.discharged_on),
-            reason: wire::DischargeReason::Other,
+        dom::SourceEvent::TreatmentDischarge(d) => {
+            SourceRecord::TreatmentDischarge(wire::TreatmentDischarge {
+                envelope: envelope(&d.meta),
+                episode_id: d.episode_id.clone(),
+                provider: d.provider.to_string(),
+                discharged_on: days_from_date(d.discharged_on),
+                reason: wire::DischargeReason::Other,
+            })
         }
-        .to_message(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod wire;
 pub use codec::{AvroRecord, CodecError, Fingerprint, RecordType, Registry};
 pub use convert::{
     case_event_message, date_from_days, days_from_date, dead_letter_message, decode_source_event,
-    encode_source_event, flag_event_message, performance_message, DecodeError, FieldError, Figure,
-    InvalidRecord, MessageOrigin,
+    encode_source_event, flag_event_message, performance_message, source_record,
+    validate_source_record, DecodeError, FieldError, Figure, InvalidRecord, MessageOrigin,
 };
+pub use wire::SourceRecord;

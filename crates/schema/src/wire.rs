@@ -576,3 +576,99 @@ macro_rules! identity_record {
 }
 
 identity_record!(IdentityLinked, IdentityMerged, IdentityUnmerged);
+
+/// Any source record in its wire form: what a source sends, before validation.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum SourceRecord {
+    PrisonRelease(PrisonRelease),
+    ReleaseWithdrawn(ReleaseWithdrawn),
+    CustodyAdmission(CustodyAdmission),
+    PersonDied(PersonDied),
+    IdentityLinked(IdentityLinked),
+    IdentityMerged(IdentityMerged),
+    IdentityUnmerged(IdentityUnmerged),
+    Referral(Referral),
+    TreatmentStart(TreatmentStart),
+    TreatmentDischarge(TreatmentDischarge),
+}
+
+impl SourceRecord {
+    /// The record type.
+    pub fn record_type(&self) -> RecordType {
+        match self {
+            SourceRecord::PrisonRelease(_) => RecordType::PrisonRelease,
+            SourceRecord::ReleaseWithdrawn(_) => RecordType::ReleaseWithdrawn,
+            SourceRecord::CustodyAdmission(_) => RecordType::CustodyAdmission,
+            SourceRecord::PersonDied(_) => RecordType::PersonDied,
+            SourceRecord::IdentityLinked(_) => RecordType::IdentityLinked,
+            SourceRecord::IdentityMerged(_) => RecordType::IdentityMerged,
+            SourceRecord::IdentityUnmerged(_) => RecordType::IdentityUnmerged,
+            SourceRecord::Referral(_) => RecordType::Referral,
+            SourceRecord::TreatmentStart(_) => RecordType::TreatmentStart,
+            SourceRecord::TreatmentDischarge(_) => RecordType::TreatmentDischarge,
+        }
+    }
+
+    /// The envelope, to set the id, time and source.
+    pub fn envelope_mut(&mut self) -> &mut Envelope {
+        match self {
+            SourceRecord::PrisonRelease(r) => &mut r.envelope,
+            SourceRecord::ReleaseWithdrawn(r) => &mut r.envelope,
+            SourceRecord::CustodyAdmission(r) => &mut r.envelope,
+            SourceRecord::PersonDied(r) => &mut r.envelope,
+            SourceRecord::IdentityLinked(r) => &mut r.0.envelope,
+            SourceRecord::IdentityMerged(r) => &mut r.0.envelope,
+            SourceRecord::IdentityUnmerged(r) => &mut r.0.envelope,
+            SourceRecord::Referral(r) => &mut r.envelope,
+            SourceRecord::TreatmentStart(r) => &mut r.envelope,
+            SourceRecord::TreatmentDischarge(r) => &mut r.envelope,
+        }
+    }
+
+    /// Encode as a single-object message.
+    pub fn to_message(&self) -> Result<Vec<u8>, crate::CodecError> {
+        match self {
+            SourceRecord::PrisonRelease(r) => r.to_message(),
+            SourceRecord::ReleaseWithdrawn(r) => r.to_message(),
+            SourceRecord::CustodyAdmission(r) => r.to_message(),
+            SourceRecord::PersonDied(r) => r.to_message(),
+            SourceRecord::IdentityLinked(r) => r.to_message(),
+            SourceRecord::IdentityMerged(r) => r.to_message(),
+            SourceRecord::IdentityUnmerged(r) => r.to_message(),
+            SourceRecord::Referral(r) => r.to_message(),
+            SourceRecord::TreatmentStart(r) => r.to_message(),
+            SourceRecord::TreatmentDischarge(r) => r.to_message(),
+        }
+    }
+
+    /// Decode a single-object message holding a source record; `Ok(None)` for an output
+    /// record type.
+    pub fn from_message(message: &[u8]) -> Result<Option<Self>, crate::CodecError> {
+        let record = crate::Registry::get().writer_of(message)?.record;
+        Ok(Some(match record {
+            RecordType::PrisonRelease => Self::PrisonRelease(AvroRecord::from_message(message)?),
+            RecordType::ReleaseWithdrawn => {
+                Self::ReleaseWithdrawn(AvroRecord::from_message(message)?)
+            }
+            RecordType::CustodyAdmission => {
+                Self::CustodyAdmission(AvroRecord::from_message(message)?)
+            }
+            RecordType::PersonDied => Self::PersonDied(AvroRecord::from_message(message)?),
+            RecordType::IdentityLinked => Self::IdentityLinked(AvroRecord::from_message(message)?),
+            RecordType::IdentityMerged => Self::IdentityMerged(AvroRecord::from_message(message)?),
+            RecordType::IdentityUnmerged => {
+                Self::IdentityUnmerged(AvroRecord::from_message(message)?)
+            }
+            RecordType::Referral => Self::Referral(AvroRecord::from_message(message)?),
+            RecordType::TreatmentStart => Self::TreatmentStart(AvroRecord::from_message(message)?),
+            RecordType::TreatmentDischarge => {
+                Self::TreatmentDischarge(AvroRecord::from_message(message)?)
+            }
+            RecordType::CaseEvent
+            | RecordType::EngagementFlag
+            | RecordType::ContinuityPerformance
+            | RecordType::DeadLetter => return Ok(None),
+        }))
+    }
+}

@@ -132,10 +132,16 @@ impl KafkaSettings {
 
     /// An idempotent producer (acks=all): a retried send is never written twice.
     pub fn producer(&self) -> Result<FutureProducer, StreamError> {
+        self.producer_with_timeout(Duration::from_secs(30))
+    }
+
+    /// An idempotent producer (acks=all) that gives up on a message not acknowledged within
+    /// `timeout`: for a caller that answers someone waiting (ingest answers 503).
+    pub fn producer_with_timeout(&self, timeout: Duration) -> Result<FutureProducer, StreamError> {
         self.base()
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("message.timeout.ms", "30000")
+            .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("linger.ms", "5")
             .set("compression.type", "none")
             .create()

@@ -275,7 +275,7 @@ fn person(g: &mut Gen, c: &Config, n: usize, today: NaiveDate) {
         };
         let recorded = g.at(triage + Duration::days(delay));
         let identified = g.chance(0.3);
-        let meta = g.meta(recorded, "treatment-provider");
+        let meta = g.meta(recorded, provider.as_str());
         let episode_id = format!("EP-{n}");
         g.out.push(SourceEvent::TreatmentStart(TreatmentStart {
             meta,
@@ -296,7 +296,7 @@ fn person(g: &mut Gen, c: &Config, n: usize, today: NaiveDate) {
         if g.chance(0.5) {
             let on = triage + Duration::days(g.rng.random_range(30..200));
             let recorded = g.at(on);
-            let meta = g.meta(recorded, "treatment-provider");
+            let meta = g.meta(recorded, provider.as_str());
             g.out
                 .push(SourceEvent::TreatmentDischarge(TreatmentDischarge {
                     meta,

@@ -129,31 +129,6 @@ impl Settings {
     }
 }
 
-struct Ready {
-    pool: PgPool,
-    kafka: KafkaSettings,
-}
-
-impl Readiness for Ready {
-    async fn check(&self) -> Result<(), String> {
-        sqlx::query("select 1")
-            .execute(&self.pool)
-            .await
-            .map_err(|e| format!("database: {e}"))?;
-        let producer = self.kafka.producer().map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || {
-            use rdkafka::producer::Producer;
-            producer
-                .client()
-                .fetch_metadata(None, Duration::from_secs(2))
-                .map(|_| ())
-                .map_err(|e| format!("broker: {e}"))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-}
-
 /// Run the matcher until `shutdown` completes, then finish the batch in flight, publish the
 /// outbox and give back the leases.
 pub async fn run(
@@ -238,7 +213,7 @@ pub async fn run(
     let http_task = tokio::spawn(continuity_runtime::serve_operations(
         settings.http_addr,
         metrics.registry.clone(),
-        Ready {
+        continuity_runtime::DatabaseAndBroker {
             pool: pool.clone(),
             kafka: kafka.clone(),
         },

@@ -1,0 +1,997 @@
+//! Ingest: the HTTP front door for prisons, probation and treatment providers that cannot
+//! produce to Kafka. It authenticates the source, checks it may send each event, validates
+//! with the same rules the matcher applies, and answers `202` only once the broker has
+//! acknowledged the write (`acks=all`, idempotent producer); if the broker cannot take it, the
+//! answer is `503` with `Retry-After`, never `202`. Batches answer per row. Every
+//! authenticated request leaves an audit row in PostgreSQL (counts, kinds, ids).
+//!
+//! Endpoints (documented in `openapi.yaml`, served at `/openapi.yaml`):
+//! - `POST /v1/events/{kind}`: one JSON event, a JSON array, or NDJSON ([`api`]);
+//! - `POST /v1/hmpps/events`: HMPPS domain events, SNS-wrapped or bare ([`hmpps`]);
+//! - `POST /v1/treatment/extracts`: a provider's CSV extract ([`ndtms`]).
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod hmpps;
+pub mod ndtms;
+pub mod rows;
+pub mod sources;
+pub mod time;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use continuity_domain::KeyedHasher;
+use continuity_runtime::{Clock, ExposeSecret, SecretString};
+use continuity_stream::KafkaSettings;
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::api::EventKind;
+use crate::rows::{AcceptedEvent, Admitted, Decision, FieldProblem, Parsed, RowResult};
+use crate::sources::{Principal, Role, SourceConfig, Sources};
+
+/// The OpenAPI description, served at `/openapi.yaml`.
+pub const OPENAPI: &str = include_str!("../openapi.yaml");
+
+/// Configuration (file, then `CONTINUITY_*` environment variables).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// PostgreSQL URL, for the audit trail (`CONTINUITY_DATABASE_URL`).
+    pub database_url: SecretString,
+    /// Maximum database connections.
+    pub database_pool: u32,
+    /// Kafka bootstrap servers (`CONTINUITY_BROKERS`).
+    pub brokers: String,
+    /// Prefix of every topic name.
+    pub topic_prefix: String,
+    /// Secret for keyed hashes of message keys (`CONTINUITY_HASH_SECRET`); the matcher's.
+    pub hash_secret: SecretString,
+    /// Address of the API and of `/metrics`, `/healthz`, `/readyz`.
+    pub http_addr: SocketAddr,
+    /// Sources, inline.
+    pub sources: Vec<SourceConfig>,
+    /// A TOML file of `[[sources]]`, added to the inline ones.
+    pub sources_file: Option<PathBuf>,
+    /// Requests per second per source, unless the source sets its own; bursts of twice that.
+    pub requests_per_second: u32,
+    /// Largest request body in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// How long to wait for the broker's acknowledgement before answering 503, in ms.
+    pub produce_timeout_ms: u64,
+    /// Which CSV headers hold which field in treatment extracts.
+    pub csv_columns: ndtms::Columns,
+    /// Run migrations at start-up.
+    pub migrate_on_start: bool,
+    /// Evaluate as at this instant instead of the wall clock (tests). Unset in production.
+    pub fixed_now: Option<DateTime<Utc>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
+            database_pool: 4,
+            brokers: "127.0.0.1:9092".into(),
+            topic_prefix: "continuity.".into(),
+            hash_secret: SecretString::from(""),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
+            sources: Vec::new(),
+            sources_file: None,
+            requests_per_second: 50,
+            max_body_bytes: 32 * 1024 * 1024,
+            produce_timeout_ms: 5_000,
+            csv_columns: ndtms::Columns::default(),
+            migrate_on_start: true,
+            fixed_now: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    sources: Vec<SourceConfig>,
+}
+
+impl Settings {
+    /// Every configured source: inline, then from `sources_file`.
+    pub fn all_sources(&self) -> anyhow::Result<Vec<SourceConfig>> {
+        let mut all = self.sources.clone();
+        if let Some(path) = &self.sources_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!("cannot read sources_file {}: {e}", path.display())
+            })?;
+            let file: SourcesFile = toml_from_str(&text)
+                .map_err(|e| anyhow::anyhow!("sources_file {} is invalid: {e}", path.display()))?;
+            all.extend(file.sources);
+        }
+        Ok(all)
+    }
+}
+
+fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, config::ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()?
+        .try_deserialize()
+}
+
+/// The service's counters.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry served at `/metrics`.
+    pub registry: Registry,
+    requests: IntCounterVec,
+    rows: IntCounterVec,
+    events: IntCounterVec,
+    seconds: HistogramVec,
+    broker_failures: IntCounter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "continuity_ingest_requests_total",
+                "Requests answered, by endpoint and HTTP status",
+            ),
+            &["endpoint", "status"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let rows = IntCounterVec::new(
+            Opts::new(
+                "continuity_ingest_rows_total",
+                "Rows (events, HMPPS messages, CSV lines) by endpoint and result",
+            ),
+            &["endpoint", "result"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let events = IntCounterVec::new(
+            Opts::new(
+                "continuity_ingest_events_total",
+                "Source events written to the broker, by record type",
+            ),
+            &["record"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "continuity_ingest_request_seconds",
+                "Time to answer a request, by endpoint",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["endpoint"],
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        let broker_failures = IntCounter::new(
+            "continuity_ingest_broker_unavailable_total",
+            "Requests answered 503 because the broker did not acknowledge in time",
+        )
+        .unwrap_or_else(|_| unreachable_metric());
+        for c in [&requests, &rows, &events] {
+            let _ = registry.register(Box::new(c.clone()));
+        }
+        let _ = registry.register(Box::new(seconds.clone()));
+        let _ = registry.register(Box::new(broker_failures.clone()));
+        Metrics {
+            registry,
+            requests,
+            rows,
+            events,
+            seconds,
+            broker_failures,
+        }
+    }
+}
+
+/// Metric definitions above are constant and valid; this is never called.
+fn unreachable_metric<T>() -> T {
+    panic!("a constant metric definition was rejected")
+}
+
+/// The running service's state.
+pub struct Ingest {
+    sources: Sources,
+    kafka: KafkaSettings,
+    producer: FutureProducer,
+    produce_timeout: Duration,
+    pool: PgPool,
+    hasher: KeyedHasher,
+    clock: Arc<dyn Clock>,
+    columns: ndtms::Columns,
+    max_body_bytes: usize,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+impl Ingest {
+    /// Connect (lazily) to PostgreSQL and the broker and load the sources.
+    pub async fn new(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let secret = settings.hash_secret.expose_secret();
+        if secret.is_empty() {
+            anyhow::bail!(
+                "hash_secret is not set (CONTINUITY_HASH_SECRET): it must be the matcher's"
+            );
+        }
+        let configs = settings.all_sources()?;
+        let sources = Sources::new(&configs, settings.requests_per_second)?;
+        if sources.is_empty() {
+            tracing::warn!("no sources are configured: every request will be refused (401)");
+        }
+        let pool = continuity_store::pool(
+            settings.database_url.expose_secret(),
+            settings.database_pool,
+            Duration::from_secs(3),
+        )?;
+        if settings.migrate_on_start {
+            continuity_store::migrate(&pool).await?;
+        }
+        let kafka = KafkaSettings {
+            brokers: settings.brokers.clone(),
+            topic_prefix: settings.topic_prefix.clone(),
+        };
+        let produce_timeout = Duration::from_millis(settings.produce_timeout_ms.max(1));
+        let producer = kafka.producer_with_timeout(produce_timeout)?;
+        Ok(Ingest {
+            sources,
+            kafka,
+            producer,
+            produce_timeout,
+            pool,
+            hasher: KeyedHasher::new(secret.as_bytes()),
+            clock,
+            columns: settings.csv_columns.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// The HTTP API with `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`.
+    pub fn router(self: Arc<Self>) -> Router {
+        let operations = continuity_runtime::operations_router(
+            self.metrics.registry.clone(),
+            continuity_runtime::DatabaseAndBroker {
+                pool: self.pool.clone(),
+                kafka: self.kafka.clone(),
+            },
+        );
+        Router::new()
+            .route("/v1/events/{kind}", post(post_events))
+            .route("/v1/hmpps/events", post(post_hmpps))
+            .route("/v1/treatment/extracts", post(post_extract))
+            .route(
+                "/openapi.yaml",
+                get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
+            )
+            .with_state(self)
+            .merge(operations)
+    }
+}
+
+/// Serve until `shutdown` completes; requests in flight finish first.
+pub async fn serve(
+    ingest: Arc<Ingest>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "ingest listening");
+    axum::serve(listener, ingest.router())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// How a request's body is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One JSON value: an object (a single event) or an array (a batch).
+    Json,
+    /// One JSON object per line (a batch).
+    NdJson,
+}
+
+fn layout(headers: &HeaderMap) -> Layout {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if ct.contains("ndjson") || ct.contains("jsonl") || ct.contains("json-seq") {
+        Layout::NdJson
+    } else {
+        Layout::Json
+    }
+}
+
+/// The rows of a request and whether it was a single event (answered on its own) or a batch.
+struct Rows {
+    rows: Vec<(u64, Parsed)>,
+    single: bool,
+}
+
+/// A failure of the whole request, as `application/problem+json`.
+struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    errors: Vec<FieldProblem>,
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": format!("urn:continuity:problem:{}", slug(self.title)),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if !self.errors.is_empty() {
+            body["errors"] = json!(self.errors);
+        }
+        let mut response = problem_response(self.status, &body);
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"continuity-ingest\""),
+            );
+        }
+        response
+    }
+}
+
+fn slug(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn problem_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// Split a JSON or NDJSON body into values, one per row; a line that is not JSON is a
+/// rejected row of its own.
+fn json_rows(body: &[u8], layout: Layout) -> Result<Vec<(u64, Result<Value, FieldProblem>, bool)>, Problem> {
+    match layout {
+        Layout::Json => {
+            let value: Value = serde_json::from_slice(body).map_err(|e| {
+                let mut p = Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "Body is not JSON",
+                    format!(
+                        "the body is not valid JSON (line {} column {}); send one JSON object, an array of them, or NDJSON with Content-Type application/x-ndjson",
+                        e.line(),
+                        e.column()
+                    ),
+                );
+                p.errors.push(FieldProblem::new("(body)", "is not valid JSON"));
+                p
+            })?;
+            Ok(match value {
+                Value::Array(items) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| (i as u64 + 1, Ok(v), false))
+                    .collect(),
+                other => vec![(1, Ok(other), true)],
+            })
+        }
+        Layout::NdJson => Ok(body
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|(i, line)| {
+                let parsed = serde_json::from_slice(line).map_err(|e| {
+                    FieldProblem::new(
+                        "(line)",
+                        format!("is not valid JSON (column {})", e.column()),
+                    )
+                });
+                (i as u64 + 1, parsed, false)
+            })
+            .collect()),
+    }
+}
+
+async fn post_events(
+    State(app): State<Arc<Ingest>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(kind) = EventKind::from_path(&kind) else {
+        let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.path()).collect();
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            "Unknown event kind",
+            format!("the event kinds are {}", known.join(", ")),
+        )
+        .into_response();
+    };
+    let endpoint = format!("events/{}", kind.path());
+    let layout = layout(&headers);
+    app.handle(
+        &endpoint,
+        &headers,
+        body,
+        |role| role.may_send(kind.record()),
+        |p| format!("a {} source may not send {}", p.role.name(), kind.path()),
+        move |app, principal, body| {
+            let now = app.clock.now();
+            let rows = json_rows(body, layout)?;
+            let single = rows.len() == 1 && rows[0].2;
+            let rows = rows
+                .into_iter()
+                .map(|(n, value, _)| {
+                    let parsed = match value {
+                        Err(p) => Parsed::Rejected(vec![p]),
+                        Ok(value) => {
+                            let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                            let envelope = continuity_schema::wire::Envelope {
+                                event_id: Uuid::nil(),
+                                occurred_at: now.timestamp_micros(),
+                                source: principal.organisation.to_string(),
+                                schema_version: 1,
+                            };
+                            match kind.parse(&bytes, envelope) {
+                                Ok(record) => Parsed::Record(record),
+                                Err(e) => {
+                                    Parsed::Rejected(vec![FieldProblem::new(e.field, e.problem)])
+                                }
+                            }
+                        }
+                    };
+                    (n, parsed)
+                })
+                .collect();
+            Ok((Rows { rows, single }, Box::new(|f: &str| f.to_owned())))
+        },
+    )
+    .await
+}
+
+async fn post_hmpps(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    let layout = layout(&headers);
+    app.handle(
+        "hmpps",
+        &headers,
+        body,
+        |role| role == Role::Hmpps,
+        |p| {
+            format!(
+                "HMPPS domain events come from the HMPPS feed only; a {} source sends /v1/events/{{kind}}",
+                p.role.name()
+            )
+        },
+        move |_, principal, body| {
+            let rows = json_rows(body, layout)?;
+            let single = rows.len() == 1 && rows[0].2;
+            let source = principal.organisation.to_string();
+            let rows = rows
+                .into_iter()
+                .map(|(n, value, _)| {
+                    let parsed = match value {
+                        Err(p) => Parsed::Rejected(vec![p]),
+                        Ok(v) => hmpps::adapt(&v, &source),
+                    };
+                    (n, parsed)
+                })
+                .collect();
+            Ok((
+                Rows { rows, single },
+                Box::new(|f: &str| hmpps::field_in_event(f).to_owned()),
+            ))
+        },
+    )
+    .await
+}
+
+async fn post_extract(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
+    app.handle(
+        "treatment-extracts",
+        &headers,
+        body,
+        |role| role == Role::TreatmentProvider,
+        |p| {
+            format!(
+                "treatment extracts come from treatment providers only; this is a {} source",
+                p.role.name()
+            )
+        },
+        move |app, principal, body| {
+            let now = app.clock.now();
+            let extract = ndtms::parse(
+                body,
+                &app.columns,
+                principal.organisation.as_str(),
+                now.timestamp_micros(),
+            )
+            .map_err(|problem| {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Unusable extract",
+                    "the extract's header does not have the columns needed",
+                );
+                p.errors.push(problem);
+                p
+            })?;
+            let columns: Vec<(String, String)> = [
+                "episode_id",
+                "local_authority",
+                "attributor",
+                "attributor.date_of_birth",
+                "referral_date",
+                "triage_date",
+                "intervention_start",
+                "discharged_on",
+                "person.noms",
+                "person.crn",
+                "person.pnc",
+                "person.nhs",
+            ]
+            .iter()
+            .map(|f| ((*f).to_owned(), extract.column_for(f)))
+            .collect();
+            let rows = extract.rows;
+            Ok((
+                Rows {
+                    rows,
+                    single: false,
+                },
+                Box::new(move |f: &str| {
+                    columns
+                        .iter()
+                        .find(|(field, _)| field == f)
+                        .map_or_else(|| f.to_owned(), |(_, c)| c.clone())
+                }),
+            ))
+        },
+    )
+    .await
+}
+
+/// Maps a record field named by validation to the sender's name for it.
+type FieldName = Box<dyn Fn(&str) -> String + Send>;
+
+/// The outcome of a request, for the audit trail and the counters.
+struct Tally {
+    accepted: Vec<Admitted>,
+    results: Vec<(u64, RowResult)>,
+}
+
+impl Ingest {
+    #[allow(clippy::too_many_arguments)]
+    async fn handle(
+        self: &Arc<Self>,
+        endpoint: &str,
+        headers: &HeaderMap,
+        body: Body,
+        allowed: impl Fn(Role) -> bool,
+        refusal: impl Fn(&Principal) -> String,
+        parse: impl FnOnce(&Ingest, &Principal, &[u8]) -> Result<(Rows, FieldName), Problem>,
+    ) -> Response {
+        let started = std::time::Instant::now();
+        let response = self
+            .answer(endpoint, headers, body, allowed, refusal, parse)
+            .await;
+        self.metrics
+            .requests
+            .with_label_values(&[endpoint, response.status().as_str()])
+            .inc();
+        self.metrics
+            .seconds
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn answer(
+        self: &Arc<Self>,
+        endpoint: &str,
+        headers: &HeaderMap,
+        body: Body,
+        allowed: impl Fn(Role) -> bool,
+        refusal: impl Fn(&Principal) -> String,
+        parse: impl FnOnce(&Ingest, &Principal, &[u8]) -> Result<(Rows, FieldName), Problem>,
+    ) -> Response {
+        let Some(principal) = self.authenticate(headers) else {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "Not authenticated",
+                "send the source's token as Authorization: Bearer <token>",
+            )
+            .into_response();
+        };
+        let received_at = self.clock.now();
+        if !allowed(principal.role) {
+            self.audit(&principal, endpoint, received_at, 403, &[], &[])
+                .await
+                .ok();
+            return Problem::new(StatusCode::FORBIDDEN, "Not allowed", refusal(&principal))
+                .into_response();
+        }
+        if let Err(wait) = principal.admit_request() {
+            let mut p = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                format!("this source's request rate is limited; retry after {wait} s, or send fewer, larger batches"),
+            );
+            p.retry_after = Some(wait);
+            return p.into_response();
+        }
+        let body = match self.read_body(headers, body).await {
+            Ok(b) => b,
+            Err(p) => return p.into_response(),
+        };
+        let (rows, field_name) = match parse(self, &principal, &body) {
+            Ok(r) => r,
+            Err(p) => {
+                self.audit(&principal, endpoint, received_at, p.status.as_u16(), &[], &[])
+                    .await
+                    .ok();
+                return p.into_response();
+            }
+        };
+        let today = continuity_domain::london_date(received_at);
+        let mut tally = Tally {
+            accepted: Vec::new(),
+            results: Vec::with_capacity(rows.rows.len()),
+        };
+        let mut pending: Vec<(u64, usize, usize)> = Vec::new();
+        for (n, parsed) in rows.rows {
+            match rows::admit(parsed, &principal, today, &self.hasher, &field_name) {
+                Decision::Send(admitted) => {
+                    let from = tally.accepted.len();
+                    tally.accepted.extend(admitted);
+                    pending.push((n, from, tally.accepted.len()));
+                    tally.results.push((n, RowResult::Accepted { events: vec![] }));
+                }
+                Decision::Done(result) => tally.results.push((n, result)),
+            }
+        }
+        if let Err(p) = self.send(&tally.accepted).await {
+            self.audit(&principal, endpoint, received_at, 503, &tally.accepted, &tally.results)
+                .await
+                .ok();
+            return p.into_response();
+        }
+        // Fill in the accepted rows' events now they are acknowledged.
+        let mut filled = pending.into_iter();
+        for (_, result) in tally.results.iter_mut() {
+            if let RowResult::Accepted { events } = result {
+                if let Some((_, from, to)) = filled.next() {
+                    *events = tally.accepted[from..to]
+                        .iter()
+                        .map(|a| AcceptedEvent {
+                            kind: format!("{:?}", a.record),
+                            id: a.id,
+                        })
+                        .collect();
+                }
+            }
+        }
+        let (status, body) = answer_rows(&tally.results, rows.single);
+        if self
+            .audit(
+                &principal,
+                endpoint,
+                received_at,
+                status.as_u16(),
+                &tally.accepted,
+                &tally.results,
+            )
+            .await
+            .is_err()
+        {
+            let mut p = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Audit unavailable",
+                "the events were written but the audit trail could not be; resend the same request (it creates nothing new)",
+            );
+            p.retry_after = Some(5);
+            return p.into_response();
+        }
+        self.count(endpoint, &tally);
+        if status.is_client_error() {
+            problem_response(status, &body)
+        } else {
+            json_response(status, &body)
+        }
+    }
+
+    fn authenticate(&self, headers: &HeaderMap) -> Option<Arc<Principal>> {
+        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        self.sources.authenticate(token.trim())
+    }
+
+    async fn read_body(&self, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Problem> {
+        let too_large = || {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Body too large",
+                format!(
+                    "the body is over {} bytes; split it into smaller batches",
+                    self.max_body_bytes
+                ),
+            )
+        };
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes) {
+            return Err(too_large());
+        }
+        match axum::body::to_bytes(body, self.max_body_bytes).await {
+            Ok(b) => Ok(b.to_vec()),
+            Err(e) => {
+                // axum reports the limit as an error whose text says so; nothing else is typed.
+                if e.to_string().contains("length limit") {
+                    Err(too_large())
+                } else {
+                    Err(Problem::new(
+                        StatusCode::BAD_REQUEST,
+                        "Body not read",
+                        "the request body could not be read completely",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Write every admitted record and wait for the broker's acknowledgement of all of them.
+    async fn send(&self, admitted: &[Admitted]) -> Result<(), Problem> {
+        if admitted.is_empty() {
+            return Ok(());
+        }
+        let names: BTreeMap<_, _> = admitted
+            .iter()
+            .map(|a| (a.topic, self.kafka.topic(a.topic)))
+            .collect();
+        let mut messages: Vec<continuity_stream::Outgoing<'_>> = Vec::with_capacity(admitted.len());
+        for a in admitted {
+            messages.push((
+                names[&a.topic].as_str(),
+                Some(a.key.as_slice()),
+                a.payload.as_slice(),
+            ));
+        }
+        let sent = tokio::time::timeout(
+            self.produce_timeout + Duration::from_secs(1),
+            continuity_stream::send_all(&self.producer, messages),
+        )
+        .await;
+        match sent {
+            Ok(Ok(())) => {
+                for a in admitted {
+                    self.metrics
+                        .events
+                        .with_label_values(&[&format!("{:?}", a.record)])
+                        .inc();
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the broker did not acknowledge; answering 503");
+                Err(self.unavailable())
+            }
+            Err(_) => {
+                tracing::warn!("the broker did not acknowledge in time; answering 503");
+                Err(self.unavailable())
+            }
+        }
+    }
+
+    fn unavailable(&self) -> Problem {
+        self.metrics.broker_failures.inc();
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Broker unavailable",
+            "the events could not be written now and none is accepted; resend the same request later (resending creates nothing new)",
+        );
+        p.retry_after = Some(10);
+        p
+    }
+
+    async fn audit(
+        &self,
+        principal: &Principal,
+        endpoint: &str,
+        received_at: DateTime<Utc>,
+        status: u16,
+        accepted: &[Admitted],
+        results: &[(u64, RowResult)],
+    ) -> Result<(), sqlx::Error> {
+        let (written, ids, kinds) = if status == 202 || status == 207 {
+            let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+            for a in accepted {
+                *kinds.entry(format!("{:?}", a.record)).or_default() += 1;
+            }
+            (
+                accepted.len(),
+                accepted.iter().map(|a| a.id).collect::<Vec<_>>(),
+                kinds,
+            )
+        } else {
+            (0, Vec::new(), BTreeMap::new())
+        };
+        let count = |f: fn(&RowResult) -> bool| results.iter().filter(|(_, r)| f(r)).count() as i32;
+        let accepted_rows = if written > 0 {
+            count(|r| matches!(r, RowResult::Accepted { .. }))
+        } else {
+            0
+        };
+        let result = sqlx::query(
+            "insert into ingest_audit (audit_id, received_at, source, organisation, endpoint, \
+             status, accepted, ignored, rejected, kinds, event_ids) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(received_at)
+        .bind(&principal.name)
+        .bind(principal.organisation.as_str())
+        .bind(endpoint)
+        .bind(status as i16)
+        .bind(accepted_rows)
+        .bind(count(|r| matches!(r, RowResult::Ignored { .. })))
+        .bind(count(|r| {
+            matches!(r, RowResult::Rejected { .. } | RowResult::Forbidden { .. })
+        }))
+        .bind(json!(kinds))
+        .bind(&ids)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "audit write failed");
+        }
+        result.map(|_| ())
+    }
+
+    fn count(&self, endpoint: &str, tally: &Tally) {
+        for (_, r) in &tally.results {
+            let result = match r {
+                RowResult::Accepted { .. } => "accepted",
+                RowResult::Ignored { .. } => "ignored",
+                RowResult::Rejected { .. } => "rejected",
+                RowResult::Forbidden { .. } => "forbidden",
+            };
+            self.metrics
+                .rows
+                .with_label_values(&[endpoint, result])
+                .inc();
+        }
+    }
+}
+
+/// The status and body answering a request's rows. A single event is answered on its own; a
+/// batch with every row accepted or ignored is 202, with some rows refused 207, with none
+/// accepted 422.
+fn answer_rows(results: &[(u64, RowResult)], single: bool) -> (StatusCode, Value) {
+    if single {
+        if let Some((_, result)) = results.first() {
+            return match result {
+                RowResult::Accepted { .. } | RowResult::Ignored { .. } => {
+                    (StatusCode::ACCEPTED, json!(result))
+                }
+                RowResult::Rejected { errors } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({
+                        "type": "urn:continuity:problem:invalid-event",
+                        "title": "Invalid event",
+                        "status": 422,
+                        "detail": describe(errors),
+                        "errors": errors,
+                    }),
+                ),
+                RowResult::Forbidden { detail } => (
+                    StatusCode::FORBIDDEN,
+                    json!({
+                        "type": "urn:continuity:problem:not-allowed",
+                        "title": "Not allowed",
+                        "status": 403,
+                        "detail": detail,
+                    }),
+                ),
+            };
+        }
+    }
+    let n = |f: fn(&RowResult) -> bool| results.iter().filter(|(_, r)| f(r)).count();
+    let accepted = n(|r| matches!(r, RowResult::Accepted { .. }));
+    let ignored = n(|r| matches!(r, RowResult::Ignored { .. }));
+    let refused = results.len() - accepted - ignored;
+    let rows: Vec<Value> = results
+        .iter()
+        .map(|(row, r)| {
+            let mut v = json!(r);
+            v["row"] = json!(row);
+            v
+        })
+        .collect();
+    let mut body = json!({
+        "accepted": accepted,
+        "ignored": ignored,
+        "rejected": refused,
+        "rows": rows,
+    });
+    let status = if refused == 0 {
+        StatusCode::ACCEPTED
+    } else if accepted == 0 {
+        body["type"] = json!("urn:continuity:problem:invalid-batch");
+        body["title"] = json!("No row accepted");
+        body["status"] = json!(422);
+        body["detail"] = json!(format!("{refused} rows refused; see rows"));
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    (status, body)
+}
+
+fn describe(errors: &[FieldProblem]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{}: {}", e.field, e.problem))
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,76 @@
+//! `continuity-ingest [--config FILE] serve | migrate | new-token | hash-token`.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use continuity_ingest::{sources, Ingest, Settings};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(about = "The HTTP front door for prisons, probation and treatment providers")]
+struct Cli {
+    /// TOML configuration; CONTINUITY_* environment variables override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+    /// Print a new random source token and, on the next line, the SHA-256 to configure.
+    NewToken,
+    /// Read a token on standard input and print the SHA-256 to configure.
+    HashToken,
+}
+
+fn main() -> anyhow::Result<()> {
+    continuity_runtime::init_logging();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::NewToken => {
+            let token = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            println!("{token}");
+            println!("{}", sources::token_hash(&token));
+            return Ok(());
+        }
+        Command::HashToken => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            println!("{}", sources::token_hash(token.trim()));
+            return Ok(());
+        }
+        Command::Serve | Command::Migrate => {}
+    }
+    let settings: Settings = continuity_runtime::load_config(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        if matches!(cli.command, Command::Migrate) {
+            use continuity_runtime::ExposeSecret;
+            let pool = continuity_store::pool(
+                settings.database_url.expose_secret(),
+                1,
+                std::time::Duration::from_secs(10),
+            )?;
+            continuity_store::migrate(&pool).await?;
+            println!("migrations applied");
+            return Ok(());
+        }
+        let clock = continuity_runtime::clock(settings.fixed_now);
+        let ingest = Arc::new(Ingest::new(&settings, clock).await?);
+        let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
+        continuity_ingest::serve(ingest, listener, continuity_runtime::shutdown_signal()).await
+    })
+}
