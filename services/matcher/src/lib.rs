@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use continuity_domain::{KeyedHasher, Rules};
-use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
+use continuity_runtime::{Clock, ExposeSecret, SecretString};
 use continuity_stream::{KafkaSettings, Topic};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
