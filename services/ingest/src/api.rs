@@ -226,7 +226,12 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for JsonError {
         // except "invalid value: string \"...\"": keep only what follows the value.
         let text = inner.to_string();
         let text = text.split(" at line ").next().unwrap_or_default();
-        let problem = if text.starts_with("unknown variant") {
+        let problem = if text.starts_with("unknown field") {
+            match text.split_once(", expected ") {
+                Some((_, expected)) => format!("is not a field here: expected {expected}"),
+                None => "is not a field here".to_owned(),
+            }
+        } else if text.starts_with("unknown variant") {
             match text.split_once(", expected ") {
                 Some((_, expected)) => format!("is not an allowed value: expected {expected}"),
                 None => "is not an allowed value".to_owned(),

@@ -122,7 +122,7 @@ pub fn adapt(message: &Value, source: &str) -> Parsed {
         ),
         other => Parsed::Ignored(format!(
             "event type {} is not used by the pipeline (it uses {})",
-            printable(other),
+            event_type_name(other),
             USED_EVENT_TYPES.join(", ")
         )),
     }
@@ -157,12 +157,28 @@ fn attribute_event_type(message: &Value) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Echo at most 100 plain characters of a sender's own text back to it.
-fn printable(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(100)
-        .collect()
+/// A sender's event type, echoed back only when it has the shape of one (lower-case words
+/// joined by `.` and `-`): never arbitrary text.
+fn event_type_name(s: &str) -> &str {
+    let shaped = s.len() <= 100
+        && s
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-');
+    if shaped {
+        s
+    } else {
+        "(not an event type name)"
+    }
+}
+
+/// A sender's reason code, echoed back only when it has the shape of one (`TRANSFERRED`).
+fn reason_name(s: &str) -> &str {
+    let shaped = s.len() <= 40 && s.chars().all(|c| c.is_ascii_uppercase() || c == '_');
+    if shaped {
+        s
+    } else {
+        "(not a reason code)"
+    }
 }
 
 enum IdentityChange {
@@ -260,7 +276,7 @@ impl Event {
             Some(other) => {
                 return Parsed::Ignored(format!(
                     "reason {} is not a release into the community",
-                    printable(other)
+                    reason_name(other)
                 ))
             }
             None => {
@@ -302,7 +318,7 @@ impl Event {
             Some(other) => {
                 return Parsed::Ignored(format!(
                     "reason {}: only an ADMISSION is a return to custody",
-                    printable(other)
+                    reason_name(other)
                 ))
             }
             None => {

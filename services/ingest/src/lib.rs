@@ -19,6 +19,9 @@ pub mod rows;
 pub mod sources;
 pub mod time;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -474,34 +477,7 @@ async fn post_events(
         |role| role.may_send(kind.record()),
         |p| format!("a {} source may not send {}", p.role.name(), kind.path()),
         move |app, principal, body| {
-            let now = app.clock.now();
-            let rows = json_rows(body, layout)?;
-            let single = rows.len() == 1 && rows[0].2;
-            let rows = rows
-                .into_iter()
-                .map(|(n, value, _)| {
-                    let parsed = match value {
-                        Err(p) => Parsed::Rejected(vec![p]),
-                        Ok(value) => {
-                            let bytes = serde_json::to_vec(&value).unwrap_or_default();
-                            let envelope = continuity_schema::wire::Envelope {
-                                event_id: Uuid::nil(),
-                                occurred_at: now.timestamp_micros(),
-                                source: principal.organisation.to_string(),
-                                schema_version: 1,
-                            };
-                            match kind.parse(&bytes, envelope) {
-                                Ok(record) => Parsed::Record(record),
-                                Err(e) => {
-                                    Parsed::Rejected(vec![FieldProblem::new(e.field, e.problem)])
-                                }
-                            }
-                        }
-                    };
-                    (n, parsed)
-                })
-                .collect();
-            Ok((Rows { rows, single }, Box::new(|f: &str| f.to_owned())))
+            event_rows(kind, layout, body, principal.organisation.as_str(), app.clock.now())
         },
     )
     .await
@@ -520,25 +496,7 @@ async fn post_hmpps(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Bo
                 p.role.name()
             )
         },
-        move |_, principal, body| {
-            let rows = json_rows(body, layout)?;
-            let single = rows.len() == 1 && rows[0].2;
-            let source = principal.organisation.to_string();
-            let rows = rows
-                .into_iter()
-                .map(|(n, value, _)| {
-                    let parsed = match value {
-                        Err(p) => Parsed::Rejected(vec![p]),
-                        Ok(v) => hmpps::adapt(&v, &source),
-                    };
-                    (n, parsed)
-                })
-                .collect();
-            Ok((
-                Rows { rows, single },
-                Box::new(|f: &str| hmpps::field_in_event(f).to_owned()),
-            ))
-        },
+        move |_, principal, body| hmpps_rows(layout, body, principal.organisation.as_str()),
     )
     .await
 }
@@ -556,55 +514,117 @@ async fn post_extract(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: 
             )
         },
         move |app, principal, body| {
-            let now = app.clock.now();
-            let extract = ndtms::parse(
-                body,
+            extract_rows(
                 &app.columns,
+                body,
                 principal.organisation.as_str(),
-                now.timestamp_micros(),
+                app.clock.now(),
             )
-            .map_err(|problem| {
-                let mut p = Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Unusable extract",
-                    "the extract's header does not have the columns needed",
-                );
-                p.errors.push(problem);
-                p
-            })?;
-            let columns: Vec<(String, String)> = [
-                "episode_id",
-                "local_authority",
-                "attributor",
-                "attributor.date_of_birth",
-                "referral_date",
-                "triage_date",
-                "intervention_start",
-                "discharged_on",
-                "person.noms",
-                "person.crn",
-                "person.pnc",
-                "person.nhs",
-            ]
-            .iter()
-            .map(|f| ((*f).to_owned(), extract.column_for(f)))
-            .collect();
-            let rows = extract.rows;
-            Ok((
-                Rows {
-                    rows,
-                    single: false,
-                },
-                Box::new(move |f: &str| {
-                    columns
-                        .iter()
-                        .find(|(field, _)| field == f)
-                        .map_or_else(|| f.to_owned(), |(_, c)| c.clone())
-                }),
-            ))
         },
     )
     .await
+}
+
+/// The rows of a `POST /v1/events/{kind}` body sent by `source` at `now`.
+fn event_rows(
+    kind: EventKind,
+    layout: Layout,
+    body: &[u8],
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(Rows, FieldName), Problem> {
+    let rows = json_rows(body, layout)?;
+    let single = rows.len() == 1 && rows[0].2;
+    let rows = rows
+        .into_iter()
+        .map(|(n, value, _)| {
+            let parsed = match value {
+                Err(p) => Parsed::Rejected(vec![p]),
+                Ok(value) => {
+                    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                    let envelope = continuity_schema::wire::Envelope {
+                        event_id: Uuid::nil(),
+                        occurred_at: now.timestamp_micros(),
+                        source: source.to_owned(),
+                        schema_version: 1,
+                    };
+                    match kind.parse(&bytes, envelope) {
+                        Ok(record) => Parsed::Record(record),
+                        Err(e) => Parsed::Rejected(vec![FieldProblem::new(e.field, e.problem)]),
+                    }
+                }
+            };
+            (n, parsed)
+        })
+        .collect();
+    Ok((Rows { rows, single }, Box::new(|f: &str| f.to_owned())))
+}
+
+/// The rows of a `POST /v1/hmpps/events` body sent by `source`.
+fn hmpps_rows(layout: Layout, body: &[u8], source: &str) -> Result<(Rows, FieldName), Problem> {
+    let rows = json_rows(body, layout)?;
+    let single = rows.len() == 1 && rows[0].2;
+    let rows = rows
+        .into_iter()
+        .map(|(n, value, _)| {
+            let parsed = match value {
+                Err(p) => Parsed::Rejected(vec![p]),
+                Ok(v) => hmpps::adapt(&v, source),
+            };
+            (n, parsed)
+        })
+        .collect();
+    Ok((
+        Rows { rows, single },
+        Box::new(|f: &str| hmpps::field_in_event(f).to_owned()),
+    ))
+}
+
+/// The rows of a treatment extract sent by the provider `source` at `now`.
+fn extract_rows(
+    columns: &ndtms::Columns,
+    body: &[u8],
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(Rows, FieldName), Problem> {
+    let extract = ndtms::parse(body, columns, source, now.timestamp_micros()).map_err(|problem| {
+        let mut p = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Unusable extract",
+            "the extract's header does not have the columns needed",
+        );
+        p.errors.push(problem);
+        p
+    })?;
+    let names: Vec<(String, String)> = [
+        "episode_id",
+        "local_authority",
+        "attributor",
+        "attributor.date_of_birth",
+        "referral_date",
+        "triage_date",
+        "intervention_start",
+        "discharged_on",
+        "person.noms",
+        "person.crn",
+        "person.pnc",
+        "person.nhs",
+    ]
+    .iter()
+    .map(|f| ((*f).to_owned(), extract.column_for(f)))
+    .collect();
+    Ok((
+        Rows {
+            rows: extract.rows,
+            single: false,
+        },
+        Box::new(move |f: &str| {
+            names
+                .iter()
+                .find(|(field, _)| field == f)
+                .map_or_else(|| f.to_owned(), |(_, c)| c.clone())
+        }),
+    ))
 }
 
 /// Maps a record field named by validation to the sender's name for it.

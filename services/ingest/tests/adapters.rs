@@ -291,7 +291,7 @@ fn json_errors_name_the_field_and_not_the_value() {
     let cases: [(&[u8], &str, &str); 5] = [
         (br#"{"referral_id": "R", "referred_on": "2024-13-01", "origin": "PRISON", "need": {"local_authority": "E10000025"}}"#, "referred_on", "must be a date"),
         (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISONER", "need": {"local_authority": "E10000025"}}"#, "origin", "not an allowed value: expected one of `PRISON`"),
-        (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISON", "need": {"local_authority": "E10000025", "postcode": "OX1 1AA"}}"#, "need.postcode", "unknown field"),
+        (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISON", "need": {"local_authority": "E10000025", "postcode": "OX1 1AA"}}"#, "need.postcode", "is not a field here"),
         (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISON"}"#, "(body)", "missing field `need`"),
         (br#"{"referral_id": 7, "referred_on": "2024-01-01", "origin": "PRISON", "need": {"local_authority": "E10000025"}}"#, "referral_id", "expected a string"),
     ];

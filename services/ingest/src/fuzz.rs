@@ -1,0 +1,261 @@
+//! Malformed input, many times over: 100,000+ mutated JSON events, HMPPS messages and CSV
+//! extracts, generated deterministically from valid seeds, go through the same parsing and
+//! admission as a request. None may panic; every row must be answered; no error text may
+//! quote a value that was sent.
+
+use chrono::{TimeZone, Utc};
+use continuity_domain::KeyedHasher;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use super::*;
+use crate::rows::{admit, Decision};
+use crate::sources::{token_hash, SourceConfig, Sources};
+
+/// A value planted in inputs: it must never appear in an answer.
+const MARKER: &str = "PLANTED7X";
+
+const TOKENS: &[&[u8]] = &[
+    b"\"", b"{", b"}", b"[", b"]", b",", b":", b"\n", b"null", b"true", b"-1e999", b"\\",
+    b"\"\\u0000\"", b"99999999999999999999999", b"\"2024-02-30\"", b"\"A1234BC\"", b"\xff\xfe",
+    b"T", b"Z", b"+25:00", b"[Europe/London]", b"\"PLANTED7X\"", b"PLANTED7X", b"\r\n", b";",
+    b"\"\"", b"0", b"-", b"{\"a\":", b"\"Message\":", b"\"eventType\":", b"\xe2\x80\x8b",
+];
+
+fn mutate(rng: &mut ChaCha8Rng, seed: &[u8]) -> Vec<u8> {
+    let mut out = seed.to_vec();
+    for _ in 0..rng.random_range(1..6) {
+        let at = if out.is_empty() { 0 } else { rng.random_range(0..out.len()) };
+        match rng.random_range(0..6) {
+            0 if !out.is_empty() => out[at] = rng.random(),
+            1 => {
+                let t = TOKENS[rng.random_range(0..TOKENS.len())];
+                out.splice(at..at, t.iter().copied());
+            }
+            2 if !out.is_empty() => {
+                let end = (at + rng.random_range(1..40)).min(out.len());
+                out.drain(at..end);
+            }
+            3 => out.truncate(at),
+            4 if !out.is_empty() => {
+                let end = (at + rng.random_range(1..60)).min(out.len());
+                let copy: Vec<u8> = out[at..end].to_vec();
+                let to = rng.random_range(0..=out.len());
+                out.splice(to..to, copy);
+            }
+            _ => {
+                let n = rng.random_range(1..5000);
+                out.splice(at..at, std::iter::repeat_n(b'A', n));
+            }
+        }
+    }
+    out
+}
+
+/// Replace one value somewhere in a JSON document with something of the wrong kind.
+fn mutate_value(rng: &mut ChaCha8Rng, v: &mut Value) {
+    let weird = [
+        Value::Null,
+        Value::Bool(true),
+        Value::from(-1),
+        Value::from(1e300),
+        Value::from(MARKER),
+        Value::from(""),
+        Value::from("2024-13-45"),
+        Value::Array(vec![Value::from(MARKER)]),
+        serde_json::json!({ "x": MARKER }),
+    ];
+    match v {
+        Value::Object(map) if !map.is_empty() && rng.random_bool(0.7) => {
+            let i = rng.random_range(0..map.len());
+            if let Some(child) = map.values_mut().nth(i) {
+                return mutate_value(rng, child);
+            }
+        }
+        Value::Array(items) if !items.is_empty() && rng.random_bool(0.7) => {
+            let i = rng.random_range(0..items.len());
+            return mutate_value(rng, &mut items[i]);
+        }
+        _ => {}
+    }
+    *v = weird[rng.random_range(0..weird.len())].clone();
+}
+
+struct Harness {
+    sources: Sources,
+    hasher: KeyedHasher,
+    answered: usize,
+    accepted: usize,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let configs: Vec<SourceConfig> = [
+            (Role::Hmpps, "HMPPS"),
+            (Role::Prison, "WSI"),
+            (Role::Probation, "probation"),
+            (Role::TreatmentProvider, "PRV001"),
+        ]
+        .into_iter()
+        .map(|(role, org)| SourceConfig {
+            name: org.into(),
+            organisation: org.into(),
+            role,
+            token_sha256: token_hash(org),
+            requests_per_second: None,
+        })
+        .collect();
+        Harness {
+            sources: Sources::new(&configs, 1).unwrap(),
+            hasher: KeyedHasher::new(b"fuzz"),
+            answered: 0,
+            accepted: 0,
+        }
+    }
+
+    /// Admit every row as the source `org` would; check each answer.
+    fn answer(&mut self, org: &str, parsed: Result<(Rows, FieldName), Problem>) {
+        let principal = self.sources.authenticate(org).unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+        let (rows, names) = match parsed {
+            Ok(r) => r,
+            Err(p) => {
+                assert!(!p.detail.contains(MARKER));
+                self.answered += 1;
+                return;
+            }
+        };
+        for (_, row) in rows.rows {
+            match admit(row, &principal, today, &self.hasher, &names) {
+                Decision::Send(a) => {
+                    assert!(!a.is_empty());
+                    self.accepted += 1;
+                }
+                Decision::Done(result) => {
+                    // Field paths are the sender's own key names; problems never quote
+                    // what was sent.
+                    match &result {
+                        RowResult::Rejected { errors } => {
+                            assert!(!errors.is_empty());
+                            for e in errors {
+                                assert!(!e.problem.contains(MARKER), "{e:?}");
+                            }
+                        }
+                        RowResult::Ignored { reason } => assert!(!reason.contains(MARKER)),
+                        RowResult::Forbidden { detail } => assert!(!detail.contains(MARKER)),
+                        RowResult::Accepted { .. } => {}
+                    }
+                }
+            }
+            self.answered += 1;
+        }
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
+}
+
+fn json_seeds() -> Vec<(EventKind, Vec<u8>)> {
+    let events = continuity_synthetic::generate(&continuity_synthetic::Config {
+        seed: 9,
+        people: 60,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+        days: 200,
+        local_authorities: 3,
+        prisons: 3,
+    });
+    let mut seeds: BTreeMap<&str, (EventKind, Vec<u8>)> = BTreeMap::new();
+    for e in &events {
+        let (kind, json) = api::to_json(&continuity_schema::source_record(e));
+        seeds
+            .entry(kind.path())
+            .or_insert_with(|| (kind, json.to_string().into_bytes()));
+    }
+    seeds.into_values().collect()
+}
+
+fn hmpps_seeds() -> Vec<Vec<u8>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/hmpps");
+    let mut seeds = Vec::new();
+    for sub in ["probation-integration-services", "resettlement-passport", "other"] {
+        for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
+            seeds.push(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+    }
+    seeds
+}
+
+const CSV_SEED: &str = "\
+EPISODE_ID,LA,FINITIAL,SINITIAL,DOB,SEX,TRIAGED,MODST,DISD,DISRSN,PNOMS
+EP-1,E10000025,J,S,01/04/1990,M,03/06/2024,10/06/2024,,,A1234BC
+EP-2,E10000025,J,S,1990-04-01,F,,,20 Jul 2024,Completed,
+\"EP,3\",E10000025,J,S,01/04/1990,M,03/06/2024,,05/08/2024,DROPPED OUT,
+";
+
+#[test]
+fn a_hundred_thousand_malformed_inputs_are_all_answered() {
+    let mut rng = ChaCha8Rng::seed_from_u64(20261124);
+    let mut h = Harness::new();
+    let json = json_seeds();
+    assert!(json.len() >= 6);
+    let hmpps = hmpps_seeds();
+    let org_for = |kind: EventKind| match kind.record() {
+        continuity_schema::RecordType::TreatmentStart
+        | continuity_schema::RecordType::TreatmentDischarge => "PRV001",
+        continuity_schema::RecordType::Referral => "probation",
+        _ => "HMPPS",
+    };
+    let mut inputs = 0;
+    // JSON events: byte mutations, and wrong values in well-formed documents.
+    for i in 0..40_000 {
+        let (kind, seed) = &json[i % json.len()];
+        let body = if i % 2 == 0 {
+            mutate(&mut rng, seed)
+        } else {
+            let mut v: Value = serde_json::from_slice(seed).unwrap();
+            mutate_value(&mut rng, &mut v);
+            v.to_string().into_bytes()
+        };
+        let layout = if i % 5 == 0 { Layout::NdJson } else { Layout::Json };
+        h.answer(org_for(*kind), event_rows(*kind, layout, &body, org_for(*kind), now()));
+        inputs += 1;
+    }
+    // HMPPS messages, wrapped and bare, mutated outside and inside the `Message` string.
+    for i in 0..35_000 {
+        let seed = &hmpps[i % hmpps.len()];
+        let body = match i % 3 {
+            0 => mutate(&mut rng, seed),
+            1 => {
+                let mut v: Value = serde_json::from_slice(seed).unwrap();
+                mutate_value(&mut rng, &mut v);
+                v.to_string().into_bytes()
+            }
+            _ => {
+                let mut v: Value = serde_json::from_slice(seed).unwrap();
+                if let Some(Value::String(inner)) = v.get("Message").cloned() {
+                    let mutated = mutate(&mut rng, inner.as_bytes());
+                    v["Message"] = Value::from(String::from_utf8_lossy(&mutated).into_owned());
+                } else {
+                    mutate_value(&mut rng, &mut v);
+                }
+                v.to_string().into_bytes()
+            }
+        };
+        let layout = if i % 7 == 0 { Layout::NdJson } else { Layout::Json };
+        h.answer("HMPPS", hmpps_rows(layout, &body, "HMPPS"));
+        inputs += 1;
+    }
+    // Treatment extracts.
+    let columns = ndtms::Columns::default();
+    for _ in 0..30_000 {
+        let body = mutate(&mut rng, CSV_SEED.as_bytes());
+        h.answer("PRV001", extract_rows(&columns, &body, "PRV001", now()));
+        inputs += 1;
+    }
+    assert!(inputs >= 100_000);
+    assert!(h.answered >= inputs, "{} answers for {inputs} inputs", h.answered);
+    // Some mutations leave a valid record; most do not.
+    assert!(h.accepted > 0 && h.accepted < h.answered / 2, "{} accepted", h.accepted);
+}
