@@ -102,11 +102,7 @@ impl EventKind {
     /// Parse one JSON object of this kind into a wire record. `envelope` supplies the source
     /// and the defaults for the id and time. The error names the field (`person.noms`) and the
     /// problem, never the value.
-    pub fn parse(
-        self,
-        json: &[u8],
-        envelope: wire::Envelope,
-    ) -> Result<SourceRecord, JsonError> {
+    pub fn parse(self, json: &[u8], envelope: wire::Envelope) -> Result<SourceRecord, JsonError> {
         fn read<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, JsonError> {
             let mut de = serde_json::Deserializer::from_slice(json);
             let value = serde_path_to_error::deserialize(&mut de).map_err(JsonError::from)?;
@@ -264,7 +260,9 @@ impl Serialize for Date {
 impl<'de> Deserialize<'de> for Date {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        parse_date(&text).map(Date).map_err(serde::de::Error::custom)
+        parse_date(&text)
+            .map(Date)
+            .map_err(serde::de::Error::custom)
     }
 }
 

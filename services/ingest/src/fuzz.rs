@@ -17,16 +17,48 @@ use crate::sources::{token_hash, SourceConfig, Sources};
 const MARKER: &str = "PLANTED7X";
 
 const TOKENS: &[&[u8]] = &[
-    b"\"", b"{", b"}", b"[", b"]", b",", b":", b"\n", b"null", b"true", b"-1e999", b"\\",
-    b"\"\\u0000\"", b"99999999999999999999999", b"\"2024-02-30\"", b"\"A1234BC\"", b"\xff\xfe",
-    b"T", b"Z", b"+25:00", b"[Europe/London]", b"\"PLANTED7X\"", b"PLANTED7X", b"\r\n", b";",
-    b"\"\"", b"0", b"-", b"{\"a\":", b"\"Message\":", b"\"eventType\":", b"\xe2\x80\x8b",
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"\n",
+    b"null",
+    b"true",
+    b"-1e999",
+    b"\\",
+    b"\"\\u0000\"",
+    b"99999999999999999999999",
+    b"\"2024-02-30\"",
+    b"\"A1234BC\"",
+    b"\xff\xfe",
+    b"T",
+    b"Z",
+    b"+25:00",
+    b"[Europe/London]",
+    b"\"PLANTED7X\"",
+    b"PLANTED7X",
+    b"\r\n",
+    b";",
+    b"\"\"",
+    b"0",
+    b"-",
+    b"{\"a\":",
+    b"\"Message\":",
+    b"\"eventType\":",
+    b"\xe2\x80\x8b",
 ];
 
 fn mutate(rng: &mut ChaCha8Rng, seed: &[u8]) -> Vec<u8> {
     let mut out = seed.to_vec();
     for _ in 0..rng.random_range(1..6) {
-        let at = if out.is_empty() { 0 } else { rng.random_range(0..out.len()) };
+        let at = if out.is_empty() {
+            0
+        } else {
+            rng.random_range(0..out.len())
+        };
         match rng.random_range(0..6) {
             0 if !out.is_empty() => out[at] = rng.random(),
             1 => {
@@ -179,7 +211,11 @@ fn json_seeds() -> Vec<(EventKind, Vec<u8>)> {
 fn hmpps_seeds() -> Vec<Vec<u8>> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/hmpps");
     let mut seeds = Vec::new();
-    for sub in ["probation-integration-services", "resettlement-passport", "other"] {
+    for sub in [
+        "probation-integration-services",
+        "resettlement-passport",
+        "other",
+    ] {
         for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
             seeds.push(std::fs::read(entry.unwrap().path()).unwrap());
         }
@@ -218,8 +254,15 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
             mutate_value(&mut rng, &mut v);
             v.to_string().into_bytes()
         };
-        let layout = if i % 5 == 0 { Layout::NdJson } else { Layout::Json };
-        h.answer(org_for(*kind), event_rows(*kind, layout, &body, org_for(*kind), now()));
+        let layout = if i % 5 == 0 {
+            Layout::NdJson
+        } else {
+            Layout::Json
+        };
+        h.answer(
+            org_for(*kind),
+            event_rows(*kind, layout, &body, org_for(*kind), now()),
+        );
         inputs += 1;
     }
     // HMPPS messages, wrapped and bare, mutated outside and inside the `Message` string.
@@ -243,7 +286,11 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
                 v.to_string().into_bytes()
             }
         };
-        let layout = if i % 7 == 0 { Layout::NdJson } else { Layout::Json };
+        let layout = if i % 7 == 0 {
+            Layout::NdJson
+        } else {
+            Layout::Json
+        };
         h.answer("HMPPS", hmpps_rows(layout, &body, "HMPPS"));
         inputs += 1;
     }
@@ -255,7 +302,15 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
         inputs += 1;
     }
     assert!(inputs >= 100_000);
-    assert!(h.answered >= inputs, "{} answers for {inputs} inputs", h.answered);
+    assert!(
+        h.answered >= inputs,
+        "{} answers for {inputs} inputs",
+        h.answered
+    );
     // Some mutations leave a valid record; most do not.
-    assert!(h.accepted > 0 && h.accepted < h.answered / 2, "{} accepted", h.accepted);
+    assert!(
+        h.accepted > 0 && h.accepted < h.answered / 2,
+        "{} accepted",
+        h.accepted
+    );
 }

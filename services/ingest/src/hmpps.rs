@@ -161,8 +161,7 @@ fn attribute_event_type(message: &Value) -> Option<String> {
 /// joined by `.` and `-`): never arbitrary text.
 fn event_type_name(s: &str) -> &str {
     let shaped = s.len() <= 100
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_lowercase() || c == '.' || c == '-');
     if shaped {
         s

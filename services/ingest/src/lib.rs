@@ -118,9 +118,8 @@ impl Settings {
     pub fn all_sources(&self) -> anyhow::Result<Vec<SourceConfig>> {
         let mut all = self.sources.clone();
         if let Some(path) = &self.sources_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                anyhow::anyhow!("cannot read sources_file {}: {e}", path.display())
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read sources_file {}: {e}", path.display()))?;
             let file: SourcesFile = toml_from_str(&text)
                 .map_err(|e| anyhow::anyhow!("sources_file {} is invalid: {e}", path.display()))?;
             all.extend(file.sources);
@@ -216,7 +215,9 @@ fn unreachable_metric<T>() -> T {
 pub struct Ingest {
     sources: Sources,
     kafka: KafkaSettings,
-    producer: FutureProducer,
+    /// Replaced after a failed send: an idempotent producer whose messages timed out may not
+    /// recover its sequence state when the broker returns.
+    producer: std::sync::RwLock<FutureProducer>,
     produce_timeout: Duration,
     pool: PgPool,
     hasher: KeyedHasher,
@@ -258,7 +259,7 @@ impl Ingest {
         Ok(Ingest {
             sources,
             kafka,
-            producer,
+            producer: std::sync::RwLock::new(producer),
             produce_timeout,
             pool,
             hasher: KeyedHasher::new(secret.as_bytes()),
@@ -411,7 +412,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 
 /// Split a JSON or NDJSON body into values, one per row; a line that is not JSON is a
 /// rejected row of its own.
-fn json_rows(body: &[u8], layout: Layout) -> Result<Vec<(u64, Result<Value, FieldProblem>, bool)>, Problem> {
+fn json_rows(
+    body: &[u8],
+    layout: Layout,
+) -> Result<Vec<(u64, Result<Value, FieldProblem>, bool)>, Problem> {
     match layout {
         Layout::Json => {
             let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -477,7 +481,13 @@ async fn post_events(
         |role| role.may_send(kind.record()),
         |p| format!("a {} source may not send {}", p.role.name(), kind.path()),
         move |app, principal, body| {
-            event_rows(kind, layout, body, principal.organisation.as_str(), app.clock.now())
+            event_rows(
+                kind,
+                layout,
+                body,
+                principal.organisation.as_str(),
+                app.clock.now(),
+            )
         },
     )
     .await
@@ -587,15 +597,16 @@ fn extract_rows(
     source: &str,
     now: DateTime<Utc>,
 ) -> Result<(Rows, FieldName), Problem> {
-    let extract = ndtms::parse(body, columns, source, now.timestamp_micros()).map_err(|problem| {
-        let mut p = Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Unusable extract",
-            "the extract's header does not have the columns needed",
-        );
-        p.errors.push(problem);
-        p
-    })?;
+    let extract =
+        ndtms::parse(body, columns, source, now.timestamp_micros()).map_err(|problem| {
+            let mut p = Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Unusable extract",
+                "the extract's header does not have the columns needed",
+            );
+            p.errors.push(problem);
+            p
+        })?;
     let names: Vec<(String, String)> = [
         "episode_id",
         "local_authority",
@@ -703,9 +714,16 @@ impl Ingest {
         let (rows, field_name) = match parse(self, &principal, &body) {
             Ok(r) => r,
             Err(p) => {
-                self.audit(&principal, endpoint, received_at, p.status.as_u16(), &[], &[])
-                    .await
-                    .ok();
+                self.audit(
+                    &principal,
+                    endpoint,
+                    received_at,
+                    p.status.as_u16(),
+                    &[],
+                    &[],
+                )
+                .await
+                .ok();
                 return p.into_response();
             }
         };
@@ -721,15 +739,24 @@ impl Ingest {
                     let from = tally.accepted.len();
                     tally.accepted.extend(admitted);
                     pending.push((n, from, tally.accepted.len()));
-                    tally.results.push((n, RowResult::Accepted { events: vec![] }));
+                    tally
+                        .results
+                        .push((n, RowResult::Accepted { events: vec![] }));
                 }
                 Decision::Done(result) => tally.results.push((n, result)),
             }
         }
         if let Err(p) = self.send(&tally.accepted).await {
-            self.audit(&principal, endpoint, received_at, 503, &tally.accepted, &tally.results)
-                .await
-                .ok();
+            self.audit(
+                &principal,
+                endpoint,
+                received_at,
+                503,
+                &tally.accepted,
+                &tally.results,
+            )
+            .await
+            .ok();
             return p.into_response();
         }
         // Fill in the accepted rows' events now they are acknowledged.
@@ -837,9 +864,13 @@ impl Ingest {
                 a.payload.as_slice(),
             ));
         }
+        let producer = match self.producer.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         let sent = tokio::time::timeout(
             self.produce_timeout + Duration::from_secs(1),
-            continuity_stream::send_all(&self.producer, messages),
+            continuity_stream::send_all(&producer, messages),
         )
         .await;
         match sent {
@@ -865,6 +896,13 @@ impl Ingest {
 
     fn unavailable(&self) -> Problem {
         self.metrics.broker_failures.inc();
+        match self.kafka.producer_with_timeout(self.produce_timeout) {
+            Ok(fresh) => match self.producer.write() {
+                Ok(mut p) => *p = fresh,
+                Err(poisoned) => *poisoned.into_inner() = fresh,
+            },
+            Err(e) => tracing::error!(error = %e, "could not create a new producer"),
+        }
         let mut p = Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Broker unavailable",

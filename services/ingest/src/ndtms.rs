@@ -356,12 +356,7 @@ fn row(record: &csv::StringRecord, layout: &Layout, provider: &str, received_at:
                 "is needed with the rest of the attributor (initials, date of birth, sex)",
             ));
         }
-        match (
-            attributor_parts[0],
-            attributor_parts[1],
-            date_of_birth,
-            sex,
-        ) {
+        match (attributor_parts[0], attributor_parts[1], date_of_birth, sex) {
             (Some(f), Some(s), Some(dob), Some(sex)) => Some(wire::Attributor {
                 first_initial: f.to_owned(),
                 surname_initial: s.to_owned(),

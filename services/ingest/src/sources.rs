@@ -62,14 +62,8 @@ impl Role {
                     | R::IdentityMerged
                     | R::IdentityUnmerged
             ),
-            Role::Prison => matches!(
-                record,
-                R::PrisonRelease | R::ReleaseWithdrawn | R::Referral
-            ),
-            Role::Probation => matches!(
-                record,
-                R::Referral | R::IdentityLinked | R::PersonDied
-            ),
+            Role::Prison => matches!(record, R::PrisonRelease | R::ReleaseWithdrawn | R::Referral),
+            Role::Probation => matches!(record, R::Referral | R::IdentityLinked | R::PersonDied),
             Role::TreatmentProvider => {
                 matches!(record, R::TreatmentStart | R::TreatmentDischarge)
             }
@@ -209,8 +203,8 @@ impl Sources {
             };
             let organisation = OrganisationCode::parse(&c.organisation)
                 .map_err(|e| fail(&format!("organisation {e}")))?;
-            let hash = unhex(&c.token_sha256)
-                .ok_or_else(|| fail("token_sha256 must be 64 hex digits"))?;
+            let hash =
+                unhex(&c.token_sha256).ok_or_else(|| fail("token_sha256 must be 64 hex digits"))?;
             let rate = NonZeroU32::new(c.requests_per_second.unwrap_or(default_rate))
                 .ok_or_else(|| fail("requests_per_second must be at least 1"))?;
             let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
@@ -262,7 +256,11 @@ mod tests {
     fn authenticates_by_token_hash_only() {
         let sources = Sources::new(&[config(Role::Prison, "WSI", "secret-1")], 10).unwrap();
         assert_eq!(
-            sources.authenticate("secret-1").unwrap().organisation.as_str(),
+            sources
+                .authenticate("secret-1")
+                .unwrap()
+                .organisation
+                .as_str(),
             "WSI"
         );
         assert!(sources.authenticate("secret-2").is_none());
@@ -274,7 +272,10 @@ mod tests {
         let mut c = config(Role::Prison, "WSI", "t");
         c.token_sha256 = "abc".into();
         let e = Sources::new(&[c], 10).unwrap_err().to_string();
-        assert!(e.contains("source 1 (WSI-source)") && e.contains("token_sha256"), "{e}");
+        assert!(
+            e.contains("source 1 (WSI-source)") && e.contains("token_sha256"),
+            "{e}"
+        );
         let dup = [
             config(Role::Prison, "WSI", "t"),
             config(Role::Hmpps, "HMPPS", "t"),

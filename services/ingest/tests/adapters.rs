@@ -10,8 +10,8 @@ use continuity_ingest::api::EventKind;
 use continuity_ingest::hmpps::adapt;
 use continuity_ingest::ndtms;
 use continuity_ingest::rows::{derived_id, Parsed};
-use continuity_schema::wire::{Envelope, SourceRecord};
 use continuity_schema::validate_source_record;
+use continuity_schema::wire::{Envelope, SourceRecord};
 use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/hmpps");
@@ -58,12 +58,36 @@ fn admission(path: &str) -> continuity_domain::events::CustodyAdmission {
 fn releases_from_every_sample() {
     let pis = "probation-integration-services/prison-offender-events.prisoner.released__";
     for (file, noms, on, code, prison) in [
-        ("prisoner-released.json", "A0001AA", date(2022, 5, 4), "NCS", Some("WSI")),
-        ("prisoner-released-hdc.json", "A0023AA", date(2025, 3, 31), "HD", Some("WSI")),
+        (
+            "prisoner-released.json",
+            "A0001AA",
+            date(2022, 5, 4),
+            "NCS",
+            Some("WSI"),
+        ),
+        (
+            "prisoner-released-hdc.json",
+            "A0023AA",
+            date(2025, 3, 31),
+            "HD",
+            Some("WSI"),
+        ),
         // A death in custody arrives as a release with code DEC and no personReference.
-        ("prisoner-died.json", "A0378AY", date(2023, 2, 24), "DEC", Some("WSI")),
+        (
+            "prisoner-died.json",
+            "A0378AY",
+            date(2023, 2, 24),
+            "DEC",
+            Some("WSI"),
+        ),
         // Released to hospital, with a null prisonId.
-        ("prisoner-received-hospital-released.json", "A0005AA", date(2023, 8, 4), "HO", None),
+        (
+            "prisoner-received-hospital-released.json",
+            "A0005AA",
+            date(2023, 8, 4),
+            "HO",
+            None,
+        ),
     ] {
         let r = release(&format!("{pis}{file}"));
         assert_eq!(r.person.identifiers[0].value(), noms, "{file}");
@@ -87,14 +111,34 @@ fn admissions_from_every_sample() {
     let pis = "probation-integration-services/prison-offender-events.prisoner.received__";
     for (path, noms, kind) in [
         // Movement code N, probableCause RECALL.
-        (format!("{pis}bare__prisoner-received.json"), "A0001AA", AdmissionKind::Recall),
+        (
+            format!("{pis}bare__prisoner-received.json"),
+            "A0001AA",
+            AdmissionKind::Recall,
+        ),
         // Recall code 24.
-        (format!("{pis}prisoner-received-recalled.json"), "A0006AA", AdmissionKind::Recall),
+        (
+            format!("{pis}prisoner-received-recalled.json"),
+            "A0006AA",
+            AdmissionKind::Recall,
+        ),
         // No personReference: the NOMS number from additionalInformation.
-        (format!("{pis}prisoner-received.json"), "A0002AA", AdmissionKind::Recall),
-        ("resettlement-passport/recall-event.json".into(), "A4092EA", AdmissionKind::Recall),
+        (
+            format!("{pis}prisoner-received.json"),
+            "A0002AA",
+            AdmissionKind::Recall,
+        ),
+        (
+            "resettlement-passport/recall-event.json".into(),
+            "A4092EA",
+            AdmissionKind::Recall,
+        ),
         // An intake: an admission, not a recall.
-        ("resettlement-passport/intake-event.json".into(), "A4092EA", AdmissionKind::Admission),
+        (
+            "resettlement-passport/intake-event.json".into(),
+            "A4092EA",
+            AdmissionKind::Admission,
+        ),
     ] {
         let a = admission(&path);
         assert_eq!(a.person.identifiers[0].value(), noms, "{path}");
@@ -139,7 +183,11 @@ fn events_the_pipeline_does_not_use_are_ignored_with_the_reason() {
 fn every_sample_file_is_accounted_for() {
     // Each sample is either turned into an event or ignored, never rejected.
     let mut n = 0;
-    for dir in ["probation-integration-services", "resettlement-passport", "other"] {
+    for dir in [
+        "probation-integration-services",
+        "resettlement-passport",
+        "other",
+    ] {
         for entry in std::fs::read_dir(format!("{FIXTURES}/{dir}")).unwrap() {
             let path = entry.unwrap().path();
             let value: Value =
@@ -204,9 +252,18 @@ fn every_movement_code_ends_in_the_right_outcome() {
         ("CR", Some(Outcome::NotEngaged)),
         ("HD", Some(Outcome::NotEngaged)),
         ("DEC", Some(Outcome::Excluded(ExclusionReason::Died))),
-        ("HO", Some(Outcome::Excluded(ExclusionReason::ReleasedToHospital))),
-        ("HQ", Some(Outcome::Excluded(ExclusionReason::ReleasedToHospital))),
-        ("HP", Some(Outcome::Excluded(ExclusionReason::ReleasedToHospital))),
+        (
+            "HO",
+            Some(Outcome::Excluded(ExclusionReason::ReleasedToHospital)),
+        ),
+        (
+            "HQ",
+            Some(Outcome::Excluded(ExclusionReason::ReleasedToHospital)),
+        ),
+        (
+            "HP",
+            Some(Outcome::Excluded(ExclusionReason::ReleasedToHospital)),
+        ),
         ("DD", Some(Outcome::Excluded(ExclusionReason::Deported))),
         ("DE", Some(Outcome::Excluded(ExclusionReason::Deported))),
         ("DL", Some(Outcome::Excluded(ExclusionReason::Deported))),
@@ -221,9 +278,17 @@ fn every_movement_code_ends_in_the_right_outcome() {
             "movement code {code}"
         );
     }
-    for reason in ["TRANSFERRED", "TEMPORARY_ABSENCE_RELEASE", "SENT_TO_COURT", "UNKNOWN"] {
+    for reason in [
+        "TRANSFERRED",
+        "TEMPORARY_ABSENCE_RELEASE",
+        "SENT_TO_COURT",
+        "UNKNOWN",
+    ] {
         assert!(
-            matches!(adapt(&released_with(reason, "NCS"), "HMPPS"), Parsed::Ignored(_)),
+            matches!(
+                adapt(&released_with(reason, "NCS"), "HMPPS"),
+                Parsed::Ignored(_)
+            ),
             "{reason}"
         );
     }
@@ -241,7 +306,11 @@ fn every_recall_code_is_a_recall() {
         };
         assert_eq!(a.kind, AdmissionKind::Recall, "{code}");
     }
-    for reason in ["TRANSFERRED", "RETURN_FROM_COURT", "TEMPORARY_ABSENCE_RETURN"] {
+    for reason in [
+        "TRANSFERRED",
+        "RETURN_FROM_COURT",
+        "TEMPORARY_ABSENCE_RETURN",
+    ] {
         inner["additionalInformation"]["reason"] = reason.into();
         v["Message"] = inner.to_string().into();
         assert!(matches!(adapt(&v, "HMPPS"), Parsed::Ignored(_)), "{reason}");
@@ -301,7 +370,10 @@ fn json_errors_name_the_field_and_not_the_value() {
             .unwrap_err();
         assert_eq!(e.field, field, "{e:?}");
         assert!(e.problem.contains(problem), "{e:?}");
-        assert!(!e.problem.contains("OX1") && !e.problem.contains("PRISONER"), "{e:?}");
+        assert!(
+            !e.problem.contains("OX1") && !e.problem.contains("PRISONER"),
+            "{e:?}"
+        );
     }
     // Valid JSON, invalid content: validation names every field.
     let record = EventKind::Referrals
@@ -360,8 +432,12 @@ EP-5,E10000025,J,S,01/04/1990,M,03/06/2024,,05/08/2024,DROPPED OUT,
     let extract = ndtms::parse(csv.as_bytes(), &ndtms::Columns::default(), "PRV001", 0).unwrap();
     let rows: Vec<(u64, &Parsed)> = extract.rows.iter().map(|(n, p)| (*n, p)).collect();
     assert_eq!(rows.len(), 5);
-    assert!(matches!(rows[0], (2, Parsed::Records(r)) if r.len() == 1 && matches!(r[0], SourceRecord::TreatmentStart(_))));
-    assert!(matches!(rows[1], (3, Parsed::Records(r)) if matches!(r[..], [SourceRecord::TreatmentDischarge(_)])));
+    assert!(
+        matches!(rows[0], (2, Parsed::Records(r)) if r.len() == 1 && matches!(r[0], SourceRecord::TreatmentStart(_)))
+    );
+    assert!(
+        matches!(rows[1], (3, Parsed::Records(r)) if matches!(r[..], [SourceRecord::TreatmentDischarge(_)]))
+    );
     match rows[2] {
         (4, Parsed::Rejected(e)) => assert_eq!(e[0].field, "DOB"),
         other => panic!("{other:?}"),
