@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Bring up the local stack and run the pipeline on sample data:
-#   PostgreSQL and the broker; the topics; the matcher's migrations; the matcher, in the
-#   background; the sample scenario (every kind of outcome, and one record with a mistyped
-#   prison number that goes to the dead-letter topic) and six weeks of generated events up to
-#   today, produced to the source topics as a source would; then, once the matcher has caught
-#   up, the cases, the continuity rate per area and the caseworker flags it produced; then the
-#   weekly commissioners' report for the week just ended, written and served by the reporter.
-# Leaves the stack and the matcher running; `scripts/stack.sh down` stops everything.
+#   PostgreSQL and the broker; the topics; the migrations; the matcher and ingest, in the
+#   background, with a token for each organisation of the sample (ingest keeps only hashes);
+#   the sample scenario (every kind of outcome, and one record with a mistyped prison number
+#   that ingest refuses, naming the field), six weeks of generated events up to today and the
+#   real HMPPS payloads in tests/fixtures/hmpps, each sent through ingest's HTTP API by its
+#   organisation as a source would; then, once the matcher has caught up, the cases, the
+#   continuity rate per area and the caseworker flags it produced; then the weekly
+#   commissioners' report for the week just ended, written and served by the reporter.
+# Leaves the stack and the services running; `scripts/stack.sh down` stops everything.
 source "$(dirname "$0")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed; install Rust with rustup first"
@@ -22,23 +24,32 @@ export CONTINUITY_HTTP_ADDR="${CONTINUITY_HTTP_ADDR:-127.0.0.1:9101}"
 
 cd "$ROOT"
 log "building"
-cargo build --quiet --bin continuity --bin continuity-matcher --bin continuity-reporter
+cargo build --quiet --bin continuity --bin continuity-matcher --bin continuity-reporter --bin continuity-ingest
 bin="$ROOT/target/debug"
 "$bin/continuity" topics >/dev/null
 "$bin/continuity-matcher" migrate
 
-"$ROOT/scripts/stack.sh" matcher-stop
+"$ROOT/scripts/stack.sh" stop matcher
 log "starting the matcher (log: $STACK_DIR/matcher.log)"
 nohup "$bin/continuity-matcher" >>"$STACK_DIR/matcher.log" 2>&1 &
 echo $! >"$STACK_DIR/matcher.pid"
 wait_for 30 port_open 127.0.0.1 "${CONTINUITY_HTTP_ADDR##*:}" \
   || die "the matcher did not start; see $STACK_DIR/matcher.log"
 
-log "producing the sample scenario and six weeks of generated events"
+ingest_addr="${CONTINUITY_INGEST_ADDR:-127.0.0.1:9103}"
+"$ROOT/scripts/stack.sh" stop ingest
+"$bin/continuity" sources --out "$STACK_DIR/ingest"
+log "starting ingest on $ingest_addr (log: $STACK_DIR/ingest.log)"
+CONTINUITY_HTTP_ADDR="$ingest_addr" CONTINUITY_SOURCES_FILE="$STACK_DIR/ingest/sources.toml" \
+  nohup "$bin/continuity-ingest" serve >>"$STACK_DIR/ingest.log" 2>&1 &
+echo $! >"$STACK_DIR/ingest.pid"
+wait_for 30 port_open 127.0.0.1 "${ingest_addr##*:}" || die "ingest did not start; see $STACK_DIR/ingest.log"
+
+log "sending the sample scenario, six weeks of generated events and the HMPPS payloads through ingest"
 # Messages already on the topics (earlier runs): the matcher has to read past them too.
 before=$(psql "$CONTINUITY_DATABASE_URL" -qAtc "select coalesce(sum(next_offset), 0) from consumer_offsets" 2>/dev/null || echo 0)
-produced=$("$bin/continuity" produce --weeks 6)
-log "produced $produced messages; waiting for the matcher"
+produced=$("$bin/continuity" produce --ingest "http://$ingest_addr" --tokens "$STACK_DIR/ingest/tokens" --weeks 6)
+log "ingest wrote $produced events; waiting for the matcher"
 echo
 "$bin/continuity" summary --wait-for "$((before + produced))"
 echo
@@ -52,6 +63,7 @@ echo $! >"$STACK_DIR/reporter.pid"
 wait_for 30 port_open 127.0.0.1 "${reporter_addr##*:}" || die "the reporter did not start; see $STACK_DIR/reporter.log"
 echo "reports:          http://$reporter_addr/reports   (any week on demand: curl -X POST http://$reporter_addr/reports/2026-W47)"
 echo
+echo "ingest:           http://$ingest_addr/openapi.yaml   (metrics: /metrics; tokens: $STACK_DIR/ingest/tokens)"
 echo "matcher metrics:  http://$CONTINUITY_HTTP_ADDR/metrics   (ready: /readyz)"
 echo "matcher log:      $STACK_DIR/matcher.log"
 echo "cases:            psql \"$CONTINUITY_DATABASE_URL\" -c 'select * from cases limit 5'"

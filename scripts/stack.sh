@@ -2,8 +2,8 @@
 # The local stack: PostgreSQL and a Kafka-protocol broker (Tansu), as plain processes.
 #
 #   scripts/stack.sh up       install what is missing, start what is stopped, wait until healthy
-#   scripts/stack.sh down     stop the matcher and what this script started (data is kept)
-#   scripts/stack.sh matcher-stop   stop the matcher run.sh started
+#   scripts/stack.sh down     stop the services run.sh started and what this script started (data is kept)
+#   scripts/stack.sh stop S   stop one service run.sh started (ingest, matcher, reporter)
 #   scripts/stack.sh status   what runs where
 #   scripts/stack.sh env      print the environment the services and tests need
 #   scripts/stack.sh reset    down, then delete .stack/
@@ -139,24 +139,23 @@ export CONTINUITY_BROKERS=$BROKER_ADDR
 ENV
 }
 
-MATCHER_PID="$STACK_DIR/matcher.pid"
+SERVICES=(ingest reporter matcher)
 
-matcher_stop() {
-  if [[ -f "$MATCHER_PID" ]] && kill -0 "$(cat "$MATCHER_PID")" 2>/dev/null; then
-    kill -TERM "$(cat "$MATCHER_PID")"
-    wait_for 20 bash -c "! kill -0 $(cat "$MATCHER_PID") 2>/dev/null" || kill -9 "$(cat "$MATCHER_PID")" 2>/dev/null || true
-    log "matcher stopped"
-  fi
-  rm -f "$MATCHER_PID"
-}
-
-reporter_stop() {
-  local pid_file="$STACK_DIR/reporter.pid"
+# Stop a service run.sh started ($1: ingest, matcher or reporter): SIGTERM, then SIGKILL
+# after 20 s. The matcher finishes its batch and hands back its leases on SIGTERM.
+service_stop() {
+  local pid_file="$STACK_DIR/$1.pid"
   if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
     kill -TERM "$(cat "$pid_file")" || true
-    log "reporter stopped"
+    wait_for 20 bash -c "! kill -0 $(cat "$pid_file") 2>/dev/null" || kill -9 "$(cat "$pid_file")" 2>/dev/null || true
+    log "$1 stopped"
   fi
   rm -f "$pid_file"
+}
+
+services_stop() {
+  local s
+  for s in "${SERVICES[@]}"; do service_stop "$s"; done
 }
 
 case "${1:-status}" in
@@ -168,17 +167,16 @@ case "${1:-status}" in
     log "up: PostgreSQL at ${db_url%%/postgres}, broker at $BROKER_ADDR (env in $ENV_FILE)"
     ;;
   down)
-    reporter_stop
-    matcher_stop
+    services_stop
     broker_down
     postgres_down
     ;;
-  matcher-stop)
-    matcher_stop
+  stop)
+    [[ " ${SERVICES[*]} " == *" ${2:-} "* ]] || die "usage: scripts/stack.sh stop ingest|matcher|reporter"
+    service_stop "$2"
     ;;
   reset)
-    reporter_stop
-    matcher_stop
+    services_stop
     broker_down
     postgres_down
     rm -rf "$STACK_DIR"
@@ -198,11 +196,14 @@ case "${1:-status}" in
     elif port_open "$BROKER_HOST" "$BROKER_PORT"; then echo "broker    up    $BROKER_ADDR (not started by this script)"
     else echo "broker    down"; fi
     [[ -x "$TANSU_BIN" ]] || echo "tansu     not installed (scripts/install-broker.sh builds it)"
-    if [[ -f "$MATCHER_PID" ]] && kill -0 "$(cat "$MATCHER_PID")" 2>/dev/null; then
-      echo "matcher   up    pid $(cat "$MATCHER_PID"), log $STACK_DIR/matcher.log"
-    else echo "matcher   down"; fi
+    for svc in "${SERVICES[@]}"; do
+      pid_file="$STACK_DIR/$svc.pid"
+      if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+        printf '%-9s up    pid %s, log %s\n' "$svc" "$(cat "$pid_file")" "$STACK_DIR/$svc.log"
+      else printf '%-9s down\n' "$svc"; fi
+    done
     ;;
   *)
-    die "usage: scripts/stack.sh up|down|status|env|reset|matcher-stop"
+    die "usage: scripts/stack.sh up|down|status|env|reset|stop SERVICE"
     ;;
 esac

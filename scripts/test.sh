@@ -24,6 +24,8 @@ if [[ -n "$started" && -z "${CONTINUITY_KEEP_STACK:-}" ]]; then
 fi
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
+# The ingest test stops and restarts a broker of its own.
+export CONTINUITY_TANSU_BIN="$TANSU_BIN"
 
 cd "$ROOT"
 if command -v cargo-nextest >/dev/null; then

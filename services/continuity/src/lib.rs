@@ -1,12 +1,14 @@
 //! The `continuity` command line's library: producing the sample scenario and generated events
 //! to the source topics as a source would, reading them back (for tests of the wire path), and
-//! the summary a person sees after a local run. Services are their own binaries
-//! (`continuity-matcher`); ingest and the reporter join as they land.
+//! the summary a person sees after a local run, and sending the sample through ingest as its
+//! sources would ([`through_ingest`]). Services are their own binaries (`continuity-ingest`,
+//! `continuity-matcher`, `continuity-reporter`).
 
 #![warn(missing_docs)]
 
 pub mod sample;
 pub mod summary;
+pub mod through_ingest;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -274,17 +276,14 @@ pub fn summarise(a: &Assessment, received: &Received, now: DateTime<Utc>) -> Str
     out
 }
 
-/// Produce the sample scenario (with its invalid record) and `weeks` weeks of generated
-/// events ending today to the source topics. Returns the number of messages produced.
-pub async fn produce_sample(
-    settings: &KafkaSettings,
-    hasher: &KeyedHasher,
+/// The sample scenario (with its invalid record) and `weeks` weeks of generated events up to
+/// `now`: what the run command sends through ingest.
+pub fn sample_events(
     now: DateTime<Utc>,
     weeks: u32,
     seed: u64,
-) -> anyhow::Result<usize> {
+) -> (Vec<SourceEvent>, Vec<Vec<u8>>) {
     let today = continuity_domain::london_date(now);
-    settings.ensure_topics(&Topic::ALL).await?;
     let sample = sample::sample(today);
     let days = weeks * 7;
     let generated = continuity_synthetic::generate(&continuity_synthetic::Config {
@@ -295,18 +294,11 @@ pub async fn produce_sample(
         local_authorities: 12,
         prisons: 20,
     });
-    let mut messages = Vec::new();
-    for event in sample
-        .events
-        .iter()
-        .chain(generated.iter().filter(|e| e.meta().occurred_at <= now))
-    {
-        messages.push((partition_key(event, hasher), encode_source_event(event)?));
-    }
-    for invalid in &sample.invalid {
-        messages.push((b"invalid".to_vec(), invalid.clone()));
-    }
-    let producer = settings.producer()?;
-    produce(&producer, settings, &messages).await?;
-    Ok(messages.len())
+    let mut events = sample.events;
+    events.extend(
+        generated
+            .into_iter()
+            .filter(|e| e.meta().occurred_at <= now),
+    );
+    (events, sample.invalid)
 }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use continuity_domain::KeyedHasher;
 use continuity_stream::{KafkaSettings, Topic};
 
 #[derive(Parser)]
@@ -36,11 +35,31 @@ struct Cli {
 enum Command {
     /// Create the topics that are missing.
     Topics,
-    /// Produce the sample scenario and a few weeks of generated events to the source topics.
+    /// Write a token per organisation of the sample: `sources.toml` for ingest (hashes only)
+    /// and `tokens` for `produce`.
+    Sources {
+        /// Directory to write into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Weeks of generated events (as for `produce`).
+        #[arg(long, default_value_t = 6)]
+        weeks: u32,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Send the sample scenario, a few weeks of generated events and the real HMPPS payloads
+    /// through ingest, as their sources would. Prints the number of events written.
     Produce {
-        /// Secret for keyed hashes of message keys.
-        #[arg(long, env = "CONTINUITY_HASH_SECRET", hide_env_values = true)]
-        hash_secret: String,
+        /// Ingest's address.
+        #[arg(long, default_value = "http://127.0.0.1:9103")]
+        ingest: String,
+        /// The tokens written by `sources`.
+        #[arg(long)]
+        tokens: std::path::PathBuf,
+        /// HMPPS domain-event payloads to send as HMPPS delivers them.
+        #[arg(long, default_value = "tests/fixtures/hmpps")]
+        hmpps: std::path::PathBuf,
         /// Weeks of generated events, ending today.
         #[arg(long, default_value_t = 6)]
         weeks: u32,
@@ -74,15 +93,42 @@ async fn main() -> anyhow::Result<()> {
                 println!("{} ({} partitions)", settings.topic(t), t.partitions());
             }
         }
+        Command::Sources { out, weeks, seed } => {
+            let (events, _) = continuity::sample_events(chrono::Utc::now(), weeks, seed);
+            let orgs: std::collections::BTreeSet<String> = events
+                .iter()
+                .map(|e| e.meta().source.to_string())
+                .chain([continuity::through_ingest::HMPPS_ORGANISATION.to_owned()])
+                .collect();
+            let n =
+                continuity::through_ingest::write_sources(orgs.iter().map(String::as_str), &out)?;
+            eprintln!("{n} sources written to {}", out.display());
+        }
         Command::Produce {
-            hash_secret,
+            ingest,
+            tokens,
+            hmpps,
             weeks,
             seed,
         } => {
-            let hasher = KeyedHasher::new(hash_secret.as_bytes());
-            let n = continuity::produce_sample(&settings, &hasher, chrono::Utc::now(), weeks, seed)
-                .await?;
-            println!("{n}");
+            settings.ensure_topics(&Topic::ALL).await?;
+            let (events, invalid) = continuity::sample_events(chrono::Utc::now(), weeks, seed);
+            let tokens = continuity::through_ingest::read_tokens(&tokens)?;
+            let sent = tokio::task::spawn_blocking(move || {
+                continuity::through_ingest::send(&ingest, tokens, &events, &invalid, &hmpps)
+            })
+            .await??;
+            eprintln!(
+                "ingest: {} requests; {} events written; HMPPS events ignored (not used by the pipeline): {}; rows refused: {}",
+                sent.requests,
+                sent.events,
+                sent.ignored,
+                sent.refused.len()
+            );
+            for r in &sent.refused {
+                eprintln!("  refused: {r}");
+            }
+            println!("{}", sent.events);
         }
         Command::Summary {
             database_url,
