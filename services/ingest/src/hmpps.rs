@@ -292,7 +292,7 @@ impl Event {
             return Parsed::Rejected(problems);
         };
         let date = london_date(at);
-        Parsed::Record(SourceRecord::PrisonRelease(wire::PrisonRelease {
+        Parsed::one(SourceRecord::PrisonRelease(wire::PrisonRelease {
             envelope: self.envelope(at),
             release_id: format!("{noms}/{date}"),
             person: PersonIdentifiers {
@@ -336,7 +336,7 @@ impl Event {
         let code = self.info("nomisMovementReasonCode");
         let recall = code.is_some_and(|c| RECALL_CODES.contains(&c))
             || self.info("probableCause") == Some("RECALL");
-        Parsed::Record(SourceRecord::CustodyAdmission(wire::CustodyAdmission {
+        Parsed::one(SourceRecord::CustodyAdmission(wire::CustodyAdmission {
             envelope: self.envelope(at),
             person: PersonIdentifiers {
                 noms: Some(noms),
@@ -385,7 +385,7 @@ impl Event {
             kept,
             other,
         };
-        Parsed::Record(match change {
+        Parsed::one(match change {
             IdentityChange::Merged => SourceRecord::IdentityMerged(wire::IdentityMerged(c)),
             IdentityChange::Unmerged => SourceRecord::IdentityUnmerged(wire::IdentityUnmerged(c)),
         })
@@ -413,7 +413,7 @@ impl Event {
         let (Some(crn), Some(noms), Some(at)) = (crn, noms, at) else {
             return Parsed::Rejected(problems);
         };
-        Parsed::Record(SourceRecord::IdentityLinked(wire::IdentityLinked(
+        Parsed::one(SourceRecord::IdentityLinked(wire::IdentityLinked(
             wire::IdentityChange {
                 envelope: self.envelope(at),
                 kept: wire::Identifier {

@@ -410,12 +410,16 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
+/// A row of a JSON body: its number, its value (or why it is not JSON), and whether it was the
+/// whole body (a single event, answered on its own).
+type JsonRow = (u64, Result<Value, FieldProblem>, bool);
+
 /// Split a JSON or NDJSON body into values, one per row; a line that is not JSON is a
 /// rejected row of its own.
 fn json_rows(
     body: &[u8],
     layout: Layout,
-) -> Result<Vec<(u64, Result<Value, FieldProblem>, bool)>, Problem> {
+) -> Result<Vec<JsonRow>, Problem> {
     match layout {
         Layout::Json => {
             let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -559,7 +563,7 @@ fn event_rows(
                         schema_version: 1,
                     };
                     match kind.parse(&bytes, envelope) {
-                        Ok(record) => Parsed::Record(record),
+                        Ok(record) => Parsed::one(record),
                         Err(e) => Parsed::Rejected(vec![FieldProblem::new(e.field, e.problem)]),
                     }
                 }

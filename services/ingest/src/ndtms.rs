@@ -366,13 +366,15 @@ fn row(record: &csv::StringRecord, layout: &Layout, provider: &str, received_at:
             _ => None,
         }
     };
-    if triage_date.is_none() && intervention_start.is_none() && discharged_on.is_none() {
-        if problems.is_empty() {
-            problems.push(FieldProblem::new(
-                layout.header(Field::TriageDate),
-                "or an intervention start or discharge date must be given",
-            ));
-        }
+    if triage_date.is_none()
+        && intervention_start.is_none()
+        && discharged_on.is_none()
+        && problems.is_empty()
+    {
+        problems.push(FieldProblem::new(
+            layout.header(Field::TriageDate),
+            "or an intervention start or discharge date must be given",
+        ));
     }
     if !problems.is_empty() {
         return Parsed::Rejected(problems);

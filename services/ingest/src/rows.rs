@@ -37,14 +37,20 @@ impl FieldProblem {
 /// What an adapter made of one row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Parsed {
-    /// One record; the id is derived when `Uuid::nil()`.
-    Record(SourceRecord),
-    /// Several records from one row (a treatment extract row with a start and a discharge).
+    /// The row's records (a treatment extract row can hold a start and a discharge); an id is
+    /// derived where it is `Uuid::nil()`.
     Records(Vec<SourceRecord>),
     /// Not for the pipeline, with the reason.
     Ignored(String),
     /// Unusable, naming each field.
     Rejected(Vec<FieldProblem>),
+}
+
+impl Parsed {
+    /// A row of one record.
+    pub fn one(record: SourceRecord) -> Self {
+        Parsed::Records(vec![record])
+    }
 }
 
 /// A record ready to send.
@@ -116,7 +122,6 @@ pub fn admit(
     field_name: &dyn Fn(&str) -> String,
 ) -> Decision {
     let records = match parsed {
-        Parsed::Record(r) => vec![r],
         Parsed::Records(rs) => rs,
         Parsed::Ignored(reason) => return Decision::Done(RowResult::Ignored { reason }),
         Parsed::Rejected(errors) => return Decision::Done(RowResult::Rejected { errors }),

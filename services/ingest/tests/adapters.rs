@@ -26,9 +26,11 @@ fn today() -> NaiveDate {
 }
 
 fn event(parsed: Parsed) -> SourceEvent {
-    let Parsed::Record(mut record) = parsed else {
+    let Parsed::Records(mut records) = parsed else {
         panic!("expected a record, got {parsed:?}");
     };
+    assert_eq!(records.len(), 1);
+    let mut record = records.remove(0);
     let id = derived_id(&record);
     record.envelope_mut().event_id = id;
     validate_source_record(&record, today()).unwrap()
