@@ -27,7 +27,8 @@ dir="$STACK_DIR/bench-ingest"
 rm -rf "$dir" && mkdir -p "$dir"
 psql "$DATABASE_URL" -qAtc "drop database if exists continuity_bench with (force)" >/dev/null
 psql "$DATABASE_URL" -qAtc "create database continuity_bench" >/dev/null
-token=$("$bin" new-token | head -1)
+"$bin" new-token >"$dir/new-token"
+token=$(head -1 "$dir/new-token")
 cat >"$dir/sources.toml" <<TOML
 [[sources]]
 name = "bench-provider"
@@ -40,10 +41,10 @@ TOML
 start_json() { # episode, noms
   printf '{"episode_id":"%s","provider":"PRV001","local_authority":"E10000025","person":{"noms":"%s"},"attributor":{"first_initial":"J","surname_initial":"S","date_of_birth":"1990-04-01","sex":"MALE"},"triage_date":"2026-11-20","intervention_start":"2026-11-27"}' "$1" "$2"
 }
-start_json EP-1 A1234BC >"$dir/single.json"
+# 1,000 distinct events: sent one per request in turn (oha -Z), and all in one request.
 for i in $(seq 1 1000); do
   start_json "EP-$i" "$(printf 'A%04dBC' "$i")"; echo
-done >"$dir/batch.ndjson"
+done >"$dir/events.ndjson"
 
 port=9113
 prefix="bench$(date +%s)."
@@ -57,11 +58,11 @@ trap 'kill $pid 2>/dev/null || true' EXIT
   || cargo run --quiet --bin continuity -- --topic-prefix "$prefix" topics >/dev/null
 wait_for 30 port_open 127.0.0.1 "$port" || die "ingest did not start; see $dir/ingest.log"
 
-run() { # name, content type, body file, path, connections
+run() { # name, content type, body option (-D file or -Z file of lines), body file, connections
   "$OHA_BIN" --no-tui --output-format json -z "${seconds}s" -c "$5" -m POST \
-    -H "Authorization: Bearer $token" -H "Content-Type: $2" -D "$3" \
-    "http://127.0.0.1:$port$4" >"$dir/$1.json"
-  python3 - "$dir/$1.json" "$1" <<'PY'
+    -H "Authorization: Bearer $token" -H "Content-Type: $2" "$3" "$4" \
+    "http://127.0.0.1:$port/v1/events/treatment-starts" >"$dir/result-$1.json"
+  python3 - "$dir/result-$1.json" "$1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 s, p = r["summary"], r["latencyPercentiles"]
@@ -70,7 +71,7 @@ print(f"{sys.argv[2]:<14} {s['requestsPerSec']:>9.0f} req/s   p50 {p['p50']*1000
 PY
 }
 log "single events: $connections connections, ${seconds}s"
-run single application/json "$dir/single.json" /v1/events/treatment-starts "$connections"
+run single application/json -Z "$dir/events.ndjson" "$connections"
 log "1,000-row NDJSON batches: 4 connections, ${seconds}s"
-run batch-1000 application/x-ndjson "$dir/batch.ndjson" /v1/events/treatment-starts 4
+run batch-1000 application/x-ndjson -D "$dir/events.ndjson" 4
 echo "(a batch request carries 1,000 events; results in $dir)"
