@@ -314,3 +314,88 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
         h.accepted
     );
 }
+
+/// Arbitrary JSON documents, nested up to four levels, with keys from the real field names.
+fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let keys = prop::sample::select(vec![
+        "eventType",
+        "Message",
+        "occurredAt",
+        "additionalInformation",
+        "personReference",
+        "identifiers",
+        "type",
+        "value",
+        "nomsNumber",
+        "reason",
+        "nomisMovementReasonCode",
+        "prisonId",
+        "episode_id",
+        "provider",
+        "person",
+        "noms",
+        "triage_date",
+        "need",
+        "local_authority",
+        "attributor",
+        "date_of_birth",
+        "MessageAttributes",
+        "x",
+    ]);
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        ".{0,30}".prop_map(Value::from),
+        prop::sample::select(vec![
+            "RELEASED",
+            "ADMISSION",
+            "DEC",
+            "A1234BC",
+            "2024-06-07T00:00:00+01:00[Europe/London]",
+            "prison-offender-events.prisoner.released",
+            "E10000025",
+            "01/02/2024",
+        ])
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 64, 8, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(keys.clone(), inner, 0..8).prop_map(|m| Value::Object(
+                m.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn arbitrary_json_is_answered_by_every_adapter(doc in arbitrary_json(), wrap in proptest::prelude::any::<bool>()) {
+        let mut h = Harness::new();
+        let doc = if wrap {
+            serde_json::json!({"Type": "Notification", "Message": doc.to_string()})
+        } else {
+            doc
+        };
+        let body = doc.to_string().into_bytes();
+        h.answer("HMPPS", hmpps_rows(Layout::Json, &body, "HMPPS"));
+        for kind in EventKind::ALL {
+            h.answer("HMPPS", event_rows(kind, Layout::Json, &body, "HMPPS", now()));
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_is_answered_as_csv_dates_and_instants(text in "(?s).{0,400}") {
+        let mut h = Harness::new();
+        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), text.as_bytes(), "PRV001", now()));
+        let _ = crate::time::parse_date(&text);
+        let _ = crate::time::parse_instant(&text);
+        let with_header = format!("EPISODE_ID,LA,DOB,FINITIAL,SINITIAL,SEX,TRIAGED\n{text}");
+        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), with_header.as_bytes(), "PRV001", now()));
+    }
+}

@@ -416,10 +416,7 @@ type JsonRow = (u64, Result<Value, FieldProblem>, bool);
 
 /// Split a JSON or NDJSON body into values, one per row; a line that is not JSON is a
 /// rejected row of its own.
-fn json_rows(
-    body: &[u8],
-    layout: Layout,
-) -> Result<Vec<JsonRow>, Problem> {
+fn json_rows(body: &[u8], layout: Layout) -> Result<Vec<JsonRow>, Problem> {
     match layout {
         Layout::Json => {
             let value: Value = serde_json::from_slice(body).map_err(|e| {
