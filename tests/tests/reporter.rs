@@ -4,7 +4,8 @@
 //!   cell;
 //! - the report is produced on demand over HTTP, served as HTML and CSV, and its figures are
 //!   published with the same ids when published again;
-//! - the page renders in headless Chromium with its chart and tables.
+//! - the page renders in headless Chromium with its chart and tables;
+//! - a final figure that changes is republished as a revision, and only that cell.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -231,6 +232,77 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    env.cleanup().await;
+}
+
+/// The last message of each England weekly cell on the topic, by period.
+fn england_weeks(messages: &[Vec<u8>]) -> BTreeMap<String, wire::ContinuityPerformance> {
+    messages
+        .iter()
+        .map(|m| wire::ContinuityPerformance::from_message(m).unwrap())
+        .filter(|f| {
+            f.breakdown == wire::Breakdown::England
+                && f.period_kind == wire::PeriodKind::IsoWeek
+                && f.audience == wire::Audience::Published
+        })
+        .map(|f| (f.period.clone(), f))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_figure_that_changes_is_republished_as_a_revision() {
+    let env = env().await;
+    a_year_of_cases(&env).await;
+    let dir = std::env::temp_dir().join(format!("reports-{}", uuid::Uuid::new_v4().simple()));
+    let s = settings(&env, &dir);
+    let now = s.fixed_now.unwrap();
+    let reporter = Reporter::connect(s).await.unwrap();
+    let week = continuity_reporter::report::parse_week(WEEK).unwrap();
+    reporter.run(week, Some(now)).await.unwrap();
+    let first =
+        england_weeks(&read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await);
+    let (period, before) = first
+        .iter()
+        .find(|(_, f)| f.status == wire::FigureStatus::Final && f.engaged.is_some())
+        .map(|(p, f)| (p.clone(), f.clone()))
+        .expect("a final England week");
+
+    // Late community data: a not-engaged case of that week turns out engaged.
+    let changed = sqlx::query(
+        "update cases set outcome = 'ENGAGED' where case_id = (
+             select case_id from cases where outcome = 'NOT_ENGAGED'
+             and release_date between $1 and $2 limit 1)",
+    )
+    .bind(continuity_schema::date_from_days(before.period_start).unwrap())
+    .bind(continuity_schema::date_from_days(before.period_end).unwrap())
+    .execute(&env.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+    reporter.run(week, Some(now)).await.unwrap();
+    let all = read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await;
+    let second = england_weeks(&all);
+    let after = &second[&period];
+    assert_eq!(after.cohort_id, before.cohort_id, "the same cell");
+    assert_eq!(after.status, wire::FigureStatus::Revision);
+    assert_eq!(after.revision, 1);
+    assert_eq!(after.engaged, before.engaged.map(|n| n + 1));
+    assert_ne!(after.envelope.event_id, before.envelope.event_id);
+    // Every other England week is republished unchanged, with the same id.
+    for (p, f) in &first {
+        if *p != period {
+            assert_eq!(second[p].envelope.event_id, f.envelope.event_id, "{p}");
+            assert_eq!(second[p].revision, 0, "{p}");
+        }
+    }
+    // Publishing again repeats the revision, not a new one.
+    reporter.run(week, Some(now)).await.unwrap();
+    let third =
+        england_weeks(&read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await);
+    assert_eq!(third[&period].envelope.event_id, after.envelope.event_id);
+    assert_eq!(third[&period].revision, 1);
     let _ = std::fs::remove_dir_all(&dir);
     env.cleanup().await;
 }

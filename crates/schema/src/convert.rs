@@ -758,17 +758,31 @@ pub struct Figure<'a> {
     pub tally: Option<&'a continuity_domain::Tally>,
     /// Final or still provisional.
     pub status: continuity_domain::FigureStatus,
+    /// 0 for the figures first published for the cell; 1, 2, ... for each change after the
+    /// cell was final (published with status `REVISION`).
+    pub revision: u32,
 }
 
-/// The `ContinuityPerformance` message for a figure, and its key (the cohort id, so every
-/// version of a cell lands on one partition, in order). The cohort id names the cell; the
-/// event id also covers the figures, so republishing unchanged figures repeats the same ids
-/// and a changed figure gets a new one.
+/// A `ContinuityPerformance` message and what identifies it.
+#[derive(Debug, Clone)]
+pub struct PerformanceMessage {
+    /// The cell (period, breakdown, area, audience): the message key.
+    pub cohort_id: uuid::Uuid,
+    /// The cell and its figures (not the revision): equal when nothing changed.
+    pub content: uuid::Uuid,
+    /// The encoded message.
+    pub message: Vec<u8>,
+}
+
+/// The `ContinuityPerformance` message for a figure. Its key is the cohort id, so every
+/// version of a cell lands on one partition, in order. The cohort id names the cell; the event
+/// id also covers the figures and the revision, so republishing unchanged figures repeats the
+/// same ids and a changed figure gets a new one.
 pub fn performance_message(
     figure: &Figure<'_>,
     now: DateTime<Utc>,
     source: &str,
-) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
+) -> Result<PerformanceMessage, CodecError> {
     use continuity_domain::{Breakdown as B, CohortPeriod as P, FigureStatus as S};
     let audience = if figure.published {
         wire::Audience::Published
@@ -803,12 +817,16 @@ pub fn performance_message(
         figure.tally.map(|t| &t.excluded),
         figure.published
     );
-    let message = wire::ContinuityPerformance {
-        envelope: output_envelope(
-            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, content.as_bytes()),
-            now,
-            source,
+    let content_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, content.as_bytes());
+    let event_id = match figure.revision {
+        0 => content_id,
+        n => uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{content}/revision/{n}").as_bytes(),
         ),
+    };
+    let message = wire::ContinuityPerformance {
+        envelope: output_envelope(event_id, now, source),
         cohort_id,
         period: figure.period.to_string(),
         period_kind: match figure.period {
@@ -836,12 +854,17 @@ pub fn performance_message(
         open,
         excluded,
         gap_to_ambition: rate.map(|r| r.gap_to_ambition()),
-        status: match figure.status {
-            S::Provisional => wire::FigureStatus::Provisional,
-            S::Final => wire::FigureStatus::Final,
+        status: match (figure.status, figure.revision) {
+            (S::Provisional, _) => wire::FigureStatus::Provisional,
+            (S::Final, 0) => wire::FigureStatus::Final,
+            (S::Final, _) => wire::FigureStatus::Revision,
         },
-        revision: 0,
+        revision: figure.revision as i32,
         suppressed: figure.counts.is_suppressed(),
     };
-    Ok((cohort_id.as_bytes().to_vec(), message.to_message()?))
+    Ok(PerformanceMessage {
+        cohort_id,
+        content: content_id,
+        message: message.to_message()?,
+    })
 }

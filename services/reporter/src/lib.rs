@@ -13,7 +13,7 @@
 
 pub mod report;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,10 +26,11 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Duration, Utc, Weekday};
 use continuity_domain::{
-    tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, Outcome, Regions, Rules, Tally,
+    tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome, Regions, Rules,
+    Tally,
 };
 use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
-use continuity_schema::{performance_message, Figure};
+use continuity_schema::{performance_message, Figure, PerformanceMessage};
 use continuity_stream::{send_all, KafkaSettings, Topic};
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
@@ -205,29 +206,20 @@ pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
 }
 
 /// Publish the report's figures: every published cell, and the internal figure of every cell
-/// of the report's cohorts. Returns how many messages the broker acknowledged.
+/// of the report's cohorts. A cell whose figures changed after it was final is published as a
+/// revision (status `REVISION`, revision n + 1), never silently; unchanged cells repeat their
+/// last message, ids included. What was published is recorded in `published_figures` once
+/// the broker has acknowledged it. Returns how many messages were published.
 pub async fn publish(
+    pool: &PgPool,
     kafka: &KafkaSettings,
     report: &Report,
     cells: &BTreeMap<CellKey, Tally>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<usize> {
-    // One message per cell: (published, cohort, breakdown, area) -> (key, message).
+    // One figure per cell: (published, cohort, breakdown, area).
     type Cell = (bool, CohortPeriod, Breakdown, String);
-    let mut messages: BTreeMap<Cell, (Vec<u8>, Vec<u8>)> = BTreeMap::new();
-    let mut add = |figure: Figure<'_>| -> anyhow::Result<()> {
-        let (key, message) = performance_message(&figure, now, SOURCE)?;
-        messages.insert(
-            (
-                figure.published,
-                figure.period,
-                figure.breakdown,
-                figure.area.to_string(),
-            ),
-            (key, message),
-        );
-        Ok(())
-    };
+    let mut figures: Vec<Figure<'_>> = Vec::new();
     for grid in &report.grids {
         // The England grid's one row is its total row.
         let totals = (grid.breakdown != Breakdown::England)
@@ -241,7 +233,7 @@ pub async fn publish(
         for (area, row) in rows {
             for (i, week) in report.cohorts.iter().enumerate() {
                 let status = report.status[i];
-                add(Figure {
+                figures.push(Figure {
                     period: *week,
                     breakdown: grid.breakdown,
                     area,
@@ -249,9 +241,10 @@ pub async fn publish(
                     counts: row[i],
                     tally: None,
                     status,
-                })?;
+                    revision: 0,
+                });
                 if let Some(t) = cells.get(&(*week, grid.breakdown, area.to_string())) {
-                    add(Figure {
+                    figures.push(Figure {
                         period: *week,
                         breakdown: grid.breakdown,
                         area,
@@ -262,23 +255,85 @@ pub async fn publish(
                         },
                         tally: Some(t),
                         status,
-                    })?;
+                        revision: 0,
+                    });
                 }
             }
         }
     }
-    let messages: Vec<(Vec<u8>, Vec<u8>)> = messages.into_values().collect();
+    let figures: BTreeMap<Cell, Figure<'_>> = figures
+        .into_iter()
+        .map(|f| ((f.published, f.period, f.breakdown, f.area.to_string()), f))
+        .collect();
+    let first: Vec<(Figure<'_>, PerformanceMessage)> = figures
+        .into_values()
+        .map(|f| performance_message(&f, now, SOURCE).map(|m| (f, m)))
+        .collect::<Result<_, _>>()?;
+    let ids: Vec<uuid::Uuid> = first.iter().map(|(_, m)| m.cohort_id).collect();
+    let previous: HashMap<uuid::Uuid, (uuid::Uuid, String, i32)> = sqlx::query_as(
+        "select cohort_id, content, status, revision from published_figures where cohort_id = any($1)",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|(id, content, status, revision)| (id, (content, status, revision)))
+    .collect();
+    let mut messages = Vec::with_capacity(first.len());
+    for (mut figure, message) in first {
+        let revision = match previous.get(&message.cohort_id) {
+            None => 0,
+            Some((content, _, revision)) if *content == message.content => *revision,
+            Some((_, status, revision))
+                if status != "PROVISIONAL" && figure.status == FigureStatus::Final =>
+            {
+                revision + 1
+            }
+            Some((_, _, revision)) => *revision,
+        };
+        let status = match (figure.status, revision) {
+            (FigureStatus::Provisional, _) => "PROVISIONAL",
+            (FigureStatus::Final, 0) => "FINAL",
+            (FigureStatus::Final, _) => "REVISION",
+        };
+        let message = if revision == 0 {
+            message
+        } else {
+            figure.revision = revision as u32;
+            performance_message(&figure, now, SOURCE)?
+        };
+        messages.push((message, status, revision));
+    }
     let producer = kafka.producer()?;
     let topic = kafka.topic(Topic::Performance);
     for chunk in messages.chunks(10_000) {
         let batch: Vec<continuity_stream::Outgoing<'_>> = chunk
             .iter()
-            .map(|(k, m)| -> continuity_stream::Outgoing<'_> {
-                (topic.as_str(), Some(k.as_slice()), m.as_slice())
+            .map(|(m, _, _)| -> continuity_stream::Outgoing<'_> {
+                (
+                    topic.as_str(),
+                    Some(m.cohort_id.as_bytes().as_slice()),
+                    m.message.as_slice(),
+                )
             })
             .collect();
         send_all(&producer, batch).await?;
     }
+    sqlx::query(
+        "insert into published_figures (cohort_id, content, status, revision, published_at)
+         select id, content, status, revision, $5
+         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[]) as t(id, content, status, revision)
+         on conflict (cohort_id) do update set content = excluded.content,
+             status = excluded.status, revision = excluded.revision,
+             published_at = excluded.published_at",
+    )
+    .bind(messages.iter().map(|(m, _, _)| m.cohort_id).collect::<Vec<_>>())
+    .bind(messages.iter().map(|(m, _, _)| m.content).collect::<Vec<_>>())
+    .bind(messages.iter().map(|(_, s, _)| *s).collect::<Vec<_>>())
+    .bind(messages.iter().map(|(_, _, r)| *r).collect::<Vec<_>>())
+    .bind(now)
+    .execute(pool)
+    .await?;
     Ok(messages.len())
 }
 
@@ -407,7 +462,7 @@ impl Reporter {
         let written = write_report(&self.settings.reports_dir, &report)?;
         self.metrics.record(&report, &cells, &cases);
         let published = match publish_at {
-            Some(now) => publish(&self.settings.kafka(), &report, &cells, now).await?,
+            Some(now) => publish(&self.pool, &self.settings.kafka(), &report, &cells, now).await?,
             None => 0,
         };
         self.metrics
