@@ -313,28 +313,72 @@ pub fn published_grid(
         engaged[at] = t.engaged;
         not_engaged[at] = t.finalised - t.engaged;
     }
+    let hidden = time_stable_mask(&engaged, &not_engaged, rows, cols);
     let grid = |cells| CountTable::new(rows, cols, cells);
     let (Some(engaged), Some(not_engaged)) = (grid(engaged), grid(not_engaged)) else {
         unreachable!("cells are rows × cols by construction")
     };
-    let entry = |mask: &Option<crate::disclosure::Suppression>, r: usize, c: usize| {
-        let hidden = mask.as_ref().is_some_and(|m| m.is_suppressed(r, c));
+    let entry = |r: usize, c: usize| {
+        let hide = hidden[r * (cols + 1) + c];
         let (e, n) = (engaged.entry(r, c), not_engaged.entry(r, c));
         Published {
-            engaged: (!hidden).then_some(e),
-            finalised: (!hidden).then_some(e + n),
+            engaged: (!hide).then_some(e),
+            finalised: (!hide).then_some(e + n),
         }
     };
-    let mask = suppress(&[&engaged, &not_engaged]);
     PublishedGrid {
         breakdown,
         weeks: weeks.to_vec(),
         rows: (0..rows)
-            .map(|r| (0..=cols).map(|c| entry(&mask, r, c)).collect())
+            .map(|r| (0..=cols).map(|c| entry(r, c)).collect())
             .collect(),
-        totals: (0..=cols).map(|c| entry(&mask, rows, c)).collect(),
+        totals: (0..=cols).map(|c| entry(rows, c)).collect(),
         areas,
     }
+}
+
+/// Which entries of the extended grid (areas and England × weeks and the total) are withheld,
+/// decided so that comparing reports reveals nothing:
+/// - each week is suppressed on its own, as a column of the areas with cases that week and
+///   England's count for the week as its total. A week's cells are then withheld the same way
+///   in every report that shows the week, whatever the other weeks hold;
+/// - a total over the weeks (an area's, England's) is published only when every week in it
+///   is. It is then a sum of published numbers: neither it nor its difference from another
+///   report's total (the week that entered minus the week that left) tells anything new.
+fn time_stable_mask(
+    engaged: &[u64],
+    not_engaged: &[u64],
+    rows: usize,
+    cols: usize,
+) -> Vec<bool> {
+    let width = cols + 1;
+    let mut hidden = vec![false; (rows + 1) * width];
+    for c in 0..cols {
+        let present: Vec<usize> = (0..rows)
+            .filter(|r| engaged[r * cols + c] + not_engaged[r * cols + c] > 0)
+            .collect();
+        let column = |v: &[u64]| {
+            CountTable::new(
+                present.len(),
+                1,
+                present.iter().map(|r| v[r * cols + c]).collect(),
+            )
+        };
+        let tables = (column(engaged), column(not_engaged));
+        let (Some(e), Some(n)) = tables else {
+            unreachable!("a column is present × 1 by construction")
+        };
+        if let Some(mask) = suppress(&[&e, &n]) {
+            for (i, r) in present.iter().enumerate() {
+                hidden[r * width + c] = mask.is_suppressed(i, 0);
+            }
+            hidden[rows * width + c] = mask.is_suppressed(present.len(), 0);
+        }
+    }
+    for r in 0..=rows {
+        hidden[r * width + cols] = (0..cols).any(|c| hidden[r * width + c]);
+    }
+    hidden
 }
 
 #[cfg(test)]
@@ -431,61 +475,104 @@ mod tests {
             .collect()
     }
 
+    /// Check one published grid against the true counts: no count of 1 to 4 published, true
+    /// values elsewhere, no line with exactly one hidden entry, and every published total a
+    /// sum of published weeks.
+    fn check_grid(
+        grid: &PublishedGrid,
+        cells: &BTreeMap<CellKey, Tally>,
+    ) -> Result<(), TestCaseError> {
+        let weeks = &grid.weeks;
+        let (rows, cols) = (grid.areas.len(), weeks.len());
+        let at = |r: usize, c: usize| if r == rows { grid.totals[c] } else { grid.rows[r][c] };
+        let truth = |r: usize, c: usize| -> (u64, u64) {
+            let mut sum = (0, 0);
+            for ((p, _, a), t) in cells {
+                let (Some(ri), Some(ci)) = (
+                    grid.areas.iter().position(|x| x == a),
+                    weeks.iter().position(|w| w == p),
+                ) else {
+                    continue;
+                };
+                if (r == rows || r == ri) && (c == cols || c == ci) {
+                    sum.0 += t.engaged;
+                    sum.1 += t.finalised - t.engaged;
+                }
+            }
+            sum
+        };
+        for r in 0..=rows {
+            for c in 0..=cols {
+                let (e, n) = truth(r, c);
+                let p = at(r, c);
+                let small = |x: u64| (1..5).contains(&x);
+                if small(e) || small(n) {
+                    prop_assert!(p.is_suppressed(), "small count published at {r},{c}");
+                }
+                if !p.is_suppressed() {
+                    prop_assert_eq!((p.engaged, p.finalised), (Some(e), Some(e + n)));
+                }
+            }
+            let hidden = (0..=cols).filter(|&c| at(r, c).is_suppressed()).count();
+            prop_assert!(hidden != 1, "row {r} gives away its one hidden entry");
+            if let Some(total) = at(r, cols).finalised {
+                let weeks: Option<u64> = (0..cols).map(|c| at(r, c).finalised).sum();
+                prop_assert_eq!(Some(total), weeks, "row {}: a total of published weeks", r);
+            }
+        }
+        for c in 0..=cols {
+            let hidden = (0..=rows).filter(|&r| at(r, c).is_suppressed()).count();
+            prop_assert!(hidden != 1, "column {c} gives away its one hidden entry");
+        }
+        Ok(())
+    }
+
+    /// What a grid publishes for (area, week), an area it does not list being 0.
+    fn published_at(grid: &PublishedGrid, area: &str, week: &CohortPeriod) -> Published {
+        let c = grid.weeks.iter().position(|w| w == week).unwrap();
+        match grid.areas.iter().position(|a| a == area) {
+            Some(r) => grid.rows[r][c],
+            None => Published {
+                engaged: Some(0),
+                finalised: Some(0),
+            },
+        }
+    }
+
     proptest! {
-        /// Whatever the counts, the published grid hides every count of 1 to 4, never leaves a
-        /// line (an area across the weeks and its total, or a week across the areas and
-        /// England) with exactly one hidden entry, and publishes true values elsewhere.
+        /// Whatever the counts, each week's published grid (this week's report, and last
+        /// week's, one week earlier) hides every count of 1 to 4, never leaves a line (an area
+        /// across the weeks and its total, or a week across the areas and England) with
+        /// exactly one hidden entry, and publishes true values elsewhere. Between the two
+        /// reports: a week they share is published identically, and every published total is
+        /// a sum of published weeks, so the difference of two totals (the week that entered
+        /// minus the week that left) reveals nothing either.
         #[test]
         fn published_grids_never_reveal_a_suppressed_count(
-            counts in proptest::collection::vec((0u64..12, 0u64..12), 1..40),
+            counts in proptest::collection::vec((0u64..12, 0u64..12), 1..48),
             n_weeks in 1u32..6,
         ) {
-            let weeks = weeks(n_weeks);
+            let all = weeks(n_weeks + 1);
             let mut cells = BTreeMap::new();
             for (i, (engaged, not)) in counts.iter().enumerate() {
-                let area = format!("E06{:06}", i / weeks.len());
-                let week = weeks[i % weeks.len()];
+                let area = format!("E06{:06}", i / all.len());
+                let week = all[i % all.len()];
                 let tally = Tally { finalised: engaged + not, engaged: *engaged, ..Tally::default() };
                 cells.insert((week, Breakdown::LocalAuthority, area), tally);
             }
-            let grid = published_grid(&cells, Breakdown::LocalAuthority, &weeks);
-            let (rows, cols) = (grid.areas.len(), weeks.len());
-            let at = |r: usize, c: usize| if r == rows { grid.totals[c] } else { grid.rows[r][c] };
-            // The true values, margins included.
-            let truth = |r: usize, c: usize| -> (u64, u64) {
-                let mut sum = (0, 0);
-                for ((p, _, a), t) in &cells {
-                    let (ri, ci) = (
-                        grid.areas.iter().position(|x| x == a).unwrap(),
-                        weeks.iter().position(|w| w == p).unwrap(),
+            let last_week = published_grid(&cells, Breakdown::LocalAuthority, &all[..all.len() - 1]);
+            let this_week = published_grid(&cells, Breakdown::LocalAuthority, &all[1..]);
+            check_grid(&last_week, &cells)?;
+            check_grid(&this_week, &cells)?;
+            let areas: BTreeSet<&String> = last_week.areas.iter().chain(&this_week.areas).collect();
+            for week in &all[1..all.len() - 1] {
+                for area in &areas {
+                    prop_assert_eq!(
+                        published_at(&last_week, area, week),
+                        published_at(&this_week, area, week),
+                        "{} in {} differs between the two reports", area, week
                     );
-                    if (r == rows || r == ri) && (c == cols || c == ci) {
-                        sum.0 += t.engaged;
-                        sum.1 += t.finalised - t.engaged;
-                    }
                 }
-                sum
-            };
-            for r in 0..=rows {
-                for c in 0..=cols {
-                    let (e, n) = truth(r, c);
-                    let p = at(r, c);
-                    let small = |x: u64| (1..5).contains(&x);
-                    if small(e) || small(n) {
-                        prop_assert!(p.is_suppressed(), "small count published at {r},{c}");
-                    }
-                    if !p.is_suppressed() {
-                        prop_assert_eq!((p.engaged, p.finalised), (Some(e), Some(e + n)));
-                    }
-                }
-            }
-            for r in 0..=rows {
-                let hidden = (0..=cols).filter(|&c| at(r, c).is_suppressed()).count();
-                prop_assert!(hidden != 1, "row {r} gives away its one hidden entry");
-            }
-            for c in 0..=cols {
-                let hidden = (0..=rows).filter(|&r| at(r, c).is_suppressed()).count();
-                prop_assert!(hidden != 1, "column {c} gives away its one hidden entry");
             }
         }
     }
