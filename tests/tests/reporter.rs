@@ -268,6 +268,24 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
         .map(|(p, f)| (p.clone(), f.clone()))
         .expect("a final England week");
 
+    // Each week carries its change since the week before, in percentage points.
+    let weeks: Vec<&wire::ContinuityPerformance> = first.values().collect();
+    let mut compared = 0;
+    for pair in weeks.windows(2) {
+        if let (Some(a), Some(b)) = (pair[0].rate, pair[1].rate) {
+            let change = pair[1]
+                .change
+                .expect("a change where both weeks have a rate");
+            assert!(
+                (change - (b - a) * 100.0).abs() < 1e-9,
+                "{}",
+                pair[1].period
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 40, "{compared}");
+
     // Late community data: a not-engaged case of that week turns out engaged.
     let changed = sqlx::query(
         "update cases set outcome = 'ENGAGED' where case_id = (
@@ -290,9 +308,18 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     assert_eq!(after.revision, 1);
     assert_eq!(after.engaged, before.engaged.map(|n| n + 1));
     assert_ne!(after.envelope.event_id, before.envelope.event_id);
-    // Every other England week is republished unchanged, with the same id.
+    // The week after keeps its counts, but its change since the week before moved: a revision
+    // too. Every other England week is republished unchanged, with the same id.
+    let next = first.range(period.clone()..).nth(1).map(|(p, _)| p.clone());
     for (p, f) in &first {
-        if *p != period {
+        if Some(p) == next.as_ref() {
+            assert_eq!(
+                (second[p].engaged, second[p].revision),
+                (f.engaged, 1),
+                "{p}"
+            );
+            assert_ne!(second[p].change, f.change, "{p}");
+        } else if *p != period {
             assert_eq!(second[p].envelope.event_id, f.envelope.event_id, "{p}");
             assert_eq!(second[p].revision, 0, "{p}");
         }

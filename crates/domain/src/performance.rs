@@ -345,12 +345,7 @@ pub fn published_grid(
 /// - a total over the weeks (an area's, England's) is published only when every week in it
 ///   is. It is then a sum of published numbers: neither it nor its difference from another
 ///   report's total (the week that entered minus the week that left) tells anything new.
-fn time_stable_mask(
-    engaged: &[u64],
-    not_engaged: &[u64],
-    rows: usize,
-    cols: usize,
-) -> Vec<bool> {
+fn time_stable_mask(engaged: &[u64], not_engaged: &[u64], rows: usize, cols: usize) -> Vec<bool> {
     let width = cols + 1;
     let mut hidden = vec![false; (rows + 1) * width];
     for c in 0..cols {
@@ -484,7 +479,13 @@ mod tests {
     ) -> Result<(), TestCaseError> {
         let weeks = &grid.weeks;
         let (rows, cols) = (grid.areas.len(), weeks.len());
-        let at = |r: usize, c: usize| if r == rows { grid.totals[c] } else { grid.rows[r][c] };
+        let at = |r: usize, c: usize| {
+            if r == rows {
+                grid.totals[c]
+            } else {
+                grid.rows[r][c]
+            }
+        };
         let truth = |r: usize, c: usize| -> (u64, u64) {
             let mut sum = (0, 0);
             for ((p, _, a), t) in cells {

@@ -141,10 +141,16 @@ const SCHEMA_FILES: &[(RecordType, &[(&str, &str)])] = &[
     ),
     (
         RecordType::ContinuityPerformance,
-        &[(
-            "continuity_performance.v1.avsc",
-            include_str!("../../../schemas/continuity_performance.v1.avsc"),
-        )],
+        &[
+            (
+                "continuity_performance.v1.avsc",
+                include_str!("../../../schemas/continuity_performance.v1.avsc"),
+            ),
+            (
+                "continuity_performance.v2.avsc",
+                include_str!("../../../schemas/continuity_performance.v2.avsc"),
+            ),
+        ],
     ),
     (
         RecordType::DeadLetter,

@@ -761,6 +761,9 @@ pub struct Figure<'a> {
     /// 0 for the figures first published for the cell; 1, 2, ... for each change after the
     /// cell was final (published with status `REVISION`).
     pub revision: u32,
+    /// The same cell's figures for the period before (as published, or internal), for the
+    /// change since the previous period.
+    pub previous: Option<continuity_domain::Published>,
 }
 
 /// A `ContinuityPerformance` message and what identifies it.
@@ -810,12 +813,16 @@ pub fn performance_message(
         })
         .unwrap_or_default();
     // From the tally's ordered map: the wire form's HashMap has no stable order.
+    let change = rate
+        .zip(figure.previous.and_then(|p| p.rate()))
+        .map(|(now, before)| (now.rate - before.rate) * 100.0);
     let content = format!(
-        "{cell}/{:?}/{:?}/{open:?}/{:?}/{:?}",
+        "{cell}/{:?}/{:?}/{open:?}/{:?}/{:?}/{:?}",
         figure.counts,
         figure.status,
         figure.tally.map(|t| &t.excluded),
-        figure.published
+        figure.published,
+        figure.previous,
     );
     let content_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, content.as_bytes());
     let event_id = match figure.revision {
@@ -861,6 +868,7 @@ pub fn performance_message(
         },
         revision: figure.revision as i32,
         suppressed: figure.counts.is_suppressed(),
+        change,
     };
     Ok(PerformanceMessage {
         cohort_id,

@@ -431,6 +431,7 @@ record! {
         pub status: FigureStatus,
         pub revision: i32,
         pub suppressed: bool,
+        pub change: Option<f64>,
     }
 }
 

@@ -398,6 +398,7 @@ fn every_output_record_round_trips() {
         status: wire::FigureStatus::Revision,
         revision: 1,
         suppressed: true,
+        change: Some(-2.5),
     };
     assert_eq!(
         wire::ContinuityPerformance::from_message(&perf.to_message().unwrap()).unwrap(),

@@ -220,7 +220,7 @@ pub async fn publish(
     // One figure per cell: (published, cohort, breakdown, area).
     type Cell = (bool, CohortPeriod, Breakdown, String);
     let mut figures: Vec<Figure<'_>> = Vec::new();
-    for grid in &report.grids {
+    for (grid, before) in report.grids.iter().zip(&report.previous) {
         // The England grid's one row is its total row.
         let totals = (grid.breakdown != Breakdown::England)
             .then_some((continuity_domain::performance::ENGLAND, &grid.totals));
@@ -231,8 +231,22 @@ pub async fn publish(
             .zip(&grid.rows)
             .chain(totals);
         for (area, row) in rows {
+            // The week before the first: the last of the 52 before, published the same way.
+            let last_before = if area == continuity_domain::performance::ENGLAND
+                && grid.breakdown != Breakdown::England
+            {
+                before
+                    .totals
+                    .get(before.weeks.len().saturating_sub(1))
+                    .copied()
+            } else {
+                let r = before.areas.iter().position(|a| a == area);
+                r.and_then(|r| before.rows[r].get(before.weeks.len().saturating_sub(1)))
+                    .copied()
+            };
             for (i, week) in report.cohorts.iter().enumerate() {
                 let status = report.status[i];
+                let previous_week = CohortPeriod::iso_week(week.date_range().0 - Duration::days(7));
                 figures.push(Figure {
                     period: *week,
                     breakdown: grid.breakdown,
@@ -242,6 +256,7 @@ pub async fn publish(
                     tally: None,
                     status,
                     revision: 0,
+                    previous: if i > 0 { Some(row[i - 1]) } else { last_before },
                 });
                 if let Some(t) = cells.get(&(*week, grid.breakdown, area.to_string())) {
                     figures.push(Figure {
@@ -249,13 +264,13 @@ pub async fn publish(
                         breakdown: grid.breakdown,
                         area,
                         published: false,
-                        counts: continuity_domain::Published {
-                            engaged: Some(t.engaged),
-                            finalised: Some(t.finalised),
-                        },
+                        counts: internal(t),
                         tally: Some(t),
                         status,
                         revision: 0,
+                        previous: cells
+                            .get(&(previous_week, grid.breakdown, area.to_string()))
+                            .map(internal),
                     });
                 }
             }
@@ -335,6 +350,14 @@ pub async fn publish(
     .execute(pool)
     .await?;
     Ok(messages.len())
+}
+
+/// A cell's figures without disclosure control.
+fn internal(t: &Tally) -> continuity_domain::Published {
+    continuity_domain::Published {
+        engaged: Some(t.engaged),
+        finalised: Some(t.finalised),
+    }
 }
 
 /// Operators' gauges: internal figures (no disclosure control) over the report's 52 cohorts,
