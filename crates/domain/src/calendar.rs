@@ -118,6 +118,62 @@ impl CohortPeriod {
         v
     }
 
+    /// What the period is made of, for disclosure control: a financial year or a rolling 12
+    /// months is its twelve months; a month that is whole ISO weeks (a 28-day February that
+    /// starts on a Monday, as in 2027) is its four weeks. Weeks and other months are made of
+    /// nothing smaller that is published: empty.
+    pub fn parts(&self) -> Vec<CohortPeriod> {
+        let (start, end) = self.date_range();
+        match self {
+            CohortPeriod::IsoWeek { .. } => Vec::new(),
+            CohortPeriod::Month { .. } => {
+                let whole_weeks =
+                    start.weekday() == chrono::Weekday::Mon && (end - start).num_days() == 27;
+                if whole_weeks {
+                    (0..4)
+                        .map(|w| Self::iso_week(start + Duration::days(7 * w)))
+                        .collect()
+                } else {
+                    Vec::new()
+                }
+            }
+            CohortPeriod::FinancialYear { .. } | CohortPeriod::Rolling12Months { .. } => {
+                let first = start.year() * 12 + start.month0() as i32;
+                (0..12)
+                    .map(|i| {
+                        let m = first + i;
+                        CohortPeriod::Month {
+                            year: m.div_euclid(12),
+                            month: m.rem_euclid(12) as u32 + 1,
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The period of the same kind just before this one.
+    pub fn previous(&self) -> CohortPeriod {
+        let (start, _) = self.date_range();
+        match *self {
+            CohortPeriod::IsoWeek { .. } => Self::iso_week(start - Duration::days(7)),
+            CohortPeriod::Month { .. } => Self::month(start - Duration::days(1)),
+            CohortPeriod::FinancialYear { start_year } => CohortPeriod::FinancialYear {
+                start_year: start_year - 1,
+            },
+            CohortPeriod::Rolling12Months {
+                end_year,
+                end_month,
+            } => {
+                let m = end_year * 12 + end_month as i32 - 1 - 1;
+                CohortPeriod::Rolling12Months {
+                    end_year: m.div_euclid(12),
+                    end_month: m.rem_euclid(12) as u32 + 1,
+                }
+            }
+        }
+    }
+
     /// First and last date of the period, inclusive.
     pub fn date_range(&self) -> (NaiveDate, NaiveDate) {
         let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
@@ -171,6 +227,48 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn parts_and_previous_periods() {
+        let feb_2027 = CohortPeriod::month(d(2027, 2, 10));
+        assert_eq!(
+            feb_2027.parts(),
+            (0..4)
+                .map(|w| CohortPeriod::iso_week(d(2027, 2, 1 + 7 * w)))
+                .collect::<Vec<_>>()
+        );
+        assert!(CohortPeriod::month(d(2026, 2, 10)).parts().is_empty());
+        let fy = CohortPeriod::financial_year(d(2026, 6, 1));
+        let months = fy.parts();
+        assert_eq!(
+            (months[0], months[11]),
+            (
+                CohortPeriod::month(d(2026, 4, 1)),
+                CohortPeriod::month(d(2027, 3, 1))
+            )
+        );
+        let r12 = CohortPeriod::Rolling12Months {
+            end_year: 2026,
+            end_month: 1,
+        };
+        assert_eq!(r12.parts()[0], CohortPeriod::month(d(2025, 2, 1)));
+        assert_eq!(
+            r12.previous(),
+            CohortPeriod::Rolling12Months {
+                end_year: 2025,
+                end_month: 12
+            }
+        );
+        assert_eq!(
+            CohortPeriod::month(d(2026, 1, 5)).previous(),
+            CohortPeriod::month(d(2025, 12, 5))
+        );
+        assert_eq!(fy.previous(), CohortPeriod::financial_year(d(2025, 6, 1)));
+        assert_eq!(
+            CohortPeriod::iso_week(d(2026, 1, 1)).previous(),
+            CohortPeriod::iso_week(d(2025, 12, 25))
+        );
     }
 
     #[test]

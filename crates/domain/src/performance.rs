@@ -352,28 +352,125 @@ fn time_stable_mask(engaged: &[u64], not_engaged: &[u64], rows: usize, cols: usi
         let present: Vec<usize> = (0..rows)
             .filter(|r| engaged[r * cols + c] + not_engaged[r * cols + c] > 0)
             .collect();
-        let column = |v: &[u64]| {
-            CountTable::new(
-                present.len(),
-                1,
-                present.iter().map(|r| v[r * cols + c]).collect(),
-            )
-        };
-        let tables = (column(engaged), column(not_engaged));
-        let (Some(e), Some(n)) = tables else {
-            unreachable!("a column is present × 1 by construction")
-        };
-        if let Some(mask) = suppress(&[&e, &n]) {
-            for (i, r) in present.iter().enumerate() {
-                hidden[r * width + c] = mask.is_suppressed(i, 0);
-            }
-            hidden[rows * width + c] = mask.is_suppressed(present.len(), 0);
+        let pick = |v: &[u64]| present.iter().map(|r| v[r * cols + c]).collect::<Vec<_>>();
+        let (cells, margin) = column_mask(&pick(engaged), &pick(not_engaged));
+        for (r, hide) in present.iter().zip(cells) {
+            hidden[r * width + c] = hide;
         }
+        hidden[rows * width + c] = margin;
     }
     for r in 0..=rows {
         hidden[r * width + cols] = (0..cols).any(|c| hidden[r * width + c]);
     }
     hidden
+}
+
+/// One period suppressed on its own: which of its (non-empty) cells are withheld, and whether
+/// their total (England's count for the period) is.
+fn column_mask(engaged: &[u64], not_engaged: &[u64]) -> (Vec<bool>, bool) {
+    let n = engaged.len();
+    let tables = (
+        CountTable::new(n, 1, engaged.to_vec()),
+        CountTable::new(n, 1, not_engaged.to_vec()),
+    );
+    let (Some(e), Some(ne)) = tables else {
+        unreachable!("a column is n × 1 by construction")
+    };
+    match suppress(&[&e, &ne]) {
+        Some(mask) => (
+            (0..n).map(|i| mask.is_suppressed(i, 0)).collect(),
+            mask.is_suppressed(n, 0),
+        ),
+        None => (vec![false; n], false),
+    }
+}
+
+/// What may be published for each period under `breakdown`, by area, with England's count for
+/// the period (the sum of the breakdown's areas) under [`ENGLAND`]; an area without cases in a
+/// period is absent and reads as zero. A period made of parts ([`CohortPeriod::parts`]: a
+/// financial year or rolling 12 months of months, a whole-weeks February of weeks) is published
+/// for an area only when every part is, as their sum; any other period is suppressed on its own
+/// (counts 1-4, then enough others that England's count gives none away). So every figure is
+/// the same whichever report or period list asks for it, and no published total differs from a
+/// sum of published figures by a withheld one.
+pub fn published_cells(
+    cells: &BTreeMap<CellKey, Tally>,
+    breakdown: Breakdown,
+    periods: &[CohortPeriod],
+) -> BTreeMap<(CohortPeriod, String), Published> {
+    fn one(
+        cells: &BTreeMap<CellKey, Tally>,
+        breakdown: Breakdown,
+        period: CohortPeriod,
+        memo: &mut HashMap<CohortPeriod, BTreeMap<String, Published>>,
+    ) -> BTreeMap<String, Published> {
+        if let Some(done) = memo.get(&period) {
+            return done.clone();
+        }
+        let parts = period.parts();
+        let out = if parts.is_empty() {
+            let present: Vec<(&String, &Tally)> = cells
+                .range((period, breakdown, String::new())..)
+                .take_while(|((p, b, _), _)| *p == period && *b == breakdown)
+                .filter(|(_, t)| t.finalised > 0)
+                .map(|((_, _, a), t)| (a, t))
+                .collect();
+            let engaged: Vec<u64> = present.iter().map(|(_, t)| t.engaged).collect();
+            let not: Vec<u64> = present
+                .iter()
+                .map(|(_, t)| t.finalised - t.engaged)
+                .collect();
+            let (hidden, margin) = column_mask(&engaged, &not);
+            let shown = |hide: bool, e: u64, f: u64| Published {
+                engaged: (!hide).then_some(e),
+                finalised: (!hide).then_some(f),
+            };
+            let mut out: BTreeMap<String, Published> = present
+                .iter()
+                .zip(&hidden)
+                .map(|((a, t), hide)| ((*a).clone(), shown(*hide, t.engaged, t.finalised)))
+                .collect();
+            if breakdown != Breakdown::England {
+                let (e, f) = present
+                    .iter()
+                    .fold((0, 0), |(e, f), (_, t)| (e + t.engaged, f + t.finalised));
+                out.insert(ENGLAND.to_owned(), shown(margin, e, f));
+            }
+            out
+        } else {
+            let parts: Vec<BTreeMap<String, Published>> = parts
+                .into_iter()
+                .map(|p| one(cells, breakdown, p, memo))
+                .collect();
+            let areas: BTreeSet<&String> = parts.iter().flat_map(|p| p.keys()).collect();
+            areas
+                .into_iter()
+                .map(|a| {
+                    let sum = parts
+                        .iter()
+                        .try_fold((0, 0), |(e, f), part| match part.get(a) {
+                            None => Some((e, f)),
+                            Some(p) => Some((e + p.engaged?, f + p.finalised?)),
+                        });
+                    let published = Published {
+                        engaged: sum.map(|s| s.0),
+                        finalised: sum.map(|s| s.1),
+                    };
+                    (a.clone(), published)
+                })
+                .collect()
+        };
+        memo.insert(period, out.clone());
+        out
+    }
+    let mut memo = HashMap::new();
+    let mut out = BTreeMap::new();
+    for period in periods {
+        for (area, published) in one(cells, breakdown, *period, &mut memo) {
+            out.insert((*period, area), published);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -541,6 +638,64 @@ mod tests {
     }
 
     proptest! {
+        /// Months, a whole-weeks February made of its weeks, and a financial year made of its
+        /// months: base periods never publish 1 to 4 or leave one hidden entry in their
+        /// column; a period made of parts is published for an area exactly when every part
+        /// is, as their sum.
+        #[test]
+        fn periods_made_of_parts_publish_only_sums_of_published_parts(
+            counts in proptest::collection::vec((0u64..9, 0u64..9), 15 * 4),
+        ) {
+            let fy = CohortPeriod::FinancialYear { start_year: 2026 };
+            let feb = CohortPeriod::Month { year: 2027, month: 2 };
+            let mut base: Vec<CohortPeriod> = fy.parts().into_iter().filter(|m| *m != feb).collect();
+            base.extend(feb.parts());
+            prop_assert_eq!(base.len(), 15);
+            let mut cells = BTreeMap::new();
+            for (i, (engaged, not)) in counts.iter().enumerate() {
+                let tally = Tally { finalised: engaged + not, engaged: *engaged, ..Tally::default() };
+                cells.insert((base[i % 15], Breakdown::LocalAuthority, format!("E06{:06}", i / 15)), tally);
+            }
+            let mut periods = fy.parts();
+            periods.push(fy);
+            let published = published_cells(&cells, Breakdown::LocalAuthority, &periods);
+            let with_weeks = {
+                let mut all = periods.clone();
+                all.extend(feb.parts());
+                published_cells(&cells, Breakdown::LocalAuthority, &all)
+            };
+            let get = |p: CohortPeriod, a: &str| with_weeks.get(&(p, a.to_owned())).copied()
+                .unwrap_or(Published { engaged: Some(0), finalised: Some(0) });
+            let mut areas: BTreeSet<String> = with_weeks.keys().map(|(_, a)| a.clone()).collect();
+            areas.insert(ENGLAND.to_owned());
+            for p in &base {
+                let mut hidden = 0;
+                for a in &areas {
+                    let v = get(*p, a);
+                    if let (Some(e), Some(f)) = (v.engaged, v.finalised) {
+                        prop_assert!(!(1..5).contains(&e) && !(1..5).contains(&(f - e)), "{} {}", p, a);
+                    } else {
+                        hidden += 1;
+                    }
+                }
+                prop_assert!(hidden != 1, "{} gives away its one hidden entry", p);
+            }
+            for (whole, parts) in [(feb, feb.parts()), (fy, fy.parts())] {
+                for a in &areas {
+                    let sum: Option<(u64, u64)> = parts.iter().try_fold((0, 0), |(e, f), p| {
+                        let v = get(*p, a);
+                        Some((e + v.engaged?, f + v.finalised?))
+                    });
+                    let v = get(whole, a);
+                    prop_assert_eq!(v.engaged.zip(v.finalised), sum, "{} {}", whole, a);
+                }
+            }
+            // The same figures whichever other periods are asked for.
+            for (key, v) in &published {
+                prop_assert_eq!(with_weeks.get(key), Some(v));
+            }
+        }
+
         /// Whatever the counts, each week's published grid (this week's report, and last
         /// week's, one week earlier) hides every count of 1 to 4, never leaves a line (an area
         /// across the weeks and its total, or a week across the areas and England) with
