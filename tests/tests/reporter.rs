@@ -204,6 +204,60 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
             || f.finalised.is_none_or(|n| n == 0 || n >= 5)
             || f.breakdown == wire::Breakdown::England));
 
+    // Months, rolling 12 months and financial years are published too, for both audiences.
+    // A published rolling 12 months is the sum of its twelve published months, and is
+    // withheld when any of them is.
+    for kind in [
+        wire::PeriodKind::Month,
+        wire::PeriodKind::Rolling12Months,
+        wire::PeriodKind::FinancialYear,
+    ] {
+        for audience in [wire::Audience::Published, wire::Audience::Internal] {
+            assert!(
+                figures
+                    .iter()
+                    .any(|f| f.period_kind == kind && f.audience == audience),
+                "{kind:?} {audience:?}"
+            );
+        }
+    }
+    let published = |kind: wire::PeriodKind| {
+        figures
+            .iter()
+            .filter(move |f| f.period_kind == kind && f.audience == wire::Audience::Published)
+    };
+    let months: BTreeMap<(String, String, String), Option<i64>> =
+        published(wire::PeriodKind::Month)
+            .map(|f| {
+                (
+                    (
+                        format!("{:?}", f.breakdown),
+                        f.area_code.clone(),
+                        f.period.clone(),
+                    ),
+                    f.finalised,
+                )
+            })
+            .collect();
+    let newest = months.keys().map(|(_, _, p)| p.clone()).max().unwrap();
+    let mut checked = 0;
+    for r12 in
+        published(wire::PeriodKind::Rolling12Months).filter(|f| f.period == format!("R12-{newest}"))
+    {
+        let parts: Vec<Option<i64>> = months
+            .iter()
+            .filter(|((b, a, _), _)| *b == format!("{:?}", r12.breakdown) && *a == r12.area_code)
+            .map(|(_, v)| *v)
+            .collect();
+        let sum: Option<i64> = parts.iter().copied().sum();
+        if !parts.is_empty() {
+            assert_eq!(r12.finalised, sum, "{} {:?}", r12.area_code, r12.breakdown);
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "{checked}");
+    assert!(published(wire::PeriodKind::Rolling12Months).any(|f| f.suppressed));
+
     // Served: the page with its headline and chart, the CSV with its header, the index.
     let html = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.html")).await;
     assert!(

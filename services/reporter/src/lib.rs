@@ -26,8 +26,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Duration, Utc, Weekday};
 use continuity_domain::{
-    tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome, Regions, Rules,
-    Tally,
+    published_cells, tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome,
+    Published, Regions, Rules, Tally,
 };
 use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
 use continuity_schema::{performance_message, Figure, PerformanceMessage};
@@ -270,6 +270,51 @@ pub async fn publish(
                         revision: 0,
                         previous: cells
                             .get(&(previous_week, grid.breakdown, area.to_string()))
+                            .map(internal),
+                    });
+                }
+            }
+        }
+    }
+    // Months, rolling 12 months and financial years: what may be published is decided per
+    // period (and as sums of published parts), so a figure is the same in every report.
+    let periods: Vec<CohortPeriod> = report.periods.iter().map(|(p, _)| *p).collect();
+    let asked: Vec<CohortPeriod> = periods.iter().flat_map(|p| [*p, p.previous()]).collect();
+    let published: Vec<(Breakdown, BTreeMap<(CohortPeriod, String), Published>)> = Breakdown::ALL
+        .iter()
+        .map(|b| (*b, published_cells(cells, *b, &asked)))
+        .collect();
+    for (breakdown, published) in &published {
+        for (period, status) in &report.periods {
+            let areas = published
+                .range((*period, String::new())..)
+                .take_while(|((p, _), _)| p == period);
+            for ((_, area), counts) in areas {
+                figures.push(Figure {
+                    period: *period,
+                    breakdown: *breakdown,
+                    area,
+                    published: true,
+                    counts: *counts,
+                    tally: None,
+                    status: *status,
+                    revision: 0,
+                    previous: published
+                        .get(&(period.previous(), area.to_owned()))
+                        .copied(),
+                });
+                if let Some(t) = cells.get(&(*period, *breakdown, area.to_owned())) {
+                    figures.push(Figure {
+                        period: *period,
+                        breakdown: *breakdown,
+                        area,
+                        published: false,
+                        counts: internal(t),
+                        tally: Some(t),
+                        status: *status,
+                        revision: 0,
+                        previous: cells
+                            .get(&(period.previous(), *breakdown, area.to_owned()))
                             .map(internal),
                     });
                 }

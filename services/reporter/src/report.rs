@@ -30,6 +30,10 @@ pub struct Report {
     pub grids: Vec<PublishedGrid>,
     /// Per breakdown, the 52 cohorts before, for the change since the previous period.
     pub previous: Vec<PublishedGrid>,
+    /// The other cohorts published with the report, with their status: the last 12 months
+    /// whose windows had all closed by `as_at`, the rolling 12 months ending with each, and
+    /// the last two complete financial years.
+    pub periods: Vec<(CohortPeriod, FigureStatus)>,
 }
 
 /// Parse an ISO week such as `2026-W47`.
@@ -56,9 +60,14 @@ pub fn build(
     let newest = as_at - Duration::days(i64::from(rules.window_days));
     let cohorts = weeks_ending(newest, WEEKS);
     let before = weeks_ending(cohorts[0].date_range().0 - Duration::days(1), WEEKS);
+    let periods = other_periods(as_at, rules)
+        .into_iter()
+        .map(|p| (p, figure_status(&p, rules, settling_days, as_at)))
+        .collect();
     Report {
         week,
         as_at,
+        periods,
         status: cohorts
             .iter()
             .map(|c| figure_status(c, rules, settling_days, as_at))
@@ -73,6 +82,37 @@ pub fn build(
             .collect(),
         cohorts,
     }
+}
+
+/// The months, rolling 12 months and financial years published with the report at `as_at`:
+/// only periods whose every window had closed, so new releases never change them.
+fn other_periods(as_at: NaiveDate, rules: &Rules) -> Vec<CohortPeriod> {
+    let closed = |p: &CohortPeriod| rules.last_window_day(p.date_range().1) < as_at;
+    let mut newest = CohortPeriod::month(as_at);
+    while !closed(&newest) {
+        newest = newest.previous();
+    }
+    let mut months = vec![newest];
+    while months.len() < 12 {
+        let before = months[months.len() - 1].previous();
+        months.push(before);
+    }
+    months.reverse();
+    let rolling = months.iter().map(|m| {
+        let (_, end) = m.date_range();
+        CohortPeriod::Rolling12Months {
+            end_year: end.year(),
+            end_month: end.month(),
+        }
+    });
+    let mut year = CohortPeriod::financial_year(as_at);
+    while !closed(&year) {
+        year = year.previous();
+    }
+    let mut out = months.clone();
+    out.extend(rolling);
+    out.extend([year.previous(), year]);
+    out
 }
 
 /// `n` ISO weeks ending with the week containing `last`, oldest first.
