@@ -35,7 +35,7 @@ pub use identifiers::{
 pub use keyed::{KeyedHasher, MatchKey};
 pub use performance::{
     figure_status, published_cells, published_grid, tabulate, Breakdown, CaseFacts, CellKey,
-    FigureStatus, Published, PublishedGrid, Regions,
+    FigureStatus, Published, PublishedCells, PublishedGrid, Regions,
 };
 pub use rate::{ContinuityRate, Tally, AMBITION};
 pub use rules::{EngagementBasis, MovementClass, Rules};

@@ -385,6 +385,9 @@ fn column_mask(engaged: &[u64], not_engaged: &[u64]) -> (Vec<bool>, bool) {
     }
 }
 
+/// Published figures by (period, area).
+pub type PublishedCells = BTreeMap<(CohortPeriod, String), Published>;
+
 /// What may be published for each period under `breakdown`, by area, with England's count for
 /// the period (the sum of the breakdown's areas) under [`ENGLAND`]; an area without cases in a
 /// period is absent and reads as zero. A period made of parts ([`CohortPeriod::parts`]: a
@@ -397,7 +400,7 @@ pub fn published_cells(
     cells: &BTreeMap<CellKey, Tally>,
     breakdown: Breakdown,
     periods: &[CohortPeriod],
-) -> BTreeMap<(CohortPeriod, String), Published> {
+) -> PublishedCells {
     fn one(
         cells: &BTreeMap<CellKey, Tally>,
         breakdown: Breakdown,

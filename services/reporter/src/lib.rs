@@ -27,7 +27,7 @@ use axum::Router;
 use chrono::{DateTime, Duration, Utc, Weekday};
 use continuity_domain::{
     published_cells, tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome,
-    Published, Regions, Rules, Tally,
+    PublishedCells, Regions, Rules, Tally,
 };
 use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
 use continuity_schema::{performance_message, Figure, PerformanceMessage};
@@ -280,7 +280,7 @@ pub async fn publish(
     // period (and as sums of published parts), so a figure is the same in every report.
     let periods: Vec<CohortPeriod> = report.periods.iter().map(|(p, _)| *p).collect();
     let asked: Vec<CohortPeriod> = periods.iter().flat_map(|p| [*p, p.previous()]).collect();
-    let published: Vec<(Breakdown, BTreeMap<(CohortPeriod, String), Published>)> = Breakdown::ALL
+    let published: Vec<(Breakdown, PublishedCells)> = Breakdown::ALL
         .iter()
         .map(|b| (*b, published_cells(cells, *b, &asked)))
         .collect();
