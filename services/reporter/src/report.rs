@@ -273,6 +273,20 @@ impl Report {
                 h.push_str(&chart(&label, &row[..row.len() - 1]));
             }
         }
+        if let Some(grid) = self.grid(Breakdown::LocalAuthority) {
+            let _ = write!(
+                h,
+                "<details><summary>By local authority ({} charts)</summary>",
+                grid.areas.len()
+            );
+            for (area, row) in grid.areas.iter().zip(&grid.rows) {
+                h.push_str(&chart(
+                    &format!("Local authority {area}"),
+                    &row[..row.len() - 1],
+                ));
+            }
+            h.push_str("</details>");
+        }
         for breakdown in [
             Breakdown::Region,
             Breakdown::LocalAuthority,
