@@ -145,9 +145,11 @@ pub fn tabulate<'a>(
     regions: &Regions,
     today: NaiveDate,
 ) -> BTreeMap<CellKey, Tally> {
+    // Fast, non-cryptographic hashing: the keys are ours, not an attacker's.
     let mut areas: Vec<String> = Vec::new();
-    let mut area_ids: HashMap<String, usize> = HashMap::new();
-    let mut cells: HashMap<(CohortPeriod, Breakdown, usize), Counts> = HashMap::new();
+    let mut area_ids: rustc_hash::FxHashMap<String, usize> = Default::default();
+    let mut cells: rustc_hash::FxHashMap<(CohortPeriod, Breakdown, usize), Counts> =
+        Default::default();
     for case in cases {
         if case.outcome == Outcome::Withdrawn {
             continue;
