@@ -642,8 +642,8 @@ fn extract_rows(
 /// Maps a record field named by validation to the sender's name for it.
 type FieldName = Box<dyn Fn(&str) -> String + Send>;
 
-/// The outcome of a request, for the audit trail and the counters.
-struct Tally {
+/// A request's rows as answered, and what was sent, for the audit trail and the counters.
+struct Answered {
     accepted: Vec<Admitted>,
     results: Vec<(u64, RowResult)>,
 }
@@ -692,13 +692,7 @@ impl Ingest {
             .into_response();
         };
         let received_at = self.clock.now();
-        if !allowed(principal.role) {
-            self.audit(&principal, endpoint, received_at, 403, &[], &[])
-                .await
-                .ok();
-            return Problem::new(StatusCode::FORBIDDEN, "Not allowed", refusal(&principal))
-                .into_response();
-        }
+        // The rate limit comes first, so no request, allowed or not, costs more than its share.
         if let Err(wait) = principal.admit_request() {
             let mut p = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -707,6 +701,13 @@ impl Ingest {
             );
             p.retry_after = Some(wait);
             return p.into_response();
+        }
+        if !allowed(principal.role) {
+            self.audit(&principal, endpoint, received_at, 403, &[], &[])
+                .await
+                .ok();
+            return Problem::new(StatusCode::FORBIDDEN, "Not allowed", refusal(&principal))
+                .into_response();
         }
         let body = match self.read_body(headers, body).await {
             Ok(b) => b,
@@ -729,7 +730,7 @@ impl Ingest {
             }
         };
         let today = continuity_domain::london_date(received_at);
-        let mut tally = Tally {
+        let mut answered = Answered {
             accepted: Vec::new(),
             results: Vec::with_capacity(rows.rows.len()),
         };
@@ -737,24 +738,24 @@ impl Ingest {
         for (n, parsed) in rows.rows {
             match rows::admit(parsed, &principal, today, &self.hasher, &field_name) {
                 Decision::Send(admitted) => {
-                    let from = tally.accepted.len();
-                    tally.accepted.extend(admitted);
-                    pending.push((n, from, tally.accepted.len()));
-                    tally
+                    let from = answered.accepted.len();
+                    answered.accepted.extend(admitted);
+                    pending.push((n, from, answered.accepted.len()));
+                    answered
                         .results
                         .push((n, RowResult::Accepted { events: vec![] }));
                 }
-                Decision::Done(result) => tally.results.push((n, result)),
+                Decision::Done(result) => answered.results.push((n, result)),
             }
         }
-        if let Err(p) = self.send(&tally.accepted).await {
+        if let Err(p) = self.send(&answered.accepted).await {
             self.audit(
                 &principal,
                 endpoint,
                 received_at,
                 503,
-                &tally.accepted,
-                &tally.results,
+                &answered.accepted,
+                &answered.results,
             )
             .await
             .ok();
@@ -762,10 +763,10 @@ impl Ingest {
         }
         // Fill in the accepted rows' events now they are acknowledged.
         let mut filled = pending.into_iter();
-        for (_, result) in tally.results.iter_mut() {
+        for (_, result) in answered.results.iter_mut() {
             if let RowResult::Accepted { events } = result {
                 if let Some((_, from, to)) = filled.next() {
-                    *events = tally.accepted[from..to]
+                    *events = answered.accepted[from..to]
                         .iter()
                         .map(|a| AcceptedEvent {
                             kind: format!("{:?}", a.record),
@@ -775,15 +776,15 @@ impl Ingest {
                 }
             }
         }
-        let (status, body) = answer_rows(&tally.results, rows.single);
+        let (status, body) = answer_rows(&answered.results, rows.single);
         if self
             .audit(
                 &principal,
                 endpoint,
                 received_at,
                 status.as_u16(),
-                &tally.accepted,
-                &tally.results,
+                &answered.accepted,
+                &answered.results,
             )
             .await
             .is_err()
@@ -796,7 +797,7 @@ impl Ingest {
             p.retry_after = Some(5);
             return p.into_response();
         }
-        self.count(endpoint, &tally);
+        self.count(endpoint, &answered);
         if status.is_client_error() {
             problem_response(status, &body)
         } else {
@@ -967,8 +968,8 @@ impl Ingest {
         result.map(|_| ())
     }
 
-    fn count(&self, endpoint: &str, tally: &Tally) {
-        for (_, r) in &tally.results {
+    fn count(&self, endpoint: &str, answered: &Answered) {
+        for (_, r) in &answered.results {
             let result = match r {
                 RowResult::Accepted { .. } => "accepted",
                 RowResult::Ignored { .. } => "ignored",
