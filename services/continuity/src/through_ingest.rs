@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use continuity_domain::events::SourceEvent;
 use continuity_ingest::api::to_json;
-use continuity_ingest::sources::{token_hash, Role};
+use continuity_ingest::sources::{new_token, token_hash, Role};
 use continuity_schema::{source_record, SourceRecord};
 use serde_json::Value;
 
@@ -45,11 +45,7 @@ pub fn write_sources<'a>(
     let mut tokens = String::new();
     let mut n = 0;
     for org in organisations {
-        let token = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let token = new_token();
         let _ = write!(
             sources,
             "\n[[sources]]\nname = \"{org}\"\norganisation = \"{org}\"\nrole = \"{}\"\ntoken_sha256 = \"{}\"\n",

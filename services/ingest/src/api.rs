@@ -13,6 +13,7 @@ use continuity_schema::wire::{
 };
 use continuity_schema::{date_from_days, days_from_date, RecordType};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::time::{parse_date, parse_instant};
@@ -78,11 +79,6 @@ impl EventKind {
         Self::ALL.into_iter().find(|k| k.path() == segment)
     }
 
-    /// The kind of a record type.
-    pub fn of(record: RecordType) -> Option<EventKind> {
-        Self::ALL.into_iter().find(|k| k.record() == record)
-    }
-
     /// The record type it produces.
     pub fn record(self) -> RecordType {
         match self {
@@ -103,11 +99,18 @@ impl EventKind {
     /// and the defaults for the id and time. The error names the field (`person.noms`) and the
     /// problem, never the value.
     pub fn parse(self, json: &[u8], envelope: wire::Envelope) -> Result<SourceRecord, JsonError> {
-        fn read<'a, T: Deserialize<'a>>(json: &'a [u8]) -> Result<T, JsonError> {
-            let mut de = serde_json::Deserializer::from_slice(json);
-            let value = serde_path_to_error::deserialize(&mut de).map_err(JsonError::from)?;
-            de.end().map_err(|e| JsonError::syntax(&e))?;
-            Ok(value)
+        let value: Value = serde_json::from_slice(json).map_err(|e| JsonError::syntax(&e))?;
+        self.parse_value(&value, envelope)
+    }
+
+    /// [`EventKind::parse`] for a document already parsed (a row of a batch).
+    pub fn parse_value(
+        self,
+        json: &Value,
+        envelope: wire::Envelope,
+    ) -> Result<SourceRecord, JsonError> {
+        fn read<'a, T: Deserialize<'a>>(json: &'a Value) -> Result<T, JsonError> {
+            serde_path_to_error::deserialize(json).map_err(JsonError::from)
         }
         macro_rules! record {
             ($json:ty, $variant:expr) => {{
@@ -141,8 +144,8 @@ impl EventKind {
 }
 
 /// The JSON form of a wire record, with its kind: what a source would send.
-pub fn to_json(record: &SourceRecord) -> (EventKind, serde_json::Value) {
-    fn value<T: Serialize>(t: T) -> serde_json::Value {
+pub fn to_json(record: &SourceRecord) -> (EventKind, Value) {
+    fn value<T: Serialize>(t: T) -> Value {
         serde_json::to_value(t).unwrap_or_default()
     }
     match record {

@@ -147,10 +147,10 @@ impl Harness {
     }
 
     /// Admit every row as the source `org` would; check each answer.
-    fn answer(&mut self, org: &str, parsed: Result<(Rows, FieldName), Problem>) {
+    fn answer(&mut self, org: &str, parsed: Result<Rows, Problem>) {
         let principal = self.sources.authenticate(org).unwrap();
         let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-        let (rows, names) = match parsed {
+        let rows = match parsed {
             Ok(r) => r,
             Err(p) => {
                 assert!(!p.detail.contains(MARKER));
@@ -158,6 +158,7 @@ impl Harness {
                 return;
             }
         };
+        let names = |f: &str| rows.names.name(f);
         for (_, row) in rows.rows {
             match admit(row, &principal, today, &self.hasher, &names) {
                 Decision::Send(a) => {

@@ -23,6 +23,8 @@ use continuity_schema::days_from_date;
 use continuity_schema::wire::{
     self, AdmissionKind, IdentifierKind, PersonIdentifiers, ReleaseReason, SourceRecord,
 };
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -74,7 +76,7 @@ pub fn adapt(message: &Value, source: &str) -> Parsed {
         Ok(event) => event,
         Err(problem) => return Parsed::Rejected(vec![problem]),
     };
-    let domain: DomainEvent = match serde_json::from_value(event.clone()) {
+    let domain = match DomainEvent::deserialize(event.as_ref()) {
         Ok(d) => d,
         Err(_) => {
             return Parsed::Rejected(vec![FieldProblem::new(
@@ -129,7 +131,7 @@ pub fn adapt(message: &Value, source: &str) -> Parsed {
 }
 
 /// The event inside an SNS notification, or the message itself when it is bare.
-fn unwrap_notification(message: &Value) -> Result<Value, FieldProblem> {
+fn unwrap_notification(message: &Value) -> Result<Cow<'_, Value>, FieldProblem> {
     let Some(object) = message.as_object() else {
         return Err(FieldProblem::new(
             "(event)",
@@ -137,8 +139,8 @@ fn unwrap_notification(message: &Value) -> Result<Value, FieldProblem> {
         ));
     };
     match object.get("Message") {
-        None => Ok(message.clone()),
-        Some(Value::String(inner)) => serde_json::from_str(inner).map_err(|_| {
+        None => Ok(Cow::Borrowed(message)),
+        Some(Value::String(inner)) => serde_json::from_str(inner).map(Cow::Owned).map_err(|_| {
             FieldProblem::new("Message", "must hold the domain event as a JSON string")
         }),
         Some(_) => Err(FieldProblem::new(
@@ -242,6 +244,30 @@ impl Event {
         }
     }
 
+    /// The NOMS number and time of a movement, or every field at fault.
+    fn movement(&self) -> Result<(String, DateTime<Utc>), Parsed> {
+        let mut problems = Vec::new();
+        let noms = self.noms(&mut problems);
+        let at = self.occurred_at(&mut problems);
+        noms.zip(at).ok_or(Parsed::Rejected(problems))
+    }
+
+    /// The person: the NOMS number, and the CRN where the event gives it.
+    fn person(&self, noms: String) -> PersonIdentifiers {
+        PersonIdentifiers {
+            noms: Some(noms),
+            crn: self.reference("CRN"),
+            ..Default::default()
+        }
+    }
+
+    fn missing_reason() -> Parsed {
+        Parsed::Rejected(vec![FieldProblem::new(
+            "additionalInformation.reason",
+            "is missing",
+        )])
+    }
+
     fn envelope(&self, at: DateTime<Utc>) -> wire::Envelope {
         wire::Envelope {
             event_id: uuid::Uuid::nil(),
@@ -278,28 +304,17 @@ impl Event {
                     reason_name(other)
                 ))
             }
-            None => {
-                return Parsed::Rejected(vec![FieldProblem::new(
-                    "additionalInformation.reason",
-                    "is missing",
-                )])
-            }
+            None => return Self::missing_reason(),
         };
-        let mut problems = Vec::new();
-        let noms = self.noms(&mut problems);
-        let at = self.occurred_at(&mut problems);
-        let (Some(noms), Some(at)) = (noms, at) else {
-            return Parsed::Rejected(problems);
+        let (noms, at) = match self.movement() {
+            Ok(m) => m,
+            Err(rejected) => return rejected,
         };
         let date = london_date(at);
         Parsed::one(SourceRecord::PrisonRelease(wire::PrisonRelease {
             envelope: self.envelope(at),
             release_id: format!("{noms}/{date}"),
-            person: PersonIdentifiers {
-                noms: Some(noms),
-                crn: self.reference("CRN"),
-                ..Default::default()
-            },
+            person: self.person(noms),
             attributor: None,
             release_date: days_from_date(date),
             released_at: Some(at.timestamp_micros()),
@@ -320,29 +335,18 @@ impl Event {
                     reason_name(other)
                 ))
             }
-            None => {
-                return Parsed::Rejected(vec![FieldProblem::new(
-                    "additionalInformation.reason",
-                    "is missing",
-                )])
-            }
+            None => return Self::missing_reason(),
         }
-        let mut problems = Vec::new();
-        let noms = self.noms(&mut problems);
-        let at = self.occurred_at(&mut problems);
-        let (Some(noms), Some(at)) = (noms, at) else {
-            return Parsed::Rejected(problems);
+        let (noms, at) = match self.movement() {
+            Ok(m) => m,
+            Err(rejected) => return rejected,
         };
         let code = self.info("nomisMovementReasonCode");
         let recall = code.is_some_and(|c| RECALL_CODES.contains(&c))
             || self.info("probableCause") == Some("RECALL");
         Parsed::one(SourceRecord::CustodyAdmission(wire::CustodyAdmission {
             envelope: self.envelope(at),
-            person: PersonIdentifiers {
-                noms: Some(noms),
-                crn: self.reference("CRN"),
-                ..Default::default()
-            },
+            person: self.person(noms),
             attributor: None,
             admitted_on: days_from_date(london_date(at)),
             kind: if recall {

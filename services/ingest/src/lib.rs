@@ -46,7 +46,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::api::EventKind;
-use crate::rows::{AcceptedEvent, Admitted, Decision, FieldProblem, Parsed, RowResult};
+use crate::rows::{
+    record_name, AcceptedEvent, Admitted, Decision, FieldProblem, Parsed, RowResult,
+};
 use crate::sources::{Principal, Role, SourceConfig, Sources};
 
 /// The OpenAPI description, served at `/openapi.yaml`.
@@ -317,18 +319,89 @@ fn layout(headers: &HeaderMap) -> Layout {
     }
 }
 
-/// The rows of a request and whether it was a single event (answered on its own) or a batch.
+/// The requests that carry events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// `POST /v1/events/{kind}`.
+    Events(EventKind),
+    /// `POST /v1/hmpps/events`.
+    Hmpps,
+    /// `POST /v1/treatment/extracts`.
+    Extracts,
+}
+
+impl Endpoint {
+    /// Its name in metric labels and the audit trail (from fixed lists only).
+    fn name(self) -> String {
+        match self {
+            Endpoint::Events(kind) => format!("events/{}", kind.path()),
+            Endpoint::Hmpps => "hmpps".into(),
+            Endpoint::Extracts => "treatment-extracts".into(),
+        }
+    }
+
+    /// Whether a role may use it at all.
+    fn allows(self, role: Role) -> bool {
+        match self {
+            Endpoint::Events(kind) => role.may_send(kind.record()),
+            Endpoint::Hmpps => role == Role::Hmpps,
+            Endpoint::Extracts => role == Role::TreatmentProvider,
+        }
+    }
+
+    /// Why a role may not, in the sender's words.
+    fn refusal(self, role: Role) -> String {
+        match self {
+            Endpoint::Events(kind) => {
+                format!("a {} source may not send {}", role.name(), kind.path())
+            }
+            Endpoint::Hmpps => format!(
+                "HMPPS domain events come from the HMPPS feed only; a {} source sends /v1/events/{{kind}}",
+                role.name()
+            ),
+            Endpoint::Extracts => format!(
+                "treatment extracts come from treatment providers only; this is a {} source",
+                role.name()
+            ),
+        }
+    }
+}
+
+/// How the sender names a record field that validation names (`person.noms`).
+enum FieldNames {
+    /// The JSON form uses the record's own names.
+    Record,
+    /// An HMPPS event's field.
+    Hmpps,
+    /// The extract's own column.
+    Columns(ndtms::ColumnNames),
+}
+
+impl FieldNames {
+    fn name(&self, record_field: &str) -> String {
+        match self {
+            FieldNames::Record => record_field.to_owned(),
+            FieldNames::Hmpps => hmpps::field_in_event(record_field).to_owned(),
+            FieldNames::Columns(columns) => columns.name(record_field),
+        }
+    }
+}
+
+/// The rows of a request, whether it was a single event (answered on its own), and how the
+/// sender names the fields.
 struct Rows {
     rows: Vec<(u64, Parsed)>,
     single: bool,
+    names: FieldNames,
 }
 
-/// A failure of the whole request, as `application/problem+json`.
+/// A failure of the whole request, or a refused single event, as `application/problem+json`
+/// (RFC 9457) with any extension members.
 struct Problem {
     status: StatusCode,
     title: &'static str,
     detail: String,
-    errors: Vec<FieldProblem>,
+    extensions: serde_json::Map<String, Value>,
     retry_after: Option<u64>,
 }
 
@@ -338,22 +411,37 @@ impl Problem {
             status,
             title,
             detail: detail.into(),
-            errors: Vec::new(),
+            extensions: serde_json::Map::new(),
             retry_after: None,
         }
     }
 
+    /// Add an extension member (`errors`, `rows`).
+    fn with(mut self, name: &str, value: Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
+        self
+    }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("urn:continuity:problem:{}", slug(self.title)),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        if !self.errors.is_empty() {
-            body["errors"] = json!(self.errors);
-        }
-        let mut response = problem_response(self.status, &body);
+        let mut body = self.extensions;
+        body.insert(
+            "type".into(),
+            json!(format!("urn:continuity:problem:{}", slug(self.title))),
+        );
+        body.insert("title".into(), json!(self.title));
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            Value::Object(body).to_string(),
+        )
+            .into_response();
         if let Some(secs) = self.retry_after {
             response
                 .headers_mut()
@@ -382,35 +470,17 @@ fn slug(title: &str) -> String {
         .collect()
 }
 
-fn problem_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-/// A row of a JSON body: its number, its value (or why it is not JSON), and whether it was the
-/// whole body (a single event, answered on its own).
-type JsonRow = (u64, Result<Value, FieldProblem>, bool);
-
-/// Split a JSON or NDJSON body into values, one per row; a line that is not JSON is a
-/// rejected row of its own.
-fn json_rows(body: &[u8], layout: Layout) -> Result<Vec<JsonRow>, Problem> {
+/// Split a JSON or NDJSON body into values, one per row, and say whether it was one object;
+/// a line that is not JSON is a rejected row of its own.
+#[allow(clippy::type_complexity)]
+fn json_rows(
+    body: &[u8],
+    layout: Layout,
+) -> Result<(Vec<(u64, Result<Value, FieldProblem>)>, bool), Problem> {
     match layout {
         Layout::Json => {
             let value: Value = serde_json::from_slice(body).map_err(|e| {
-                let mut p = Problem::new(
+                Problem::new(
                     StatusCode::BAD_REQUEST,
                     "Body is not JSON",
                     format!(
@@ -418,33 +488,37 @@ fn json_rows(body: &[u8], layout: Layout) -> Result<Vec<JsonRow>, Problem> {
                         e.line(),
                         e.column()
                     ),
-                );
-                p.errors.push(FieldProblem::new("(body)", "is not valid JSON"));
-                p
+                )
+                .with("errors", json!([FieldProblem::new("(body)", "is not valid JSON")]))
             })?;
             Ok(match value {
-                Value::Array(items) => items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| (i as u64 + 1, Ok(v), false))
-                    .collect(),
-                other => vec![(1, Ok(other), true)],
+                Value::Array(items) => (
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (i as u64 + 1, Ok(v)))
+                        .collect(),
+                    false,
+                ),
+                other => (vec![(1, Ok(other))], true),
             })
         }
-        Layout::NdJson => Ok(body
-            .split(|b| *b == b'\n')
-            .enumerate()
-            .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(|(i, line)| {
-                let parsed = serde_json::from_slice(line).map_err(|e| {
-                    FieldProblem::new(
-                        "(line)",
-                        format!("is not valid JSON (column {})", e.column()),
-                    )
-                });
-                (i as u64 + 1, parsed, false)
-            })
-            .collect()),
+        Layout::NdJson => Ok((
+            body.split(|b| *b == b'\n')
+                .enumerate()
+                .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+                .map(|(i, line)| {
+                    let parsed = serde_json::from_slice(line).map_err(|e| {
+                        FieldProblem::new(
+                            "(line)",
+                            format!("is not valid JSON (column {})", e.column()),
+                        )
+                    });
+                    (i as u64 + 1, parsed)
+                })
+                .collect(),
+            false,
+        )),
     }
 }
 
@@ -454,76 +528,26 @@ async fn post_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let Some(kind) = EventKind::from_path(&kind) else {
-        let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.path()).collect();
-        return Problem::new(
-            StatusCode::NOT_FOUND,
-            "Unknown event kind",
-            format!("the event kinds are {}", known.join(", ")),
-        )
-        .into_response();
-    };
-    let endpoint = format!("events/{}", kind.path());
-    let layout = layout(&headers);
-    app.handle(
-        &endpoint,
-        &headers,
-        body,
-        |role| role.may_send(kind.record()),
-        |p| format!("a {} source may not send {}", p.role.name(), kind.path()),
-        move |app, principal, body| {
-            event_rows(
-                kind,
-                layout,
-                body,
-                principal.organisation.as_str(),
-                app.clock.now(),
+    match EventKind::from_path(&kind) {
+        Some(kind) => app.handle(Endpoint::Events(kind), &headers, body).await,
+        None => {
+            let known: Vec<&str> = EventKind::ALL.iter().map(|k| k.path()).collect();
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "Unknown event kind",
+                format!("the event kinds are {}", known.join(", ")),
             )
-        },
-    )
-    .await
+            .into_response()
+        }
+    }
 }
 
 async fn post_hmpps(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
-    let layout = layout(&headers);
-    app.handle(
-        "hmpps",
-        &headers,
-        body,
-        |role| role == Role::Hmpps,
-        |p| {
-            format!(
-                "HMPPS domain events come from the HMPPS feed only; a {} source sends /v1/events/{{kind}}",
-                p.role.name()
-            )
-        },
-        move |_, principal, body| hmpps_rows(layout, body, principal.organisation.as_str()),
-    )
-    .await
+    app.handle(Endpoint::Hmpps, &headers, body).await
 }
 
 async fn post_extract(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
-    app.handle(
-        "treatment-extracts",
-        &headers,
-        body,
-        |role| role == Role::TreatmentProvider,
-        |p| {
-            format!(
-                "treatment extracts come from treatment providers only; this is a {} source",
-                p.role.name()
-            )
-        },
-        move |app, principal, body| {
-            extract_rows(
-                &app.columns,
-                body,
-                principal.organisation.as_str(),
-                app.clock.now(),
-            )
-        },
-    )
-    .await
+    app.handle(Endpoint::Extracts, &headers, body).await
 }
 
 /// The rows of a `POST /v1/events/{kind}` body sent by `source` at `now`.
@@ -533,41 +557,41 @@ fn event_rows(
     body: &[u8],
     source: &str,
     now: DateTime<Utc>,
-) -> Result<(Rows, FieldName), Problem> {
-    let rows = json_rows(body, layout)?;
-    let single = rows.len() == 1 && rows[0].2;
-    let rows = rows
+) -> Result<Rows, Problem> {
+    let (values, single) = json_rows(body, layout)?;
+    let rows = values
         .into_iter()
-        .map(|(n, value, _)| {
-            let parsed = match value {
-                Err(p) => Parsed::Rejected(vec![p]),
-                Ok(value) => {
-                    let bytes = serde_json::to_vec(&value).unwrap_or_default();
-                    let envelope = continuity_schema::wire::Envelope {
-                        event_id: Uuid::nil(),
-                        occurred_at: now.timestamp_micros(),
-                        source: source.to_owned(),
-                        schema_version: 1,
-                    };
-                    match kind.parse(&bytes, envelope) {
-                        Ok(record) => Parsed::one(record),
-                        Err(e) => Parsed::Rejected(vec![FieldProblem::new(e.field, e.problem)]),
-                    }
-                }
+        .map(|(n, value)| {
+            let parsed = value.and_then(|value| {
+                let envelope = continuity_schema::wire::Envelope {
+                    event_id: Uuid::nil(),
+                    occurred_at: now.timestamp_micros(),
+                    source: source.to_owned(),
+                    schema_version: 1,
+                };
+                kind.parse_value(&value, envelope)
+                    .map_err(|e| FieldProblem::new(e.field, e.problem))
+            });
+            let parsed = match parsed {
+                Ok(record) => Parsed::one(record),
+                Err(problem) => Parsed::Rejected(vec![problem]),
             };
             (n, parsed)
         })
         .collect();
-    Ok((Rows { rows, single }, Box::new(|f: &str| f.to_owned())))
+    Ok(Rows {
+        rows,
+        single,
+        names: FieldNames::Record,
+    })
 }
 
 /// The rows of a `POST /v1/hmpps/events` body sent by `source`.
-fn hmpps_rows(layout: Layout, body: &[u8], source: &str) -> Result<(Rows, FieldName), Problem> {
-    let rows = json_rows(body, layout)?;
-    let single = rows.len() == 1 && rows[0].2;
-    let rows = rows
+fn hmpps_rows(layout: Layout, body: &[u8], source: &str) -> Result<Rows, Problem> {
+    let (values, single) = json_rows(body, layout)?;
+    let rows = values
         .into_iter()
-        .map(|(n, value, _)| {
+        .map(|(n, value)| {
             let parsed = match value {
                 Err(p) => Parsed::Rejected(vec![p]),
                 Ok(v) => hmpps::adapt(&v, source),
@@ -575,10 +599,11 @@ fn hmpps_rows(layout: Layout, body: &[u8], source: &str) -> Result<(Rows, FieldN
             (n, parsed)
         })
         .collect();
-    Ok((
-        Rows { rows, single },
-        Box::new(|f: &str| hmpps::field_in_event(f).to_owned()),
-    ))
+    Ok(Rows {
+        rows,
+        single,
+        names: FieldNames::Hmpps,
+    })
 }
 
 /// The rows of a treatment extract sent by the provider `source` at `now`.
@@ -587,91 +612,50 @@ fn extract_rows(
     body: &[u8],
     source: &str,
     now: DateTime<Utc>,
-) -> Result<(Rows, FieldName), Problem> {
+) -> Result<Rows, Problem> {
     let extract =
         ndtms::parse(body, columns, source, now.timestamp_micros()).map_err(|problem| {
-            let mut p = Problem::new(
+            Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Unusable extract",
                 "the extract's header does not have the columns needed",
-            );
-            p.errors.push(problem);
-            p
+            )
+            .with("errors", json!([problem]))
         })?;
-    let names: Vec<(String, String)> = [
-        "episode_id",
-        "local_authority",
-        "attributor",
-        "attributor.date_of_birth",
-        "referral_date",
-        "triage_date",
-        "intervention_start",
-        "discharged_on",
-        "person.noms",
-        "person.crn",
-        "person.pnc",
-        "person.nhs",
-    ]
-    .iter()
-    .map(|f| ((*f).to_owned(), extract.column_for(f)))
-    .collect();
-    Ok((
-        Rows {
-            rows: extract.rows,
-            single: false,
-        },
-        Box::new(move |f: &str| {
-            names
-                .iter()
-                .find(|(field, _)| field == f)
-                .map_or_else(|| f.to_owned(), |(_, c)| c.clone())
-        }),
-    ))
-}
-
-/// Maps a record field named by validation to the sender's name for it.
-type FieldName = Box<dyn Fn(&str) -> String + Send>;
-
-/// A request's rows as answered, and what was sent, for the audit trail and the counters.
-struct Answered {
-    accepted: Vec<Admitted>,
-    results: Vec<(u64, RowResult)>,
+    Ok(Rows {
+        rows: extract.rows,
+        single: false,
+        names: FieldNames::Columns(extract.columns),
+    })
 }
 
 impl Ingest {
-    #[allow(clippy::too_many_arguments)]
     async fn handle(
         self: &Arc<Self>,
-        endpoint: &str,
+        endpoint: Endpoint,
         headers: &HeaderMap,
         body: Body,
-        allowed: impl Fn(Role) -> bool,
-        refusal: impl Fn(&Principal) -> String,
-        parse: impl FnOnce(&Ingest, &Principal, &[u8]) -> Result<(Rows, FieldName), Problem>,
     ) -> Response {
         let started = std::time::Instant::now();
-        let response = self
-            .answer(endpoint, headers, body, allowed, refusal, parse)
-            .await;
+        let name = endpoint.name();
+        let response = self.answer(endpoint, &name, headers, body).await;
         self.metrics
             .requests
-            .with_label_values(&[endpoint, response.status().as_str()])
+            .with_label_values(&[name.as_str(), response.status().as_str()])
             .inc();
         self.metrics
             .seconds
-            .with_label_values(&[endpoint])
+            .with_label_values(&[name.as_str()])
             .observe(started.elapsed().as_secs_f64());
         response
     }
 
     async fn answer(
-        self: &Arc<Self>,
-        endpoint: &str,
+        &self,
+        endpoint: Endpoint,
+        name: &str,
         headers: &HeaderMap,
         body: Body,
-        allowed: impl Fn(Role) -> bool,
-        refusal: impl Fn(&Principal) -> String,
-        parse: impl FnOnce(&Ingest, &Principal, &[u8]) -> Result<(Rows, FieldName), Problem>,
     ) -> Response {
         let Some(principal) = self.authenticate(headers) else {
             return Problem::new(
@@ -684,115 +668,99 @@ impl Ingest {
         let received_at = self.clock.now();
         // The rate limit comes first, so no request, allowed or not, costs more than its share.
         if let Err(wait) = principal.admit_request() {
-            let mut p = Problem::new(
+            return Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many requests",
                 format!("this source's request rate is limited; retry after {wait} s, or send fewer, larger batches"),
-            );
-            p.retry_after = Some(wait);
-            return p.into_response();
+            )
+            .retry_after(wait)
+            .into_response();
         }
-        if !allowed(principal.role) {
-            self.audit(&principal, endpoint, received_at, 403, &[], &[])
+        if !endpoint.allows(principal.role) {
+            self.audit(&principal, name, received_at, 403, &[], &[])
                 .await
                 .ok();
-            return Problem::new(StatusCode::FORBIDDEN, "Not allowed", refusal(&principal))
-                .into_response();
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                endpoint.refusal(principal.role),
+            )
+            .into_response();
         }
         let body = match self.read_body(headers, body).await {
             Ok(b) => b,
             Err(p) => return p.into_response(),
         };
-        let (rows, field_name) = match parse(self, &principal, &body) {
+        let source = principal.organisation.as_str();
+        let parsed = match endpoint {
+            Endpoint::Events(kind) => event_rows(kind, layout(headers), &body, source, received_at),
+            Endpoint::Hmpps => hmpps_rows(layout(headers), &body, source),
+            Endpoint::Extracts => extract_rows(&self.columns, &body, source, received_at),
+        };
+        let rows = match parsed {
             Ok(r) => r,
             Err(p) => {
-                self.audit(
-                    &principal,
-                    endpoint,
-                    received_at,
-                    p.status.as_u16(),
-                    &[],
-                    &[],
-                )
-                .await
-                .ok();
+                self.audit(&principal, name, received_at, p.status.as_u16(), &[], &[])
+                    .await
+                    .ok();
                 return p.into_response();
             }
         };
+
+        // Each row is refused with its answer, or admitted: its records join what is sent.
         let today = continuity_domain::london_date(received_at);
-        let mut answered = Answered {
-            accepted: Vec::new(),
-            results: Vec::with_capacity(rows.rows.len()),
-        };
-        let mut pending: Vec<(u64, usize, usize)> = Vec::new();
+        let mut accepted: Vec<Admitted> = Vec::new();
+        let mut decided: Vec<(u64, Result<std::ops::Range<usize>, RowResult>)> =
+            Vec::with_capacity(rows.rows.len());
         for (n, parsed) in rows.rows {
+            let field_name = |f: &str| rows.names.name(f);
             match rows::admit(parsed, &principal, today, &self.hasher, &field_name) {
                 Decision::Send(admitted) => {
-                    let from = answered.accepted.len();
-                    answered.accepted.extend(admitted);
-                    pending.push((n, from, answered.accepted.len()));
-                    answered
-                        .results
-                        .push((n, RowResult::Accepted { events: vec![] }));
+                    let from = accepted.len();
+                    accepted.extend(admitted);
+                    decided.push((n, Ok(from..accepted.len())));
                 }
-                Decision::Done(result) => answered.results.push((n, result)),
+                Decision::Done(result) => decided.push((n, Err(result))),
             }
         }
-        if let Err(p) = self.send(&answered.accepted).await {
-            self.audit(
-                &principal,
-                endpoint,
-                received_at,
-                503,
-                &answered.accepted,
-                &answered.results,
-            )
-            .await
-            .ok();
+        if let Err(p) = self.send(&accepted).await {
+            let refused: Vec<(u64, RowResult)> = decided
+                .into_iter()
+                .filter_map(|(n, d)| d.err().map(|r| (n, r)))
+                .collect();
+            self.audit(&principal, name, received_at, 503, &[], &refused)
+                .await
+                .ok();
             return p.into_response();
         }
-        // Fill in the accepted rows' events now they are acknowledged.
-        let mut filled = pending.into_iter();
-        for (_, result) in answered.results.iter_mut() {
-            if let RowResult::Accepted { events } = result {
-                if let Some((_, from, to)) = filled.next() {
-                    *events = answered.accepted[from..to]
-                        .iter()
-                        .map(|a| AcceptedEvent {
-                            kind: format!("{:?}", a.record),
-                            id: a.id,
-                        })
-                        .collect();
-                }
-            }
-        }
-        let (status, body) = answer_rows(&answered.results, rows.single);
-        if self
-            .audit(
-                &principal,
-                endpoint,
-                received_at,
-                status.as_u16(),
-                &answered.accepted,
-                &answered.results,
-            )
-            .await
-            .is_err()
-        {
-            let mut p = Problem::new(
+        let results: Vec<(u64, RowResult)> = decided
+            .into_iter()
+            .map(|(n, d)| {
+                let result = match d {
+                    Ok(range) => RowResult::Accepted {
+                        events: accepted[range].iter().map(AcceptedEvent::of).collect(),
+                    },
+                    Err(refused) => refused,
+                };
+                (n, result)
+            })
+            .collect();
+        let response = answer_rows(&results, rows.single);
+        let status = response.status().as_u16();
+        let audited = self
+            .audit(&principal, name, received_at, status, &accepted, &results)
+            .await;
+        if audited.is_err() {
+            return Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Audit unavailable",
                 "the events were written but the audit trail could not be; resend the same request (it creates nothing new)",
-            );
-            p.retry_after = Some(5);
-            return p.into_response();
+            )
+            .retry_after(5)
+            .into_response();
         }
-        self.count(endpoint, &answered);
-        if status.is_client_error() {
-            problem_response(status, &body)
-        } else {
-            json_response(status, &body)
-        }
+        self.count(name, &results);
+        response
     }
 
     fn authenticate(&self, headers: &HeaderMap) -> Option<Arc<Principal>> {
@@ -824,18 +792,13 @@ impl Ingest {
         }
         match axum::body::to_bytes(body, self.max_body_bytes).await {
             Ok(b) => Ok(b.to_vec()),
-            Err(e) => {
-                // axum reports the limit as an error whose text says so; nothing else is typed.
-                if e.to_string().contains("length limit") {
-                    Err(too_large())
-                } else {
-                    Err(Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "Body not read",
-                        "the request body could not be read completely",
-                    ))
-                }
-            }
+            // axum reports the limit as an error whose text says so; nothing else is typed.
+            Err(e) if e.to_string().contains("length limit") => Err(too_large()),
+            Err(_) => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Body not read",
+                "the request body could not be read completely",
+            )),
         }
     }
 
@@ -870,7 +833,7 @@ impl Ingest {
                 for a in admitted {
                     self.metrics
                         .events
-                        .with_label_values(&[&format!("{:?}", a.record)])
+                        .with_label_values(&[record_name(a.record).as_str()])
                         .inc();
                 }
                 Ok(())
@@ -895,43 +858,30 @@ impl Ingest {
             },
             Err(e) => tracing::error!(error = %e, "could not create a new producer"),
         }
-        let mut p = Problem::new(
+        Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Broker unavailable",
             "the events could not be written now and none is accepted; resend the same request later (resending creates nothing new)",
-        );
-        p.retry_after = Some(10);
-        p
+        )
+        .retry_after(10)
     }
 
+    /// One audit row: who sent what, the answer, the rows by result and the events written.
     async fn audit(
         &self,
         principal: &Principal,
         endpoint: &str,
         received_at: DateTime<Utc>,
         status: u16,
-        accepted: &[Admitted],
+        written: &[Admitted],
         results: &[(u64, RowResult)],
     ) -> Result<(), sqlx::Error> {
-        let (written, ids, kinds) = if status == 202 || status == 207 {
-            let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
-            for a in accepted {
-                *kinds.entry(format!("{:?}", a.record)).or_default() += 1;
-            }
-            (
-                accepted.len(),
-                accepted.iter().map(|a| a.id).collect::<Vec<_>>(),
-                kinds,
-            )
-        } else {
-            (0, Vec::new(), BTreeMap::new())
-        };
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for a in written {
+            *kinds.entry(record_name(a.record)).or_default() += 1;
+        }
+        let ids: Vec<Uuid> = written.iter().map(|a| a.id).collect();
         let count = |f: fn(&RowResult) -> bool| results.iter().filter(|(_, r)| f(r)).count() as i32;
-        let accepted_rows = if written > 0 {
-            count(|r| matches!(r, RowResult::Accepted { .. }))
-        } else {
-            0
-        };
         let result = sqlx::query(
             "insert into ingest_audit (audit_id, received_at, source, organisation, endpoint, \
              status, accepted, ignored, rejected, kinds, event_ids) \
@@ -943,7 +893,7 @@ impl Ingest {
         .bind(principal.organisation.as_str())
         .bind(endpoint)
         .bind(status as i16)
-        .bind(accepted_rows)
+        .bind(count(|r| matches!(r, RowResult::Accepted { .. })))
         .bind(count(|r| matches!(r, RowResult::Ignored { .. })))
         .bind(count(|r| {
             matches!(r, RowResult::Rejected { .. } | RowResult::Forbidden { .. })
@@ -958,53 +908,36 @@ impl Ingest {
         result.map(|_| ())
     }
 
-    fn count(&self, endpoint: &str, answered: &Answered) {
-        for (_, r) in &answered.results {
-            let result = match r {
-                RowResult::Accepted { .. } => "accepted",
-                RowResult::Ignored { .. } => "ignored",
-                RowResult::Rejected { .. } => "rejected",
-                RowResult::Forbidden { .. } => "forbidden",
-            };
+    fn count(&self, endpoint: &str, results: &[(u64, RowResult)]) {
+        for (_, r) in results {
             self.metrics
                 .rows
-                .with_label_values(&[endpoint, result])
+                .with_label_values(&[endpoint, r.code()])
                 .inc();
         }
     }
 }
 
-/// The status and body answering a request's rows. A single event is answered on its own; a
-/// batch with every row accepted or ignored is 202, with some rows refused 207, with none
-/// accepted 422.
-fn answer_rows(results: &[(u64, RowResult)], single: bool) -> (StatusCode, Value) {
-    if single {
-        if let Some((_, result)) = results.first() {
-            return match result {
-                RowResult::Accepted { .. } | RowResult::Ignored { .. } => {
-                    (StatusCode::ACCEPTED, json!(result))
-                }
-                RowResult::Rejected { errors } => (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({
-                        "type": "urn:continuity:problem:invalid-event",
-                        "title": "Invalid event",
-                        "status": 422,
-                        "detail": describe(errors),
-                        "errors": errors,
-                    }),
-                ),
-                RowResult::Forbidden { detail } => (
-                    StatusCode::FORBIDDEN,
-                    json!({
-                        "type": "urn:continuity:problem:not-allowed",
-                        "title": "Not allowed",
-                        "status": 403,
-                        "detail": detail,
-                    }),
-                ),
-            };
-        }
+/// The answer to a request's rows. A single event is answered on its own (202, or 422/403 as
+/// a problem); a batch with every row accepted or ignored is 202, with some refused 207, with
+/// none accepted a 422 problem listing the rows.
+fn answer_rows(results: &[(u64, RowResult)], single: bool) -> Response {
+    if let (true, [(_, result)]) = (single, results) {
+        return match result {
+            RowResult::Accepted { .. } | RowResult::Ignored { .. } => {
+                json_response(StatusCode::ACCEPTED, &json!(result))
+            }
+            RowResult::Rejected { errors } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid event",
+                describe(errors),
+            )
+            .with("errors", json!(errors))
+            .into_response(),
+            RowResult::Forbidden { detail } => {
+                Problem::new(StatusCode::FORBIDDEN, "Not allowed", detail.clone()).into_response()
+            }
+        };
     }
     let n = |f: fn(&RowResult) -> bool| results.iter().filter(|(_, r)| f(r)).count();
     let accepted = n(|r| matches!(r, RowResult::Accepted { .. }));
@@ -1018,24 +951,41 @@ fn answer_rows(results: &[(u64, RowResult)], single: bool) -> (StatusCode, Value
             v
         })
         .collect();
-    let mut body = json!({
-        "accepted": accepted,
-        "ignored": ignored,
-        "rejected": refused,
-        "rows": rows,
-    });
+    if refused > 0 && accepted == 0 {
+        return Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "No row accepted",
+            format!("{refused} rows refused; see rows"),
+        )
+        .with("accepted", json!(0))
+        .with("ignored", json!(ignored))
+        .with("rejected", json!(refused))
+        .with("rows", json!(rows))
+        .into_response();
+    }
     let status = if refused == 0 {
         StatusCode::ACCEPTED
-    } else if accepted == 0 {
-        body["type"] = json!("urn:continuity:problem:invalid-batch");
-        body["title"] = json!("No row accepted");
-        body["status"] = json!(422);
-        body["detail"] = json!(format!("{refused} rows refused; see rows"));
-        StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::MULTI_STATUS
     };
-    (status, body)
+    json_response(
+        status,
+        &json!({
+            "accepted": accepted,
+            "ignored": ignored,
+            "rejected": refused,
+            "rows": rows,
+        }),
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn describe(errors: &[FieldProblem]) -> String {

@@ -37,11 +37,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::NewToken => {
-            let token = format!(
-                "{}{}",
-                uuid::Uuid::new_v4().simple(),
-                uuid::Uuid::new_v4().simple()
-            );
+            let token = sources::new_token();
             println!("{token}");
             println!("{}", sources::token_hash(&token));
             return Ok(());

@@ -87,6 +87,26 @@ enum Field {
     Nhs,
 }
 
+impl Field {
+    const ALL: [Field; 15] = [
+        Field::EpisodeId,
+        Field::LocalAuthority,
+        Field::FirstInitial,
+        Field::SurnameInitial,
+        Field::DateOfBirth,
+        Field::Sex,
+        Field::ReferralDate,
+        Field::TriageDate,
+        Field::InterventionStart,
+        Field::DischargeDate,
+        Field::DischargeReason,
+        Field::Noms,
+        Field::Crn,
+        Field::Pnc,
+        Field::Nhs,
+    ];
+}
+
 impl Columns {
     fn candidates(&self, field: Field) -> &[String] {
         match field {
@@ -111,23 +131,7 @@ impl Columns {
     fn layout(&self, header: &csv::StringRecord) -> Result<Layout, FieldProblem> {
         use Field::*;
         let mut layout = Layout::default();
-        for field in [
-            EpisodeId,
-            LocalAuthority,
-            FirstInitial,
-            SurnameInitial,
-            DateOfBirth,
-            Sex,
-            ReferralDate,
-            TriageDate,
-            InterventionStart,
-            DischargeDate,
-            DischargeReason,
-            Noms,
-            Crn,
-            Pnc,
-            Nhs,
-        ] {
+        for field in Field::ALL {
             let found = self.candidates(field).iter().find_map(|name| {
                 header
                     .iter()
@@ -228,24 +232,30 @@ impl Layout {
     }
 }
 
-/// One parsed file: the rows (numbered by line, the header being line 1) and how to name a
-/// record field as a column of this file.
-pub struct Extract {
-    /// Each data row's line number and what it became.
-    pub rows: Vec<(u64, Parsed)>,
-    layout: Layout,
-}
+/// The sender's name for each record field, as columns of one file.
+#[derive(Debug)]
+pub struct ColumnNames(Layout);
 
-impl Extract {
-    /// The file's column for a record field named by validation.
-    pub fn column_for(&self, record_field: &str) -> String {
-        let c = self.layout.column_for(record_field);
+impl ColumnNames {
+    /// The file's column for a record field named by validation (`attributor.date_of_birth`
+    /// is `DOB`); the field itself when no column fills it.
+    pub fn name(&self, record_field: &str) -> String {
+        let c = self.0.column_for(record_field);
         if c.is_empty() {
             record_field.to_owned()
         } else {
             c
         }
     }
+}
+
+/// One parsed file: the rows (numbered by line, the header being line 1) and the file's
+/// names for the fields.
+pub struct Extract {
+    /// Each data row's line number and what it became.
+    pub rows: Vec<(u64, Parsed)>,
+    /// The file's columns.
+    pub columns: ColumnNames,
 }
 
 /// Parse a whole extract sent by `provider`. A header without the required columns rejects
@@ -295,7 +305,10 @@ pub fn parse(
             }
         }
     }
-    Ok(Extract { rows, layout })
+    Ok(Extract {
+        rows,
+        columns: ColumnNames(layout),
+    })
 }
 
 fn row(record: &csv::StringRecord, layout: &Layout, provider: &str, received_at: i64) -> Parsed {

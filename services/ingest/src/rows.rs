@@ -78,6 +78,21 @@ pub struct AcceptedEvent {
     pub id: Uuid,
 }
 
+impl AcceptedEvent {
+    /// What the sender is told of an admitted record.
+    pub fn of(admitted: &Admitted) -> Self {
+        AcceptedEvent {
+            kind: record_name(admitted.record),
+            id: admitted.id,
+        }
+    }
+}
+
+/// A record type's name in answers, metric labels and the audit trail (`PrisonRelease`).
+pub fn record_name(record: RecordType) -> String {
+    format!("{record:?}")
+}
+
 /// The answer for one row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -102,6 +117,18 @@ pub enum RowResult {
         /// Why.
         detail: String,
     },
+}
+
+impl RowResult {
+    /// The result's name, as in the answer's `status` and the `result` metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RowResult::Accepted { .. } => "accepted",
+            RowResult::Ignored { .. } => "ignored",
+            RowResult::Rejected { .. } => "rejected",
+            RowResult::Forbidden { .. } => "forbidden",
+        }
+    }
 }
 
 /// What admission decided for one row: records to send, or the row's final answer.

@@ -169,6 +169,16 @@ pub enum SourcesError {
     },
 }
 
+/// A new random source token: two v4 UUIDs (244 random bits from the system's generator) as 64
+/// hex digits.
+pub fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// The SHA-256 of a token, as configured.
 pub fn token_hash(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
@@ -225,11 +235,6 @@ impl Sources {
     pub fn authenticate(&self, token: &str) -> Option<Arc<Principal>> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_token.get(&digest).cloned()
-    }
-
-    /// How many sources are configured.
-    pub fn len(&self) -> usize {
-        self.by_token.len()
     }
 
     /// True when none are.
