@@ -282,89 +282,78 @@ pub struct PublishedGrid {
     pub totals: Vec<Published>,
 }
 
-/// The published form of `breakdown` over `weeks`: engaged and not-engaged counts per area and
-/// week share one suppression mask, with the area totals and week totals as margins.
+impl PublishedGrid {
+    /// Each area's row, then England's row under `england`.
+    pub fn rows_with_total<'a>(
+        &'a self,
+        england: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Vec<Published>)> {
+        self.areas
+            .iter()
+            .map(String::as_str)
+            .zip(&self.rows)
+            .chain(std::iter::once((england, &self.totals)))
+    }
+}
+
+/// Nothing: published zeros.
+const NONE_PUBLISHED: Published = Published {
+    engaged: Some(0),
+    finalised: Some(0),
+};
+
+/// The sum of published figures, withheld if any of them is.
+fn sum_published(parts: impl IntoIterator<Item = Published>) -> Published {
+    let sum = parts
+        .into_iter()
+        .try_fold((0, 0), |(e, f), p| Some((e + p.engaged?, f + p.finalised?)));
+    Published {
+        engaged: sum.map(|s| s.0),
+        finalised: sum.map(|s| s.1),
+    }
+}
+
+/// The published form of `breakdown` over `weeks`: each area's weeks as
+/// [`published_cells`] publishes them, then the area's total, published only as the sum of
+/// weeks that are all published; England's weeks and total the same way. So the grid reveals
+/// nothing that comparing it with another report's grid would add to: each week is withheld
+/// the same way in every report, and every total is a sum of published weeks.
 pub fn published_grid(
     cells: &BTreeMap<CellKey, Tally>,
     breakdown: Breakdown,
     weeks: &[CohortPeriod],
 ) -> PublishedGrid {
-    let week_index: HashMap<&CohortPeriod, usize> =
-        weeks.iter().enumerate().map(|(i, w)| (w, i)).collect();
-    let week_index = &week_index;
-    let in_grid = || {
-        cells
-            .iter()
-            .filter(move |((p, b, _), _)| *b == breakdown && week_index.contains_key(p))
-    };
-    let areas: Vec<String> = in_grid()
-        .map(|((_, _, a), _)| a.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let area_index: HashMap<&str, usize> = areas
+    let published = published_cells(cells, breakdown, weeks);
+    let areas: BTreeSet<&String> = weeks
         .iter()
-        .enumerate()
-        .map(|(i, a)| (a.as_str(), i))
+        .flat_map(|w| {
+            cells
+                .range((*w, breakdown, String::new())..)
+                .take_while(move |((p, b, _), _)| p == w && *b == breakdown)
+                .map(|((_, _, a), _)| a)
+        })
         .collect();
-    let (rows, cols) = (areas.len(), weeks.len());
-    let mut engaged = vec![0u64; rows * cols];
-    let mut not_engaged = vec![0u64; rows * cols];
-    for ((p, _, a), t) in in_grid() {
-        let at = area_index[a.as_str()] * cols + week_index[p];
-        engaged[at] = t.engaged;
-        not_engaged[at] = t.finalised - t.engaged;
-    }
-    let hidden = time_stable_mask(&engaged, &not_engaged, rows, cols);
-    let grid = |cells| CountTable::new(rows, cols, cells);
-    let (Some(engaged), Some(not_engaged)) = (grid(engaged), grid(not_engaged)) else {
-        unreachable!("cells are rows × cols by construction")
+    let row = |area: &str| -> Vec<Published> {
+        let mut row: Vec<Published> = weeks
+            .iter()
+            .map(|w| {
+                published
+                    .get(&(*w, area.to_owned()))
+                    .copied()
+                    .unwrap_or(NONE_PUBLISHED)
+            })
+            .collect();
+        row.push(sum_published(row.iter().copied()));
+        row
     };
-    let entry = |r: usize, c: usize| {
-        let hide = hidden[r * (cols + 1) + c];
-        let (e, n) = (engaged.entry(r, c), not_engaged.entry(r, c));
-        Published {
-            engaged: (!hide).then_some(e),
-            finalised: (!hide).then_some(e + n),
-        }
-    };
+    // England's own breakdown has one area, which is its total.
     PublishedGrid {
         breakdown,
         weeks: weeks.to_vec(),
-        rows: (0..rows)
-            .map(|r| (0..=cols).map(|c| entry(r, c)).collect())
-            .collect(),
-        totals: (0..=cols).map(|c| entry(rows, c)).collect(),
-        areas,
+        rows: areas.iter().map(|a| row(a)).collect(),
+        totals: row(ENGLAND),
+        areas: areas.into_iter().cloned().collect(),
     }
-}
-
-/// Which entries of the extended grid (areas and England × weeks and the total) are withheld,
-/// decided so that comparing reports reveals nothing:
-/// - each week is suppressed on its own, as a column of the areas with cases that week and
-///   England's count for the week as its total. A week's cells are then withheld the same way
-///   in every report that shows the week, whatever the other weeks hold;
-/// - a total over the weeks (an area's, England's) is published only when every week in it
-///   is. It is then a sum of published numbers: neither it nor its difference from another
-///   report's total (the week that entered minus the week that left) tells anything new.
-fn time_stable_mask(engaged: &[u64], not_engaged: &[u64], rows: usize, cols: usize) -> Vec<bool> {
-    let width = cols + 1;
-    let mut hidden = vec![false; (rows + 1) * width];
-    for c in 0..cols {
-        let present: Vec<usize> = (0..rows)
-            .filter(|r| engaged[r * cols + c] + not_engaged[r * cols + c] > 0)
-            .collect();
-        let pick = |v: &[u64]| present.iter().map(|r| v[r * cols + c]).collect::<Vec<_>>();
-        let (cells, margin) = column_mask(&pick(engaged), &pick(not_engaged));
-        for (r, hide) in present.iter().zip(cells) {
-            hidden[r * width + c] = hide;
-        }
-        hidden[rows * width + c] = margin;
-    }
-    for r in 0..=rows {
-        hidden[r * width + cols] = (0..cols).any(|c| hidden[r * width + c]);
-    }
-    hidden
 }
 
 /// One period suppressed on its own: which of its (non-empty) cells are withheld, and whether
@@ -451,17 +440,10 @@ pub fn published_cells(
             areas
                 .into_iter()
                 .map(|a| {
-                    let sum = parts
+                    let each = parts
                         .iter()
-                        .try_fold((0, 0), |(e, f), part| match part.get(a) {
-                            None => Some((e, f)),
-                            Some(p) => Some((e + p.engaged?, f + p.finalised?)),
-                        });
-                    let published = Published {
-                        engaged: sum.map(|s| s.0),
-                        finalised: sum.map(|s| s.1),
-                    };
-                    (a.clone(), published)
+                        .map(|part| part.get(a).copied().unwrap_or(NONE_PUBLISHED));
+                    (a.clone(), sum_published(each))
                 })
                 .collect()
         };

@@ -221,32 +221,18 @@ pub async fn publish(
     type Cell = (bool, CohortPeriod, Breakdown, String);
     let mut figures: Vec<Figure<'_>> = Vec::new();
     for (grid, before) in report.grids.iter().zip(&report.previous) {
-        // The England grid's one row is its total row.
-        let totals = (grid.breakdown != Breakdown::England)
-            .then_some((continuity_domain::performance::ENGLAND, &grid.totals));
-        let rows = grid
-            .areas
-            .iter()
-            .map(String::as_str)
-            .zip(&grid.rows)
-            .chain(totals);
-        for (area, row) in rows {
+        // England's own grid has one area, which is also its total row: the same cell twice.
+        let england = continuity_domain::performance::ENGLAND;
+        for (area, row) in grid.rows_with_total(england) {
             // The week before the first: the last of the 52 before, published the same way.
-            let last_before = if area == continuity_domain::performance::ENGLAND
-                && grid.breakdown != Breakdown::England
-            {
-                before
-                    .totals
-                    .get(before.weeks.len().saturating_sub(1))
-                    .copied()
-            } else {
-                let r = before.areas.iter().position(|a| a == area);
-                r.and_then(|r| before.rows[r].get(before.weeks.len().saturating_sub(1)))
-                    .copied()
-            };
+            let last_before = before
+                .rows_with_total(england)
+                .find(|(a, _)| *a == area)
+                .and_then(|(_, r)| r.get(before.weeks.len().saturating_sub(1)))
+                .copied();
             for (i, week) in report.cohorts.iter().enumerate() {
                 let status = report.status[i];
-                let previous_week = CohortPeriod::iso_week(week.date_range().0 - Duration::days(7));
+                let previous_week = week.previous();
                 figures.push(Figure {
                     period: *week,
                     breakdown: grid.breakdown,

@@ -193,13 +193,7 @@ impl Report {
             self.cohorts[self.cohorts.len() - 1]
         );
         for grid in &self.grids {
-            let rows = grid
-                .areas
-                .iter()
-                .map(String::as_str)
-                .zip(&grid.rows)
-                .chain(std::iter::once(("ALL", &grid.totals)));
-            for (area, cells) in rows {
+            for (area, cells) in grid.rows_with_total("ALL") {
                 for (i, cell) in cells.iter().enumerate() {
                     let (cohort, status) = match self.cohorts.get(i) {
                         Some(c) => (c.to_string(), status_code(self.status[i])),
@@ -321,13 +315,7 @@ impl Report {
              <th>Change since previous 52 weeks</th><th>Newest week</th></tr></thead><tbody>",
             grid.breakdown.code()
         );
-        let rows = grid
-            .areas
-            .iter()
-            .map(String::as_str)
-            .zip(&grid.rows)
-            .chain(std::iter::once(("England", &grid.totals)));
-        for (area, cells) in rows {
+        for (area, cells) in grid.rows_with_total("England") {
             let total = cells[cells.len() - 1];
             let newest = cells[cells.len() - 2];
             let previous = if area == "England" {
