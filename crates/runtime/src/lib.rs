@@ -117,12 +117,24 @@ pub trait Readiness: Send + Sync + 'static {
 }
 
 /// Ready when PostgreSQL answers a query and the broker answers a metadata request: what a
-/// service that reads or writes both needs.
+/// service that reads or writes both needs. The broker client is made once and reconnects by
+/// itself; each probe only asks it.
 pub struct DatabaseAndBroker {
-    /// The service's pool.
-    pub pool: sqlx::PgPool,
-    /// The broker.
-    pub kafka: continuity_stream::KafkaSettings,
+    pool: sqlx::PgPool,
+    broker: rdkafka::producer::FutureProducer,
+}
+
+impl DatabaseAndBroker {
+    /// A probe of `pool` and the broker `kafka` names.
+    pub fn new(
+        pool: sqlx::PgPool,
+        kafka: &continuity_stream::KafkaSettings,
+    ) -> Result<Self, continuity_stream::StreamError> {
+        Ok(DatabaseAndBroker {
+            pool,
+            broker: kafka.producer()?,
+        })
+    }
 }
 
 impl Readiness for DatabaseAndBroker {
@@ -131,10 +143,10 @@ impl Readiness for DatabaseAndBroker {
             .execute(&self.pool)
             .await
             .map_err(|_| "database does not answer".to_owned())?;
-        let producer = self.kafka.producer().map_err(|e| e.to_string())?;
+        let broker = self.broker.clone();
         tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
-            producer
+            broker
                 .client()
                 .fetch_metadata(None, std::time::Duration::from_secs(2))
                 .map(|_| ())

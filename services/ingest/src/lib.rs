@@ -263,15 +263,12 @@ impl Ingest {
     }
 
     /// The HTTP API with `/metrics`, `/healthz`, `/readyz` and `/openapi.yaml`.
-    pub fn router(self: Arc<Self>) -> Router {
+    pub fn router(self: Arc<Self>) -> Result<Router, continuity_stream::StreamError> {
         let operations = continuity_runtime::operations_router(
             self.metrics.registry.clone(),
-            continuity_runtime::DatabaseAndBroker {
-                pool: self.pool.clone(),
-                kafka: self.kafka.clone(),
-            },
+            continuity_runtime::DatabaseAndBroker::new(self.pool.clone(), &self.kafka)?,
         );
-        Router::new()
+        Ok(Router::new()
             .route("/v1/events/{kind}", post(post_events))
             .route("/v1/hmpps/events", post(post_hmpps))
             .route("/v1/treatment/extracts", post(post_extract))
@@ -280,7 +277,7 @@ impl Ingest {
                 get(|| async { ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI) }),
             )
             .with_state(self)
-            .merge(operations)
+            .merge(operations))
     }
 }
 
@@ -291,7 +288,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");
-    axum::serve(listener, ingest.router())
+    axum::serve(listener, ingest.router()?)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

@@ -213,10 +213,7 @@ pub async fn run(
     let http_task = tokio::spawn(continuity_runtime::serve_operations(
         settings.http_addr,
         metrics.registry.clone(),
-        continuity_runtime::DatabaseAndBroker {
-            pool: pool.clone(),
-            kafka: kafka.clone(),
-        },
+        continuity_runtime::DatabaseAndBroker::new(pool.clone(), &kafka)?,
         async move {
             let _ = http_stop.wait_for(|s| *s).await;
         },
