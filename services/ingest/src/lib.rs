@@ -207,6 +207,8 @@ impl Metrics {
 pub struct Ingest {
     sources: Sources,
     kafka: KafkaSettings,
+    /// The source topics' full names.
+    topics: BTreeMap<continuity_stream::Topic, String>,
     /// Replaced after a failed send: an idempotent producer whose messages timed out may not
     /// recover its sequence state when the broker returns.
     producer: std::sync::RwLock<FutureProducer>,
@@ -249,6 +251,10 @@ impl Ingest {
         let produce_timeout = Duration::from_millis(settings.produce_timeout_ms.max(1));
         let producer = kafka.producer_with_timeout(produce_timeout)?;
         Ok(Ingest {
+            topics: continuity_stream::Topic::SOURCES
+                .iter()
+                .map(|t| (*t, kafka.topic(*t)))
+                .collect(),
             sources,
             kafka,
             producer: std::sync::RwLock::new(producer),
@@ -804,17 +810,13 @@ impl Ingest {
         if admitted.is_empty() {
             return Ok(());
         }
-        let names: BTreeMap<_, _> = admitted
-            .iter()
-            .map(|a| (a.topic, self.kafka.topic(a.topic)))
-            .collect();
         let mut messages: Vec<continuity_stream::Outgoing<'_>> = Vec::with_capacity(admitted.len());
         for a in admitted {
-            messages.push((
-                names[&a.topic].as_str(),
-                Some(a.key.as_slice()),
-                a.payload.as_slice(),
-            ));
+            let Some(topic) = self.topics.get(&a.topic) else {
+                tracing::error!(topic = ?a.topic, "an admitted record has no source topic");
+                return Err(self.unavailable());
+            };
+            messages.push((topic.as_str(), Some(a.key.as_slice()), a.payload.as_slice()));
         }
         let producer = match self.producer.read() {
             Ok(p) => p.clone(),
