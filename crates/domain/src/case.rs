@@ -243,6 +243,17 @@ pub struct Flag {
     pub state: FlagState,
     /// When it was settled, if it has been.
     pub settled_at: Option<DateTime<Utc>>,
+    /// Whether caseworkers are told of it: decided once, when the pipeline first derives the
+    /// flag (true when it is raised within the flag horizon of its due time), and kept
+    /// thereafter. A flag first seen already settled, or due long before the pipeline knew
+    /// of it (a replay, very late data), is recorded and never sent. States stored before
+    /// this field existed were all sent.
+    #[serde(default = "sent_before_the_field_existed")]
+    pub notified: bool,
+}
+
+fn sent_before_the_field_existed() -> bool {
+    true
 }
 
 /// A case: one release with a need.
@@ -725,6 +736,7 @@ fn build_case(
                 raised_at,
                 state,
                 settled_at,
+                notified: state == FlagState::Raised && rules.within_flag_horizon(due_at, now),
             })
         })
         .collect();

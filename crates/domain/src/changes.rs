@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::case::{Case, CaseId, Flag, FlagState, Outcome};
-use crate::rules::Rules;
 
 const CHANGE_NAMESPACE: Uuid = Uuid::from_u128(0x6368_616e_6765_732d_636f_6e74_696e_7569);
 
@@ -51,11 +50,8 @@ pub struct CaseChange {
 pub struct FlagChange {
     /// Stable id of this transition (flag id and state).
     pub event_id: Uuid,
-    /// The flag after the transition.
+    /// The flag after the transition. Caseworkers are told of it when `flag.notified`.
     pub flag: Flag,
-    /// Whether a caseworker should be told now: false for transitions that happened long
-    /// before the pipeline learned of them (replays, very late data).
-    pub notify: bool,
 }
 
 fn change_id(case: CaseId, kind: CaseChangeKind, new: Option<&Case>) -> Uuid {
@@ -85,13 +81,16 @@ fn flag_event_id(flag: &Flag) -> Uuid {
 /// Flags the pipeline raised on what it knew at the time, which the rules no longer derive
 /// because an event recorded before the flag fell due arrived after it: they are kept on the
 /// case and settled (engaged, excluded or withdrawn, as the case now stands), so no caseworker
-/// is left with a standing flag and no flag silently disappears. Call before [`changes`].
+/// is left with a standing flag and no flag silently disappears. Whether caseworkers are told
+/// of a flag was decided when it was first derived and carries over too. Call before
+/// [`changes`].
 pub fn carry_over_flags(old: Option<&Case>, new: &mut Case, now: DateTime<Utc>) {
     let Some(old) = old else {
         return;
     };
     for flag in &old.flags {
-        if new.flags.iter().any(|f| f.flag_id == flag.flag_id) {
+        if let Some(same) = new.flags.iter_mut().find(|f| f.flag_id == flag.flag_id) {
+            same.notified = flag.notified;
             continue;
         }
         let mut kept = flag.clone();
@@ -113,7 +112,6 @@ pub fn carry_over_flags(old: Option<&Case>, new: &mut Case, now: DateTime<Utc>) 
 pub fn changes(
     old: Option<&Case>,
     new: Option<&Case>,
-    rules: &Rules,
     now: DateTime<Utc>,
 ) -> (Vec<CaseChange>, Vec<FlagChange>) {
     let Some(case_id) = new.or(old).map(|c| c.case_id) else {
@@ -186,13 +184,8 @@ pub fn changes(
         if before.is_some_and(|b| b.state == flag.state) {
             continue;
         }
-        let when = match flag.state {
-            FlagState::Raised => flag.due_at,
-            _ => flag.settled_at.unwrap_or(now),
-        };
         flag_changes.push(FlagChange {
             event_id: flag_event_id(&flag),
-            notify: rules.within_flag_horizon(when, now),
             flag,
         });
     }

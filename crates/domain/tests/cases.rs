@@ -848,7 +848,6 @@ proptest! {
 
 #[test]
 fn changes_follow_a_case_through_its_life() {
-    let rules = Rules::default();
     let release = d(2026, 11, 2);
     let mut s = released_with_need();
     let case_at = |s: &Scenario, now| s.assess(now).cases.into_iter().next();
@@ -858,7 +857,7 @@ fn changes_follow_a_case_through_its_life() {
 
     // Opened on day 1.
     let c1 = case_at(&s, day(1));
-    let (cases, flags) = changes(None, c1.as_ref(), &rules, day(1));
+    let (cases, flags) = changes(None, c1.as_ref(), day(1));
     assert_eq!(
         cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
         [CaseChangeKind::Opened]
@@ -867,32 +866,36 @@ fn changes_follow_a_case_through_its_life() {
 
     // Day 7: at risk, flag raised and to be sent.
     let c7 = case_at(&s, day(7));
-    let (cases, flags) = changes(c1.as_ref(), c7.as_ref(), &rules, day(7));
+    let (cases, flags) = changes(c1.as_ref(), c7.as_ref(), day(7));
     assert_eq!(
         cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
         [CaseChangeKind::AtRisk]
     );
     assert_eq!(flags.len(), 1);
-    assert!(flags[0].notify);
+    assert!(flags[0].flag.notified);
     assert_eq!(flags[0].flag.state, FlagState::Raised);
 
     // Nothing new on day 8: no changes at all.
-    let c8 = case_at(&s, day(8));
-    assert_eq!(
-        changes(c7.as_ref(), c8.as_ref(), &rules, day(8)),
-        (vec![], vec![])
-    );
+    let mut c8 = case_at(&s, day(8));
+    carry_over_flags(c7.as_ref(), c8.as_mut().unwrap(), day(8));
+    assert_eq!(changes(c7.as_ref(), c8.as_ref(), day(8)), (vec![], vec![]));
 
-    // Day 22: overdue (and the day-14 warning came in between).
-    let c22 = case_at(&s, day(22));
-    let (cases, flags) = changes(c8.as_ref(), c22.as_ref(), &rules, day(22));
+    // Day 22: overdue (and the day-14 warning came in between). Assessed afresh, the day-7
+    // flag would no longer be sent (it fell due 15 days ago); it was sent, and that carries
+    // over.
+    let mut c22 = case_at(&s, day(22));
+    assert!(!c22.as_ref().unwrap().flags[0].notified);
+    carry_over_flags(c8.as_ref(), c22.as_mut().unwrap(), day(22));
+    let (cases, flags) = changes(c8.as_ref(), c22.as_ref(), day(22));
     assert_eq!(
         cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
         [CaseChangeKind::AtRisk, CaseChangeKind::Overdue]
     );
     assert_eq!(flags.len(), 2);
+    assert!(c22.as_ref().unwrap().flags.iter().all(|f| f.notified));
 
-    // Day 25: triage dated day 10 arrives; engaged, reported late; three flags resolve.
+    // Day 25: triage dated day 10 arrives; engaged, reported late; three flags resolve, and
+    // the caseworkers who were told they were raised are told they resolved.
     s.start(
         "E1",
         vec![noms("A1234BC")],
@@ -900,8 +903,9 @@ fn changes_follow_a_case_through_its_life() {
         release + Duration::days(10),
         day(25),
     );
-    let c25 = case_at(&s, day(25));
-    let (cases, flags) = changes(c22.as_ref(), c25.as_ref(), &rules, day(25));
+    let mut c25 = case_at(&s, day(25));
+    carry_over_flags(c22.as_ref(), c25.as_mut().unwrap(), day(25));
+    let (cases, flags) = changes(c22.as_ref(), c25.as_ref(), day(25));
     assert_eq!(
         cases.iter().map(|c| c.kind).collect::<Vec<_>>(),
         [CaseChangeKind::Engaged, CaseChangeKind::Resolved]
@@ -909,30 +913,26 @@ fn changes_follow_a_case_through_its_life() {
     assert_eq!(flags.len(), 3);
     assert!(flags
         .iter()
-        .all(|f| f.flag.state == FlagState::ResolvedEngaged && f.notify));
+        .all(|f| f.flag.state == FlagState::ResolvedEngaged && f.flag.notified));
 
     // The same transition computed again has the same ids.
-    assert_eq!(
-        changes(c22.as_ref(), c25.as_ref(), &rules, day(25)).0,
-        cases
-    );
+    assert_eq!(changes(c22.as_ref(), c25.as_ref(), day(25)).0, cases);
 
     // The case vanishes (its release withdrawn upstream and the case dropped): withdrawn.
-    let (cases, _) = changes(c25.as_ref(), None, &rules, day(26));
+    let (cases, _) = changes(c25.as_ref(), None, day(26));
     assert_eq!(cases[0].kind, CaseChangeKind::Withdrawn);
 }
 
 #[test]
 fn replayed_history_pages_nobody() {
     // A case from last year assessed today for the first time: its flags exist and resolve,
-    // but none is to be sent.
-    let rules = Rules::default();
+    // but none is to be sent, then or later.
     let s = released_with_need();
     let now = at(d(2027, 11, 1), 9);
     let case = s.assess(now).cases.into_iter().next();
-    let (_, flags) = changes(None, case.as_ref(), &rules, now);
+    let (_, flags) = changes(None, case.as_ref(), now);
     assert_eq!(flags.len(), 3);
-    assert!(flags.iter().all(|f| !f.notify));
+    assert!(flags.iter().all(|f| !f.flag.notified));
 }
 
 #[test]
@@ -957,7 +957,6 @@ fn next_due_is_the_next_warning_then_the_close_of_the_window() {
 
 #[test]
 fn a_flag_raised_on_partial_knowledge_is_resolved_not_dropped() {
-    let rules = Rules::default();
     let release = d(2026, 11, 2);
     let mut s = released_with_need();
     let day = |n: i64| {
@@ -981,7 +980,7 @@ fn a_flag_raised_on_partial_knowledge_is_resolved_not_dropped() {
     assert_eq!(now_case.flags.len(), 1);
     assert_eq!(now_case.flags[0].state, FlagState::ResolvedEngaged);
     assert_eq!(now_case.flags[0].settled_at, Some(day(10)));
-    let (cases, flags) = changes(Some(&raised), Some(&now_case), &rules, day(10));
+    let (cases, flags) = changes(Some(&raised), Some(&now_case), day(10));
     assert!(cases.iter().any(|c| c.kind == CaseChangeKind::Resolved));
     assert_eq!(flags.len(), 1);
     // Carrying again from the stored case changes nothing.

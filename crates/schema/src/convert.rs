@@ -690,7 +690,7 @@ pub fn flag_event_message(
         release_date: days_from_date(case.release_date),
         local_authority: case.local_authority.to_string(),
         provider: case.provider.as_ref().map(|p| p.to_string()),
-        notify: change.notify,
+        notify: flag.notified,
     }
     .to_message()
 }

@@ -588,17 +588,15 @@ impl Applier {
                 seen.insert(case.case_id);
                 let before = old.get(&case.case_id);
                 carry_over_flags(before.map(|b| &b.2), &mut case, now);
-                let (case_changes, flag_changes) =
-                    changes(before.map(|b| &b.2), Some(&case), &self.rules, now);
+                let (case_changes, flag_changes) = changes(before.map(|b| &b.2), Some(&case), now);
                 let unchanged = before.is_some_and(|(c, due, b)| {
                     *c == component && *b == case && *due == case.next_due(&self.rules, now)
                 });
                 if unchanged {
                     continue;
                 }
-                self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
+                n_flag += self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
                 n_case += case_changes.len();
-                n_flag += flag_changes.len();
                 writes.push(component, &case, person, &flag_changes, &self.rules, now);
             }
         }
@@ -610,7 +608,7 @@ impl Applier {
             if before.outcome == Outcome::Withdrawn {
                 continue;
             }
-            let (case_changes, flag_changes) = changes(Some(before), None, &self.rules, now);
+            let (case_changes, flag_changes) = changes(Some(before), None, now);
             let mut gone = before.clone();
             gone.outcome = Outcome::Withdrawn;
             for f in &mut gone.flags {
@@ -618,9 +616,8 @@ impl Applier {
                     *f = fc.flag.clone();
                 }
             }
-            self.emit(&gone, &case_changes, &flag_changes, now, outbox)?;
+            n_flag += self.emit(&gone, &case_changes, &flag_changes, now, outbox)?;
             n_case += case_changes.len();
-            n_flag += flag_changes.len();
             writes.push(*component, &gone, None, &flag_changes, &self.rules, now);
         }
         let assessed = started.elapsed();
@@ -650,6 +647,8 @@ impl Applier {
         Ok((n_case, n_flag))
     }
 
+    /// Put the case's changes, and the transitions of flags caseworkers are told of, in the
+    /// outbox. Returns the number of flag messages.
     fn emit(
         &self,
         case: &Case,
@@ -657,8 +656,9 @@ impl Applier {
         flag_changes: &[continuity_domain::FlagChange],
         now: DateTime<Utc>,
         outbox: &mut Outbox,
-    ) -> Result<(), ApplyError> {
+    ) -> Result<usize, ApplyError> {
         let key = case.case_id.0.as_bytes().to_vec();
+        let mut flags = 0;
         for change in case_changes {
             self.metrics
                 .case_events
@@ -670,7 +670,9 @@ impl Applier {
                 case_event_message(change, case, now, SOURCE)?,
             );
         }
-        for change in flag_changes {
+        // Flags nobody is told of (first derived already settled, or due long before the
+        // pipeline knew of them) are recorded with the case, not published.
+        for change in flag_changes.iter().filter(|c| c.flag.notified) {
             let (kind, _) = change.flag.kind.code();
             self.metrics
                 .flags
@@ -681,8 +683,9 @@ impl Applier {
                 Some(key.clone()),
                 flag_event_message(change, case, now, SOURCE)?,
             );
+            flags += 1;
         }
-        Ok(())
+        Ok(flags)
     }
 }
 
@@ -821,7 +824,7 @@ impl CaseWrites {
             self.flag_due.push(f.due_at);
             self.flag_raised.push(f.raised_at);
             self.flag_settled.push(f.settled_at);
-            self.flag_notified.push(change.notify);
+            self.flag_notified.push(f.notified);
         }
     }
 
@@ -873,7 +876,7 @@ impl CaseWrites {
              on conflict (flag_id) do update set
                 state = excluded.state, settled_at = excluded.settled_at,
                 raised_at = excluded.raised_at,
-                notified = flags.notified or excluded.notified, updated_at = now()",
+                notified = excluded.notified, updated_at = now()",
         )
         .bind(&self.flag_id)
         .bind(&self.flag_case)

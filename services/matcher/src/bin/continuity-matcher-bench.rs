@@ -30,6 +30,60 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) used so far by every process whose program name (the first
+/// word of its command line) `matches`, from /proc. Processes that exited are not counted.
+fn cpu_seconds(matches: impl Fn(&str) -> bool) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let tick = 100.0; // USER_HZ on Linux
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let line = String::from_utf8_lossy(&c);
+                matches(line.split(['\0', ' ']).next().unwrap_or_default())
+            })
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name (which may hold spaces) start after ')'.
+            let rest = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let user: f64 = f.get(11)?.parse().ok()?;
+            let system: f64 = f.get(12)?.parse().ok()?;
+            Some((user + system) / tick)
+        })
+        .sum()
+}
+
+fn is_postgres(program: &str) -> bool {
+    program.starts_with("postgres") || program.ends_with("/postgres")
+}
+
+fn is_broker(program: &str) -> bool {
+    program.ends_with("tansu")
+}
+
+/// A WAL position in PostgreSQL's notation, for pg_waldump.
+fn lsn(bytes: i64) -> String {
+    format!("{:X}/{:X}", bytes >> 32, bytes & 0xffff_ffff)
+}
+
+/// PostgreSQL's current WAL position in bytes.
+async fn wal_bytes(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
+    Ok(
+        sqlx::query_scalar("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// Percentile from a Prometheus histogram's cumulative buckets, interpolated linearly.
 fn percentile(buckets: &[(f64, f64)], q: f64) -> f64 {
     let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
@@ -153,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
     let consumer: StreamConsumer = kafka.consumer("bench-raw")?;
     let names: Vec<String> = Topic::SOURCES.iter().map(|t| kafka.topic(*t)).collect();
     consumer.subscribe(&names.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let broker_before_raw = cpu_seconds(is_broker);
     let t = Instant::now();
     let mut bytes = 0usize;
     for _ in 0..n {
@@ -162,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
         bytes += m.payload().map_or(0, <[u8]>::len);
     }
     let raw_secs = t.elapsed().as_secs_f64();
+    let broker_raw_cpu = cpu_seconds(is_broker) - broker_before_raw;
     drop(consumer);
 
     // The matcher, release build, as its own process.
@@ -220,6 +276,8 @@ async fn main() -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let pool = sqlx::PgPool::connect(&db_url).await?;
+    let wal_before = wal_bytes(&pool).await?;
+    let cpu_before = [cpu_seconds(is_postgres), cpu_seconds(is_broker)];
     let t = Instant::now();
     let mut first_at = None;
     let mut rss_samples: BTreeMap<u64, u64> = BTreeMap::new();
@@ -246,6 +304,13 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let total_secs = t.elapsed().as_secs_f64();
+    let wal = wal_bytes(&pool).await? - wal_before;
+    let exe_name = exe.to_string_lossy();
+    let matcher_cpu = cpu_seconds(|p| p == exe_name);
+    let cpu = [
+        cpu_seconds(is_postgres) - cpu_before[0],
+        cpu_seconds(is_broker) - cpu_before[1],
+    ];
     let start_secs = first_at.map_or(0.0, |d| d.as_secs_f64());
     let peak = rss_kib(matcher.id(), "VmHWM:");
     let body = metrics(port).await;
@@ -254,6 +319,19 @@ async fn main() -> anyhow::Result<()> {
     let cases: i64 = sqlx::query_scalar("select count(*) from cases")
         .fetch_one(&pool)
         .await?;
+    let outbox: i64 = sqlx::query_scalar("select count(*) from outbox")
+        .fetch_one(&pool)
+        .await?;
+    let out_consumer: StreamConsumer = kafka.consumer("bench-outputs")?;
+    let mut outputs = 0i64;
+    for topic in [Topic::CaseEvents, Topic::Flags] {
+        for p in 0..topic.partitions() {
+            let name = kafka.topic(topic);
+            outputs += out_consumer
+                .fetch_watermarks(&name, p, Duration::from_secs(5))
+                .map_or(0, |(_, high)| high);
+        }
+    }
     let open: i64 = sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
         .fetch_one(&pool)
         .await?;
@@ -272,8 +350,9 @@ async fn main() -> anyhow::Result<()> {
         n as f64 / produce_secs
     );
     println!(
-        "raw consume (ceiling)      {raw_rate:.0} events/s ({:.1} MB)",
-        bytes as f64 / 1e6
+        "raw consume (ceiling)      {raw_rate:.0} events/s ({:.1} MB; broker CPU {:.0} us per event)",
+        bytes as f64 / 1e6,
+        broker_raw_cpu * 1e6 / n as f64
     );
     println!(
         "matcher end to end         {applied_rate:.0} events/s ({:.1}s after the first commit; start-up {start_secs:.1}s)",
@@ -295,6 +374,21 @@ async fn main() -> anyhow::Result<()> {
         .map(|(d, kib)| format!("{}%:{}", d * 10, kib / 1024))
         .collect();
     println!("matcher RSS by progress    {} (MiB)", deciles.join(" "));
+    let per_event = |secs: f64| secs * 1e6 / n as f64;
+    println!(
+        "CPU per event              matcher {:.0} us, PostgreSQL {:.0} us, broker {:.0} us ({:.1} of 2 cores busy)",
+        per_event(matcher_cpu),
+        per_event(cpu[0]),
+        per_event(cpu[1]),
+        (matcher_cpu + cpu[0] + cpu[1]) / total_secs
+    );
+    println!(
+        "WAL per event              {:.0} bytes (LSN {} to {})",
+        wal as f64 / n as f64,
+        lsn(wal_before),
+        lsn(wal_before + wal)
+    );
+    println!("outputs                    {outputs} published, {outbox} still in the outbox");
     println!("cases                      {cases} ({open} open)");
     println!("database                   {db} (drop it with: dropdb {db})");
     Ok(())
