@@ -32,7 +32,12 @@ pub fn pool(url: &str, max: u32, acquire_timeout: Duration) -> Result<PgPool, St
     let options: PgConnectOptions = url.parse().map_err(StoreError::Url)?;
     // Nearly every statement takes a batch-sized array (`= any($1)`). A generic plan cannot
     // know its size and may scan whole tables; plan each execution for its actual array.
-    let options = options.options([("plan_cache_mode", "force_custom_plan")]);
+    // Their index look-ups gain nothing from parallel workers, whose start-up costs more than
+    // the scan.
+    let options = options.options([
+        ("plan_cache_mode", "force_custom_plan"),
+        ("max_parallel_workers_per_gather", "0"),
+    ]);
     Ok(PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(acquire_timeout)

@@ -813,7 +813,8 @@ impl CaseWrites {
         // Serialising plain data cannot fail; an empty state would only force a rewrite.
         self.state
             .push(serde_json::to_vec(case).unwrap_or_default());
-        for change in flag_changes {
+        // The flags table is what caseworkers were told of; other flags live on in the case.
+        for change in flag_changes.iter().filter(|c| c.flag.notified) {
             let f = &change.flag;
             self.flag_id.push(f.flag_id);
             self.flag_case.push(case.case_id.0);
