@@ -20,10 +20,11 @@ pub async fn wait_for_matcher(pool: &PgPool, messages: i64, timeout: Duration) -
         .ok()
         .flatten()
         .unwrap_or(0);
-        let backlog: i64 = sqlx::query_scalar("select count(*) from outbox")
-            .fetch_one(pool)
-            .await
-            .unwrap_or(1);
+        let backlog: i64 =
+            sqlx::query_scalar("select coalesce(sum(messages), 0)::bigint from outbox")
+                .fetch_one(pool)
+                .await
+                .unwrap_or(1);
         if (consumed >= messages && backlog == 0) || tokio::time::Instant::now() > until {
             return consumed;
         }

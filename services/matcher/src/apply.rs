@@ -715,7 +715,7 @@ async fn key_components(
     Ok(rows.into_iter().collect())
 }
 
-/// Messages to publish, written to the outbox table in the caller's transaction.
+/// Messages to publish, written to the outbox table in the caller's transaction as one row.
 #[derive(Default)]
 pub struct Outbox {
     topics: Vec<String>,
@@ -730,18 +730,15 @@ impl Outbox {
         self.payloads.push(payload);
     }
 
-    /// Write the messages in order.
+    /// Write the messages, in order, as one outbox row.
     pub async fn write(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
         if self.topics.is_empty() {
             return Ok(());
         }
         sqlx::query(
-            "insert into outbox (topic, key, payload)
-             select topic, key, payload
-             from unnest($1::text[], $2::bytea[], $3::bytea[]) with ordinality
-               as m(topic, key, payload, n)
-             order by n",
+            "insert into outbox (messages, topics, keys, payloads) values ($1, $2, $3, $4)",
         )
+        .bind(self.topics.len() as i32)
         .bind(&self.topics)
         .bind(&self.keys)
         .bind(&self.payloads)

@@ -5,7 +5,10 @@
 //! One row per source partition: holder, epoch, expiry. Each instance heartbeats in
 //! `matcher_instances`, renews what it holds, takes free or expired leases up to its fair
 //! share (partitions / live instances, rounded up), and gives back what is above its share
-//! so a new instance gets work. Taking a lease
+//! so a new instance gets work. Leases are taken and given back by partition number first,
+//! then topic: every source topic is keyed by the person's attributor, so one person's events
+//! share a partition number and one instance applies them all without contending with others
+//! for the person's component. Taking a lease
 //! increments its epoch and locks the row `for update`, which waits for the key-share lock
 //! every state transaction holds while it re-checks holder and epoch (see `apply`): a holder
 //! that lost its lease cannot commit. Renewal only updates the expiry and never waits on the
@@ -110,7 +113,7 @@ impl Leases {
                      expires_at = now() + $2 * interval '1 millisecond'
                  from (select topic, partition from partition_leases
                        where holder is null or expires_at <= now()
-                       order by topic, partition
+                       order by partition, topic
                        limit $3
                        for update skip locked) free
                  where l.topic = free.topic and l.partition = free.partition
@@ -127,7 +130,7 @@ impl Leases {
             }
         } else if held.len() > share {
             let mut mine: Vec<(String, i32)> = held.keys().cloned().collect();
-            mine.sort();
+            mine.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
             let extra: Vec<(String, i32)> = mine.split_off(share);
             let (topics, parts): (Vec<String>, Vec<i32>) = extra.iter().cloned().unzip();
             sqlx::query(

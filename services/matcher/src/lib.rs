@@ -233,7 +233,7 @@ pub async fn run(
     let _ = deadline_task.await;
     let _ = relay_task.await;
     let producer = kafka.producer()?;
-    while relay::relay_once(&pool, &producer, 5000, &metrics).await? > 0 {}
+    while relay::relay_once(&pool, &producer, 16, &metrics).await? > 0 {}
     leases.release_all().await?;
     let _ = http_task.await;
     tracing::info!("matcher stopped");
@@ -337,7 +337,7 @@ async fn relay_loop(
     };
     let mut backoff = idle;
     loop {
-        let wait = match relay::relay_once(&pool, &producer, 2000, &metrics).await {
+        let wait = match relay::relay_once(&pool, &producer, 8, &metrics).await {
             Ok(0) => idle,
             Ok(_) => {
                 backoff = idle;

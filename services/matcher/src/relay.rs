@@ -1,5 +1,6 @@
-//! The outbox relay: publishes what state transactions wrote to the outbox, in order, with
-//! the idempotent producer, and deletes it once the broker has acknowledged every message.
+//! The outbox relay: publishes what state transactions wrote to the outbox (one row per
+//! transaction, its messages in order), in order, with the idempotent producer, and deletes
+//! the rows once the broker has acknowledged every message.
 //! One relay runs at a time across all instances (a transaction-scoped advisory lock), which
 //! keeps each case's events in the order they were written. A crash between publishing and
 //! deleting publishes those messages again on restart: they keep their event ids, so
@@ -13,8 +14,8 @@ use crate::metrics::Metrics;
 /// Advisory lock id for the relay.
 const RELAY_LOCK: i64 = 0x636f_6e74_7265_6c61;
 
-/// An outbox row: id, topic, key, payload.
-type OutboxRow = (i64, String, Option<Vec<u8>>, Vec<u8>);
+/// An outbox row: id, topics, keys, payloads.
+type OutboxRow = (i64, Vec<String>, Vec<Option<Vec<u8>>>, Vec<Vec<u8>>);
 
 /// Why a relay pass did not finish.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +28,12 @@ pub enum RelayError {
     Broker(#[from] rdkafka::error::KafkaError),
 }
 
-/// Publish up to `limit` outbox messages. Returns how many were published (0: nothing to
-/// do, or another instance holds the relay).
+/// Publish the messages of up to `transactions` outbox rows. Returns how many messages were
+/// published (0: nothing to do, or another instance holds the relay).
 pub async fn relay_once(
     pool: &PgPool,
     producer: &FutureProducer,
-    limit: i64,
+    transactions: i64,
     metrics: &Metrics,
 ) -> Result<usize, RelayError> {
     let mut tx = pool.begin().await?;
@@ -44,8 +45,8 @@ pub async fn relay_once(
         return Ok(0);
     }
     let rows: Vec<OutboxRow> =
-        sqlx::query_as("select id, topic, key, payload from outbox order by id limit $1")
-            .bind(limit)
+        sqlx::query_as("select id, topics, keys, payloads from outbox order by id limit $1")
+            .bind(transactions)
             .fetch_all(&mut *tx)
             .await?;
     if rows.is_empty() {
@@ -55,8 +56,15 @@ pub async fn relay_once(
     }
     let messages: Vec<continuity_stream::Outgoing<'_>> = rows
         .iter()
-        .map(|(_, topic, key, payload)| (topic.as_str(), key.as_deref(), payload.as_slice()))
+        .flat_map(|(_, topics, keys, payloads)| {
+            topics
+                .iter()
+                .zip(keys)
+                .zip(payloads)
+                .map(|((topic, key), payload)| (topic.as_str(), key.as_deref(), payload.as_slice()))
+        })
         .collect();
+    let published = messages.len();
     continuity_stream::send_all(producer, messages).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     sqlx::query("delete from outbox where id = any($1)")
@@ -64,7 +72,9 @@ pub async fn relay_once(
         .execute(&mut *tx)
         .await?;
     let (backlog, oldest): (i64, Option<f64>) = sqlx::query_as(
-        "select count(*), extract(epoch from now() - min(created_at))::float8 from outbox",
+        "select coalesce(sum(messages), 0)::bigint,
+                extract(epoch from now() - min(created_at))::float8
+         from outbox",
     )
     .fetch_one(&mut *tx)
     .await?;
@@ -73,5 +83,5 @@ pub async fn relay_once(
     metrics
         .outbox_oldest_seconds
         .set(oldest.unwrap_or(0.0) as i64);
-    Ok(ids.len())
+    Ok(published)
 }

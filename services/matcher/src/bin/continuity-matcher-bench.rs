@@ -319,7 +319,7 @@ async fn main() -> anyhow::Result<()> {
     let cases: i64 = sqlx::query_scalar("select count(*) from cases")
         .fetch_one(&pool)
         .await?;
-    let outbox: i64 = sqlx::query_scalar("select count(*) from outbox")
+    let outbox: i64 = sqlx::query_scalar("select coalesce(sum(messages), 0)::bigint from outbox")
         .fetch_one(&pool)
         .await?;
     let out_consumer: StreamConsumer = kafka.consumer("bench-outputs")?;
@@ -364,6 +364,15 @@ async fn main() -> anyhow::Result<()> {
         percentile(&apply, 0.5) * 1000.0,
         percentile(&apply, 0.99) * 1000.0,
         percentile(&sizes, 0.5)
+    );
+    let applying: f64 = body
+        .lines()
+        .find(|l| l.starts_with("continuity_matcher_apply_seconds_sum"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "time in apply              {:.0}% of the run (the rest: waiting for messages)",
+        applying * 100.0 / (total_secs - start_secs).max(0.001)
     );
     println!(
         "matcher peak RSS           {:.0} MiB (one instance)",
