@@ -37,3 +37,16 @@ wait_for() {
 port_open() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
+
+# Run a PostgreSQL server binary on the cluster under directory $1 as a non-root user (initdb
+# and postgres refuse root).
+as_pg_user() {
+  local dir=$1; shift
+  if [[ $EUID -eq 0 ]]; then
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$dir" postgres
+    chown -R postgres "$dir"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}

@@ -34,17 +34,6 @@ install_postgres() {
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
 }
 
-# Run a PostgreSQL server binary as a non-root user (initdb and postgres refuse root).
-as_pg_user() {
-  if [[ $EUID -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$PG_DIR" postgres
-    chown -R postgres "$PG_DIR"
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-
 postgres_up() {
   local url="${DATABASE_URL:-$DEFAULT_DATABASE_URL}"
   if pg_answers "$url"; then
@@ -67,9 +56,9 @@ postgres_up() {
     log "starting a local PostgreSQL cluster under $PG_DIR on port $PG_LOCAL_PORT"
     mkdir -p "$PG_DIR"
     if [[ ! -f "$PG_DIR/data/PG_VERSION" ]]; then
-      as_pg_user "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust >/dev/null
+      as_pg_user "$PG_DIR" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust >/dev/null
     fi
-    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
+    as_pg_user "$PG_DIR" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
       -o "-p $PG_LOCAL_PORT -k $PG_DIR -c listen_addresses=127.0.0.1" start >/dev/null
     wait_for 30 pg_answers "$local_url" || die "PostgreSQL did not start; see $PG_DIR/postgres.log"
   fi
@@ -115,7 +104,7 @@ broker_down() {
 
 postgres_down() {
   if [[ -f "$PG_DIR/data/postmaster.pid" ]]; then
-    as_pg_user "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null && log "local PostgreSQL stopped"
+    as_pg_user "$PG_DIR" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null && log "local PostgreSQL stopped"
   fi
 }
 
