@@ -66,7 +66,7 @@ impl Metrics {
         )?;
         let open_cases = IntGauge::new("open_cases", "Cases whose window is open")?;
         let flags = IntCounterVec::new(
-            Opts::new("flags_total", "Flag transitions written"),
+            Opts::new("flags_total", "Flag transitions published to caseworkers"),
             &["kind", "state"],
         )?;
         let case_events = IntCounterVec::new(
