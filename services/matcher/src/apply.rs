@@ -321,12 +321,12 @@ impl Applier {
             .iter()
             .map(|(e, _)| match_keys(e, &self.hasher))
             .collect();
-        let all_keys: Vec<Vec<u8>> = event_keys
+        let all_keys: Vec<Key> = event_keys
             .iter()
             .flatten()
+            .copied()
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .map(|k| k.to_vec())
             .collect();
         mark("keys");
         let known = key_components(tx, &all_keys).await?;
@@ -347,7 +347,7 @@ impl Applier {
                 } else {
                     first_with_key.insert(k, i);
                 }
-                if let Some(c) = known.get(k.as_slice()) {
+                if let Some(c) = known.get(k) {
                     groups.union(i, component_node[c]);
                 }
             }
@@ -437,7 +437,7 @@ impl Applier {
         let mut ev_topic = Vec::with_capacity(fresh.len());
         let mut ev_part = Vec::with_capacity(fresh.len());
         let mut ev_offset = Vec::with_capacity(fresh.len());
-        let mut new_keys: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut new_keys: BTreeMap<Key, i64> = BTreeMap::new();
         for (i, (event, m)) in fresh.iter().enumerate() {
             ev_id.push(event.id().0);
             ev_comp.push(target_of_event[i]);
@@ -447,8 +447,8 @@ impl Applier {
             ev_part.push(m.partition);
             ev_offset.push(m.offset);
             for k in &event_keys[i] {
-                if !known.contains_key(k.as_slice()) {
-                    new_keys.insert(k.to_vec(), target_of_event[i]);
+                if !known.contains_key(k) {
+                    new_keys.insert(*k, target_of_event[i]);
                 }
             }
         }
@@ -466,9 +466,9 @@ impl Applier {
         .execute(&mut **tx)
         .await?;
         mark("insert_events");
-        let (keys, comps): (Vec<Vec<u8>>, Vec<i64>) = new_keys.into_iter().unzip();
+        let (keys, comps): (Vec<Key>, Vec<i64>) = new_keys.into_iter().unzip();
         sqlx::query(
-            "insert into match_keys (key, component) select * from unnest($1::bytea[], $2::bigint[])",
+            "insert into match_keys (key, component) select * from unnest($1::uuid[], $2::bigint[])",
         )
         .bind(&keys)
         .bind(&comps)
@@ -702,9 +702,9 @@ fn unzip3<A, B, C>(rows: impl IntoIterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>
 
 async fn key_components(
     tx: &mut Transaction<'_, Postgres>,
-    keys: &[Vec<u8>],
-) -> Result<BTreeMap<Vec<u8>, i64>, sqlx::Error> {
-    let rows: Vec<(Vec<u8>, i64)> = sqlx::query_as(
+    keys: &[Key],
+) -> Result<BTreeMap<Key, i64>, sqlx::Error> {
+    let rows: Vec<(Key, i64)> = sqlx::query_as(
         "select k.key, coalesce(c.merged_into, c.id)
          from match_keys k join components c on c.id = k.component
          where k.key = any($1)",
