@@ -49,3 +49,12 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
     Ok(())
 }
+
+/// Connect to `url` and apply the migrations that have not been applied: what each service's
+/// `migrate` command does.
+pub async fn migrate_url(url: &str) -> Result<(), StoreError> {
+    let pool = pool(url, 1, Duration::from_secs(10))?;
+    migrate(&pool).await?;
+    pool.close().await;
+    Ok(())
+}

@@ -55,12 +55,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         if matches!(cli.command, Command::Migrate) {
             use continuity_runtime::ExposeSecret;
-            let pool = continuity_store::pool(
-                settings.database_url.expose_secret(),
-                1,
-                std::time::Duration::from_secs(10),
-            )?;
-            continuity_store::migrate(&pool).await?;
+            continuity_store::migrate_url(settings.database_url.expose_secret()).await?;
             println!("migrations applied");
             return Ok(());
         }

@@ -570,9 +570,9 @@ impl Applier {
         }
 
         let cases_loaded = started.elapsed();
-        let mut writes = CaseWrites::default();
+        // Cases that changed: component, case, person, case changes, flag changes.
+        let mut changed = Vec::new();
         let mut reviews: Vec<(Uuid, i64, i32)> = Vec::new();
-        let (mut n_case, mut n_flag) = (0, 0);
         let mut seen = BTreeSet::new();
         for &component in components {
             let assessment = assess(
@@ -592,12 +592,9 @@ impl Applier {
                 let unchanged = before.is_some_and(|(c, due, b)| {
                     *c == component && *b == case && *due == case.next_due(&self.rules, now)
                 });
-                if unchanged {
-                    continue;
+                if !unchanged {
+                    changed.push((component, case, person, case_changes, flag_changes));
                 }
-                n_flag += self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
-                n_case += case_changes.len();
-                writes.push(component, &case, person, &flag_changes, &self.rules, now);
             }
         }
         // Cases that no longer exist (their release joined another case, or lost its need).
@@ -616,9 +613,18 @@ impl Applier {
                     *f = fc.flag.clone();
                 }
             }
-            n_flag += self.emit(&gone, &case_changes, &flag_changes, now, outbox)?;
+            changed.push((*component, gone, None, case_changes, flag_changes));
+        }
+        let mut writes = CaseWrites::default();
+        let (mut n_case, mut n_flag) = (0, 0);
+        for (component, case, person, case_changes, mut flag_changes) in changed {
+            // Flags nobody is told of (first derived already settled, or due long before the
+            // pipeline knew of them) live on in the case only: not in `flags`, not published.
+            flag_changes.retain(|c| c.flag.notified);
+            self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
+            writes.push(component, &case, person, &flag_changes, &self.rules, now);
             n_case += case_changes.len();
-            writes.push(*component, &gone, None, &flag_changes, &self.rules, now);
+            n_flag += flag_changes.len();
         }
         let assessed = started.elapsed();
         writes.write(tx).await?;
@@ -647,8 +653,7 @@ impl Applier {
         Ok((n_case, n_flag))
     }
 
-    /// Put the case's changes, and the transitions of flags caseworkers are told of, in the
-    /// outbox. Returns the number of flag messages.
+    /// Put the case's changes and its flags' transitions in the outbox.
     fn emit(
         &self,
         case: &Case,
@@ -656,9 +661,8 @@ impl Applier {
         flag_changes: &[continuity_domain::FlagChange],
         now: DateTime<Utc>,
         outbox: &mut Outbox,
-    ) -> Result<usize, ApplyError> {
+    ) -> Result<(), ApplyError> {
         let key = case.case_id.0.as_bytes().to_vec();
-        let mut flags = 0;
         for change in case_changes {
             self.metrics
                 .case_events
@@ -670,9 +674,7 @@ impl Applier {
                 case_event_message(change, case, now, SOURCE)?,
             );
         }
-        // Flags nobody is told of (first derived already settled, or due long before the
-        // pipeline knew of them) are recorded with the case, not published.
-        for change in flag_changes.iter().filter(|c| c.flag.notified) {
+        for change in flag_changes {
             let (kind, _) = change.flag.kind.code();
             self.metrics
                 .flags
@@ -683,9 +685,8 @@ impl Applier {
                 Some(key.clone()),
                 flag_event_message(change, case, now, SOURCE)?,
             );
-            flags += 1;
         }
-        Ok(flags)
+        Ok(())
     }
 }
 
@@ -810,8 +811,7 @@ impl CaseWrites {
         // Serialising plain data cannot fail; an empty state would only force a rewrite.
         self.state
             .push(serde_json::to_vec(case).unwrap_or_default());
-        // The flags table is what caseworkers were told of; other flags live on in the case.
-        for change in flag_changes.iter().filter(|c| c.flag.notified) {
+        for change in flag_changes {
             let f = &change.flag;
             self.flag_id.push(f.flag_id);
             self.flag_case.push(case.case_id.0);

@@ -2,7 +2,6 @@
 //! database migrations and exit, or run until SIGTERM.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use continuity_runtime::ExposeSecret;
 
@@ -23,12 +22,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     if migrate_only {
         return runtime.block_on(async {
-            let pool = continuity_store::pool(
-                settings.database_url.expose_secret(),
-                2,
-                Duration::from_secs(10),
-            )?;
-            continuity_store::migrate(&pool).await?;
+            continuity_store::migrate_url(settings.database_url.expose_secret()).await?;
             tracing::info!("migrations applied");
             Ok(())
         });
