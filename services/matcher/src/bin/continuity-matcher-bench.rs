@@ -84,6 +84,51 @@ async fn wal_bytes(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
     )
 }
 
+/// PostgreSQL's time per statement during the run, when the server has `pg_stat_statements`
+/// loaded (e.g. `BENCH_PG_SETTINGS="shared_preload_libraries=pg_stat_statements"`).
+struct Statements(bool);
+
+impl Statements {
+    /// Reset the statistics, if they are available.
+    async fn start(pool: &sqlx::PgPool) -> Self {
+        let ok = sqlx::query("create extension if not exists pg_stat_statements")
+            .execute(pool)
+            .await
+            .is_ok()
+            && sqlx::query("select pg_stat_statements_reset()")
+                .execute(pool)
+                .await
+                .is_ok();
+        Self(ok)
+    }
+
+    /// Print the statements that took the most time, per event.
+    async fn report(&self, pool: &sqlx::PgPool, events: usize) {
+        if !self.0 {
+            return;
+        }
+        let rows: Vec<(String, i64, f64, i64)> = sqlx::query_as(
+            "select regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, wal_bytes::bigint
+             from pg_stat_statements s join pg_database d on d.oid = s.dbid
+             where d.datname = current_database()
+             order by total_exec_time desc limit 15",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap_or_default();
+        println!("PostgreSQL time per event by statement (us, WAL bytes, calls, statement):");
+        for (query, calls, ms, wal) in rows {
+            let short: String = query.chars().take(90).collect();
+            println!(
+                "  {:>6.1} {:>6} {:>8}  {short}",
+                ms * 1000.0 / events as f64,
+                wal / events as i64,
+                calls
+            );
+        }
+    }
+}
+
 /// Percentile from a Prometheus histogram's cumulative buckets, interpolated linearly.
 fn percentile(buckets: &[(f64, f64)], q: f64) -> f64 {
     let total = buckets.last().map(|b| b.1).unwrap_or(0.0);
@@ -276,6 +321,7 @@ async fn main() -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("starting {}", exe.display()))?;
     let pool = sqlx::PgPool::connect(&db_url).await?;
+    let statements = Statements::start(&pool).await;
     let wal_before = wal_bytes(&pool).await?;
     let cpu_before = [cpu_seconds(is_postgres), cpu_seconds(is_broker)];
     let t = Instant::now();
@@ -333,6 +379,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let open: i64 = sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
+        .fetch_one(&pool)
+        .await?;
+    let keys: i64 = sqlx::query_scalar("select count(*) from match_keys")
+        .fetch_one(&pool)
+        .await?;
+    let components: i64 = sqlx::query_scalar("select count(*) from components where merged_into is null")
         .fetch_one(&pool)
         .await?;
     for child in others.iter_mut().chain(std::iter::once(&mut matcher)) {
@@ -399,6 +451,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("outputs                    {outputs} published, {outbox} still in the outbox");
     println!("cases                      {cases} ({open} open)");
+    println!("match keys                 {keys} ({:.2} per event; {components} components)", keys as f64 / n as f64);
+    statements.report(&pool, n).await;
     println!("database                   {db} (drop it with: dropdb {db})");
     Ok(())
 }
