@@ -1,18 +1,23 @@
 //! Applying source messages to the state, effectively once, in one PostgreSQL transaction per
 //! batch:
 //!
-//! 1. fence: the transaction takes a key-share lock on the lease row of every partition in
-//!    the batch and checks this instance still holds it with the same epoch. A new holder
+//! 1. fence: one statement takes a key-share lock on the lease row of every partition in the
+//!    batch and checks this instance still holds each with the same epoch. A new holder
 //!    takes the row `for update`, which waits for that lock, so a paused or lost instance can
 //!    never commit after losing its lease; the holder's own renewal (a plain update of
 //!    non-key columns) does not wait for it;
 //! 2. decode and validate; what fails goes to the outbox for the dead-letter topic;
-//! 3. drop events already applied (by event id) and duplicates within the batch;
-//! 4. find the components the new events touch by their match keys, lock them in id order,
-//!    merge components the batch joins, and store the events and keys;
+//! 3. drop duplicates within the batch;
+//! 4. find the components the events touch by their match keys, lock them in id order, merge
+//!    components the batch joins, load what they hold, and store the events: an event
+//!    applied before is not stored again (`on conflict do nothing`) and counts as a duplicate.
+//!    Then store the keys first seen;
 //! 5. re-assess every touched component with the domain rules, write the cases and flags that
 //!    changed, and put the case and flag events in the outbox;
 //! 6. store the next offset of every partition in the batch.
+//!
+//! CPU work overlaps PostgreSQL's: the loaded events decode on a blocking thread while the
+//! new events are inserted, and the rules run while the new keys are inserted.
 //!
 //! The service only loads state, calls `continuity_domain::assess` and stores what it returns.
 
@@ -79,6 +84,9 @@ pub enum ApplyError {
     /// An output could not be encoded (a defect).
     #[error("encoding an output: {0}")]
     Encode(#[from] continuity_schema::CodecError),
+    /// Work moved to another thread failed to finish (a defect).
+    #[error("worker thread: {0}")]
+    Worker(#[from] tokio::task::JoinError),
 }
 
 impl ApplyError {
@@ -90,6 +98,7 @@ impl ApplyError {
             ApplyError::Database(e) if is_conflict(e) => "conflict",
             ApplyError::Database(_) => "database",
             ApplyError::Encode(_) => "encode",
+            ApplyError::Worker(_) => "worker",
         }
     }
 }
@@ -164,114 +173,79 @@ impl Applier {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let mut report = BatchReport::default();
-
-        // 1. Fence.
-        let partitions: BTreeSet<(&str, i32)> = batch
-            .iter()
-            .map(|m| (m.topic.as_str(), m.partition))
-            .collect();
-        for (topic, partition) in &partitions {
-            let lost = || ApplyError::LostLease {
-                topic: topic.to_string(),
-                partition: *partition,
-            };
-            let held = held
-                .get(&(topic.to_string(), *partition))
-                .ok_or_else(lost)?;
-            let ok: Option<i32> = sqlx::query_scalar(
-                "select 1 from partition_leases
-                 where topic = $1 and partition = $2 and holder = $3 and epoch = $4
-                   and expires_at > now()
-                 for key share",
-            )
-            .bind(topic)
-            .bind(partition)
-            .bind(&self.instance)
-            .bind(held.epoch)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if ok.is_none() {
-                return Err(lost());
-            }
-        }
+        self.fence(&mut tx, batch, held).await?;
 
         // 2. Decode; what cannot be applied goes to the dead-letter topic.
         let today = continuity_domain::london_date(now);
-        let mut decoded: Vec<(SourceEvent, &Incoming)> = Vec::with_capacity(batch.len());
         let mut outbox = Outbox::default();
+        let mut fresh: Vec<(SourceEvent, &Incoming)> = Vec::with_capacity(batch.len());
+        let mut in_batch = BTreeSet::new();
         for m in batch {
             match decode_source_event(&m.payload, today) {
-                Ok(event) => decoded.push((event, m)),
-                Err(error) => {
-                    let origin = MessageOrigin {
-                        topic: &m.topic,
-                        partition: m.partition,
-                        offset: m.offset,
-                        key: m.key.as_deref(),
-                        payload: &m.payload,
-                    };
-                    tracing::warn!(
-                        topic = %m.topic, partition = m.partition, offset = m.offset,
-                        error = %error, "dead-lettering a message"
-                    );
-                    let kind = match &error {
-                        continuity_schema::DecodeError::Codec(_) => "undecodable",
-                        _ => "invalid",
-                    };
-                    self.metrics
-                        .dead_letters
-                        .with_label_values(&[&m.topic, kind])
-                        .inc();
+                // 3. Once each within the batch; events applied by earlier batches are
+                // dropped when they are stored (step 4).
+                Ok(event) if !in_batch.insert(event.id().0) => {
+                    report.duplicates += 1;
                     self.metrics
                         .consumed
-                        .with_label_values(&[&m.topic, "dead_letter"])
+                        .with_label_values(&[&m.topic, "duplicate"])
                         .inc();
-                    outbox.push(
-                        self.kafka.topic(Topic::DeadLetter),
-                        m.key.clone(),
-                        dead_letter_message(&origin, &error, now, SOURCE)?,
-                    );
+                }
+                Ok(event) => fresh.push((event, m)),
+                Err(error) => {
+                    self.dead_letter(m, &error, now, &mut outbox)?;
                     report.dead_letters += 1;
                 }
             }
         }
 
-        // 3. Only events not applied before, once each.
-        let ids: Vec<Uuid> = decoded.iter().map(|(e, _)| e.id().0).collect();
-        let seen: BTreeSet<Uuid> =
-            sqlx::query_scalar("select event_id from source_events where event_id = any($1)")
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
-        let mut fresh: Vec<(SourceEvent, &Incoming)> = Vec::with_capacity(decoded.len());
-        let mut in_batch = BTreeSet::new();
-        for (event, m) in decoded {
-            let id = event.id().0;
-            if seen.contains(&id) || !in_batch.insert(id) {
-                report.duplicates += 1;
+        let decoded_at = started.elapsed();
+        if !fresh.is_empty() {
+            let placed = self.place(&mut tx, &fresh).await?;
+            let touched = placed.touched.clone();
+            let stored = load(&mut tx, &touched).await?;
+            // The stored events decode on another thread while PostgreSQL stores the new ones.
+            let decoding = tokio::task::spawn_blocking(move || stored.decode(today));
+            let inserted = placed.insert_events(&mut tx, &fresh).await?;
+            let stored = decoding.await?;
+            let mut new_keys: BTreeMap<Key, i64> = BTreeMap::new();
+            let mut by_component: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
+            for (i, (event, m)) in fresh.into_iter().enumerate() {
+                // Not inserted: an earlier batch applied it.
+                let result = if inserted.contains(&event.id().0) {
+                    report.applied += 1;
+                    for k in &placed.keys[i] {
+                        if !placed.known.contains_key(k) {
+                            new_keys.insert(*k, placed.target[i]);
+                        }
+                    }
+                    by_component
+                        .entry(placed.target[i])
+                        .or_default()
+                        .push(event);
+                    "applied"
+                } else {
+                    report.duplicates += 1;
+                    "duplicate"
+                };
                 self.metrics
                     .consumed
-                    .with_label_values(&[&m.topic, "duplicate"])
+                    .with_label_values(&[&m.topic, result])
                     .inc();
-            } else {
-                fresh.push((event, m));
             }
+            // The rules run on another thread while PostgreSQL stores the new keys.
+            let applier = self.clone();
+            let assessing = tokio::task::spawn_blocking(move || {
+                applier.assess_components(&touched, stored, by_component, now)
+            });
+            insert_keys(&mut tx, new_keys).await?;
+            let assessed = assessing.await??;
+            assessed.write(&mut tx).await?;
+            report.case_events = assessed.case_events;
+            report.flag_events = assessed.flag_events;
+            outbox.append(assessed.outbox);
         }
-
-        let decoded_at = started.elapsed();
-        let mut stored_at = decoded_at;
-        if !fresh.is_empty() {
-            let (touched, fresh_by_component) = self.store_events(&mut tx, fresh).await?;
-            stored_at = started.elapsed();
-            report.applied = fresh_by_component.values().map(Vec::len).sum();
-            let (case_events, flag_events) = self
-                .reassess(&mut tx, &touched, fresh_by_component, now, &mut outbox)
-                .await?;
-            report.case_events = case_events;
-            report.flag_events = flag_events;
-        }
+        let placed_at = started.elapsed();
         outbox.write(&mut tx).await?;
 
         // 6. Offsets, in the same transaction as the state they produced.
@@ -299,21 +273,113 @@ impl Applier {
         tracing::debug!(
             messages = batch.len(),
             decode_ms = decoded_at.as_millis() as u64,
-            store_ms = (stored_at - decoded_at).as_millis() as u64,
-            reassess_ms = (written_at - stored_at).as_millis() as u64,
+            apply_ms = (placed_at - decoded_at).as_millis() as u64,
+            write_ms = (written_at - placed_at).as_millis() as u64,
             commit_ms = (started.elapsed() - written_at).as_millis() as u64,
             "batch applied"
         );
         Ok(report)
     }
 
-    /// Store new events and their keys, merging the components they join. Returns the
-    /// components to re-assess.
-    async fn store_events(
+    /// Step 1: check, in the batch's transaction, that this instance still holds every
+    /// partition in the batch with the epoch it took it at.
+    async fn fence(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        fresh: Vec<(SourceEvent, &Incoming)>,
-    ) -> Result<(Vec<i64>, BTreeMap<i64, Vec<SourceEvent>>), ApplyError> {
+        batch: &[Incoming],
+        held: &HashMap<(String, i32), Held>,
+    ) -> Result<(), ApplyError> {
+        let partitions: BTreeSet<(&str, i32)> = batch
+            .iter()
+            .map(|m| (m.topic.as_str(), m.partition))
+            .collect();
+        let lost = |topic: &str, partition: i32| ApplyError::LostLease {
+            topic: topic.to_string(),
+            partition,
+        };
+        let mut topics = Vec::with_capacity(partitions.len());
+        let mut numbers = Vec::with_capacity(partitions.len());
+        let mut epochs = Vec::with_capacity(partitions.len());
+        for &(topic, partition) in &partitions {
+            let held = held
+                .get(&(topic.to_string(), partition))
+                .ok_or_else(|| lost(topic, partition))?;
+            topics.push(topic);
+            numbers.push(partition);
+            epochs.push(held.epoch);
+        }
+        let fenced: BTreeSet<(String, i32)> = sqlx::query_as(
+            "select l.topic, l.partition
+             from partition_leases l
+             join unnest($1::text[], $2::int[], $3::bigint[]) as h(topic, partition, epoch)
+               on l.topic = h.topic and l.partition = h.partition
+             where l.holder = $4 and l.epoch = h.epoch and l.expires_at > now()
+             order by l.topic, l.partition
+             for key share of l",
+        )
+        .bind(&topics)
+        .bind(&numbers)
+        .bind(&epochs)
+        .bind(&self.instance)
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .collect();
+        match partitions
+            .iter()
+            .find(|(t, p)| !fenced.contains(&(t.to_string(), *p)))
+        {
+            Some((topic, partition)) => Err(lost(topic, *partition)),
+            None => Ok(()),
+        }
+    }
+
+    /// Put a message that cannot be applied in the outbox for the dead-letter topic.
+    fn dead_letter(
+        &self,
+        m: &Incoming,
+        error: &continuity_schema::DecodeError,
+        now: DateTime<Utc>,
+        outbox: &mut Outbox,
+    ) -> Result<(), ApplyError> {
+        let origin = MessageOrigin {
+            topic: &m.topic,
+            partition: m.partition,
+            offset: m.offset,
+            key: m.key.as_deref(),
+            payload: &m.payload,
+        };
+        tracing::warn!(
+            topic = %m.topic, partition = m.partition, offset = m.offset,
+            error = %error, "dead-lettering a message"
+        );
+        let kind = match error {
+            continuity_schema::DecodeError::Codec(_) => "undecodable",
+            _ => "invalid",
+        };
+        self.metrics
+            .dead_letters
+            .with_label_values(&[&m.topic, kind])
+            .inc();
+        self.metrics
+            .consumed
+            .with_label_values(&[&m.topic, "dead_letter"])
+            .inc();
+        outbox.push(
+            self.kafka.topic(Topic::DeadLetter),
+            m.key.clone(),
+            dead_letter_message(&origin, error, now, SOURCE)?,
+        );
+        Ok(())
+    }
+
+    /// Step 4: find the components the events belong to by their match keys, lock them,
+    /// merge the ones the batch joins and create the ones it starts.
+    async fn place(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        fresh: &[(SourceEvent, &Incoming)],
+    ) -> Result<Placed, ApplyError> {
         let t = std::time::Instant::now();
         let mut marks: Vec<(&str, u64)> = Vec::new();
         let mut mark = |name: &'static str| marks.push((name, t.elapsed().as_millis() as u64));
@@ -356,7 +422,7 @@ impl Applier {
         // Lock the existing components in id order (no deadlocks). Key rows never move, so
         // the look-up stays true unless a root was merged away meanwhile (it is then not
         // locked: retry the batch); a key another writer added meanwhile fails the insert
-        // below as a conflict.
+        // of keys as a conflict.
         let existing: Vec<i64> = component_node.keys().copied().collect();
         let locked: Vec<i64> = sqlx::query_scalar(
             "select id from components where id = any($1) and merged_into is null
@@ -380,7 +446,7 @@ impl Applier {
             let root = groups.find(node);
             members.entry(root).or_default().1.insert(c);
         }
-        let mut target_of_event = vec![0i64; fresh.len()];
+        let mut target = vec![0i64; fresh.len()];
         let mut touched = Vec::new();
         let mut merges: Vec<(i64, Vec<i64>)> = Vec::new();
         let new_needed = members.values().filter(|(_, cs)| cs.is_empty()).count();
@@ -395,7 +461,7 @@ impl Applier {
             Vec::new()
         };
         for (events, comps) in members.values() {
-            let target = match comps.iter().next() {
+            let group_target = match comps.iter().next() {
                 Some(&first) => {
                     let others: Vec<i64> = comps.iter().skip(1).copied().collect();
                     if !others.is_empty() {
@@ -408,9 +474,9 @@ impl Applier {
                     .ok_or_else(|| ApplyError::Conflict("component ids".into()))?,
             };
             for &i in events {
-                target_of_event[i] = target;
+                target[i] = group_target;
             }
-            touched.push(target);
+            touched.push(group_target);
         }
         if !merges.is_empty() {
             // Point each merged root, and everything that pointed at it, at the survivor.
@@ -429,150 +495,53 @@ impl Applier {
             .await?;
         }
         mark("merge");
-        // Store the events and the keys not known before.
-        let mut ev_id = Vec::with_capacity(fresh.len());
-        let mut ev_comp = Vec::with_capacity(fresh.len());
-        let mut ev_kind = Vec::with_capacity(fresh.len());
-        let mut ev_payload = Vec::with_capacity(fresh.len());
-        let mut ev_topic = Vec::with_capacity(fresh.len());
-        let mut ev_part = Vec::with_capacity(fresh.len());
-        let mut ev_offset = Vec::with_capacity(fresh.len());
-        let mut new_keys: BTreeMap<Key, i64> = BTreeMap::new();
-        for (i, (event, m)) in fresh.iter().enumerate() {
-            ev_id.push(event.id().0);
-            ev_comp.push(target_of_event[i]);
-            ev_kind.push(event.kind());
-            ev_payload.push(m.payload.clone());
-            ev_topic.push(m.topic.as_str());
-            ev_part.push(m.partition);
-            ev_offset.push(m.offset);
-            for k in &event_keys[i] {
-                if !known.contains_key(k) {
-                    new_keys.insert(*k, target_of_event[i]);
-                }
-            }
-        }
-        sqlx::query(
-            "insert into source_events (event_id, component, kind, payload, topic, partition, \"offset\")
-             select * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::int[], $7::bigint[])",
-        )
-        .bind(&ev_id)
-        .bind(&ev_comp)
-        .bind(&ev_kind)
-        .bind(&ev_payload)
-        .bind(&ev_topic)
-        .bind(&ev_part)
-        .bind(&ev_offset)
-        .execute(&mut **tx)
-        .await?;
-        mark("insert_events");
-        let (keys, comps): (Vec<Key>, Vec<i64>) = new_keys.into_iter().unzip();
-        sqlx::query(
-            "insert into match_keys (key, component) select * from unnest($1::uuid[], $2::bigint[])",
-        )
-        .bind(&keys)
-        .bind(&comps)
-        .execute(&mut **tx)
-        .await?;
-        mark("insert_keys");
-        tracing::debug!(phases = ?marks, "events stored");
+        tracing::debug!(phases = ?marks, "events placed");
         touched.sort_unstable();
         touched.dedup();
-        let mut by_component: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
-        for (i, (event, m)) in fresh.into_iter().enumerate() {
-            self.metrics
-                .consumed
-                .with_label_values(&[&m.topic, "applied"])
-                .inc();
-            by_component
-                .entry(target_of_event[i])
-                .or_default()
-                .push(event);
-        }
-        Ok((touched, by_component))
+        Ok(Placed {
+            keys: event_keys,
+            known,
+            target,
+            touched,
+        })
     }
 
     /// Re-assess `components` (locked by the caller) at `now`: write the cases and flags that
     /// changed and put their events in `outbox`. Returns (case events, flag events).
-    /// `known` holds events of these components the caller has decoded already (the batch's
-    /// own); only the others are loaded and decoded.
     pub async fn reassess(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         components: &[i64],
-        known: BTreeMap<i64, Vec<SourceEvent>>,
         now: DateTime<Utc>,
         outbox: &mut Outbox,
     ) -> Result<(usize, usize), ApplyError> {
-        let started = std::time::Instant::now();
         let today = continuity_domain::london_date(now);
-        // The members of each root (itself and the components merged into it), by two
-        // indexed look-ups; then their rows by the component index.
-        let members: Vec<(i64, i64)> = sqlx::query_as(
-            "select id, id from components where id = any($1)
-             union all
-             select id, merged_into from components where merged_into = any($1)",
-        )
-        .bind(components)
-        .fetch_all(&mut **tx)
-        .await?;
-        let root_of: HashMap<i64, i64> = members.iter().copied().collect();
-        let member_ids: Vec<i64> = members.iter().map(|(m, _)| *m).collect();
-        let skip: std::collections::HashSet<Uuid> =
-            known.values().flatten().map(|e| e.id().0).collect();
-        let rows: Vec<(i64, Uuid, Vec<u8>)> = sqlx::query_as(
-            "select component, event_id, payload from source_events where component = any($1)",
-        )
-        .bind(&member_ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        let loaded = started.elapsed();
-        let n_rows = rows.len();
-        let mut events = known;
-        for (member, event_id, payload) in rows {
-            if skip.contains(&event_id) {
-                continue;
-            }
-            let component = root_of.get(&member).copied().unwrap_or(member);
-            match decode_source_event(&payload, today) {
-                Ok(e) => events.entry(component).or_default().push(e),
-                // Stored events were valid when applied; a date-of-birth check is the only
-                // rule that depends on today and cannot make a past event invalid.
-                Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
-            }
-        }
-        let stored: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)> = sqlx::query_as(
-            "select component, next_due_at, state from cases where component = any($1)",
-        )
-        .bind(&member_ids)
-        .fetch_all(&mut **tx)
-        .await?;
-        let stored = stored
-            .into_iter()
-            .map(|(m, due, state)| (root_of.get(&m).copied().unwrap_or(m), due, state));
-        // Stored cases, without the person (never serialised), with their component and the
-        // next due time last written.
-        let mut old: BTreeMap<CaseId, (i64, Option<DateTime<Utc>>, Case)> = BTreeMap::new();
-        for (component, next_due, state) in stored {
-            match serde_json::from_slice::<Case>(&state) {
-                Ok(case) => {
-                    old.insert(case.case_id, (component, next_due, case));
-                }
-                // serde_json's message can quote a value from the state: log where, not what.
-                Err(e) => tracing::error!(
-                    component,
-                    category = ?e.classify(),
-                    line = e.line(),
-                    column = e.column(),
-                    "stored case does not parse"
-                ),
-            }
-        }
+        let stored = load(tx, components).await?.decode(today);
+        let assessed = self.assess_components(components, stored, BTreeMap::new(), now)?;
+        assessed.write(tx).await?;
+        outbox.append(assessed.outbox);
+        Ok((assessed.case_events, assessed.flag_events))
+    }
 
-        let cases_loaded = started.elapsed();
+    /// Run the rules on each component: its stored events and `new` ones, against its stored
+    /// cases. Pure computation: what to write and publish.
+    fn assess_components(
+        &self,
+        components: &[i64],
+        stored: Decoded,
+        new: BTreeMap<i64, Vec<SourceEvent>>,
+        now: DateTime<Utc>,
+    ) -> Result<Assessed, ApplyError> {
+        let Decoded {
+            mut events,
+            cases: old,
+        } = stored;
+        for (component, new) in new {
+            events.entry(component).or_default().extend(new);
+        }
         // Cases that changed: component, case, person, case changes, flag changes.
         let mut changed = Vec::new();
-        let mut reviews: Vec<(Uuid, i64, i32)> = Vec::new();
+        let mut out = Assessed::default();
         let mut seen = BTreeSet::new();
         for &component in components {
             let assessment = assess(
@@ -581,7 +550,8 @@ impl Applier {
                 now,
             );
             for review in &assessment.reviews {
-                reviews.push((review.event_id.0, component, review.candidates.len() as i32));
+                out.reviews
+                    .push((review.event_id.0, component, review.candidates.len() as i32));
             }
             for mut case in assessment.cases {
                 let person = case.person.take();
@@ -615,42 +585,17 @@ impl Applier {
             }
             changed.push((*component, gone, None, case_changes, flag_changes));
         }
-        let mut writes = CaseWrites::default();
-        let (mut n_case, mut n_flag) = (0, 0);
         for (component, case, person, case_changes, mut flag_changes) in changed {
             // Flags nobody is told of (first derived already settled, or due long before the
             // pipeline knew of them) live on in the case only: not in `flags`, not published.
             flag_changes.retain(|c| c.flag.notified);
-            self.emit(&case, &case_changes, &flag_changes, now, outbox)?;
-            writes.push(component, &case, person, &flag_changes, &self.rules, now);
-            n_case += case_changes.len();
-            n_flag += flag_changes.len();
+            self.emit(&case, &case_changes, &flag_changes, now, &mut out.outbox)?;
+            out.writes
+                .push(component, &case, person, &flag_changes, &self.rules, now);
+            out.case_events += case_changes.len();
+            out.flag_events += flag_changes.len();
         }
-        let assessed = started.elapsed();
-        writes.write(tx).await?;
-        tracing::debug!(
-            components = components.len(),
-            events = n_rows,
-            load_events_ms = loaded.as_millis() as u64,
-            decode_and_load_cases_ms = (cases_loaded - loaded).as_millis() as u64,
-            assess_ms = (assessed - cases_loaded).as_millis() as u64,
-            write_ms = (started.elapsed() - assessed).as_millis() as u64,
-            "components re-assessed"
-        );
-        if !reviews.is_empty() {
-            let (ids, comps, cands): (Vec<Uuid>, Vec<i64>, Vec<i32>) = unzip3(reviews);
-            sqlx::query(
-                "insert into match_reviews (event_id, component, candidates)
-                 select * from unnest($1::uuid[], $2::bigint[], $3::int[])
-                 on conflict (event_id) do update set candidates = excluded.candidates",
-            )
-            .bind(&ids)
-            .bind(&comps)
-            .bind(&cands)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Ok((n_case, n_flag))
+        Ok(out)
     }
 
     /// Put the case's changes and its flags' transitions in the outbox.
@@ -690,6 +635,200 @@ impl Applier {
     }
 }
 
+/// Where a batch's new events go (`Applier::place`).
+struct Placed {
+    /// Each event's match keys.
+    keys: Vec<Vec<Key>>,
+    /// The keys already stored, with their component's root.
+    known: BTreeMap<Key, i64>,
+    /// Each event's component.
+    target: Vec<i64>,
+    /// The components to re-assess, in id order.
+    touched: Vec<i64>,
+}
+
+impl Placed {
+    /// Store the events in their components. Returns the ids stored: an event an earlier
+    /// batch applied is not stored again.
+    async fn insert_events(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        fresh: &[(SourceEvent, &Incoming)],
+    ) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
+        let mut id = Vec::with_capacity(fresh.len());
+        let mut kind = Vec::with_capacity(fresh.len());
+        let mut payload = Vec::with_capacity(fresh.len());
+        let mut topic = Vec::with_capacity(fresh.len());
+        let mut partition = Vec::with_capacity(fresh.len());
+        let mut offset = Vec::with_capacity(fresh.len());
+        for (event, m) in fresh {
+            id.push(event.id().0);
+            kind.push(event.kind());
+            payload.push(m.payload.as_slice());
+            topic.push(m.topic.as_str());
+            partition.push(m.partition);
+            offset.push(m.offset);
+        }
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "insert into source_events (event_id, component, kind, payload, topic, partition, \"offset\")
+             select * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::int[], $7::bigint[])
+             on conflict (event_id) do nothing
+             returning event_id",
+        )
+        .bind(&id)
+        .bind(&self.target)
+        .bind(&kind)
+        .bind(&payload)
+        .bind(&topic)
+        .bind(&partition)
+        .bind(&offset)
+        .fetch_all(&mut **tx)
+        .await?;
+        Ok(inserted.into_iter().collect())
+    }
+}
+
+/// Store match keys first seen in this batch. A key another writer stored meanwhile fails
+/// the statement as a conflict: the batch is retried.
+async fn insert_keys(
+    tx: &mut Transaction<'_, Postgres>,
+    keys: BTreeMap<Key, i64>,
+) -> Result<(), sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (keys, components): (Vec<Key>, Vec<i64>) = keys.into_iter().unzip();
+    sqlx::query(
+        "insert into match_keys (key, component) select * from unnest($1::uuid[], $2::bigint[])",
+    )
+    .bind(&keys)
+    .bind(&components)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A set of components as stored, not yet decoded.
+struct Stored {
+    /// Each component merged into a root, with the root.
+    root_of: HashMap<i64, i64>,
+    /// Events: component, payload.
+    events: Vec<(i64, Vec<u8>)>,
+    /// Cases: component, next due time last written, state.
+    cases: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)>,
+}
+
+/// The stored events and cases of `components` (locked by the caller), with everything
+/// merged into them.
+async fn load(
+    tx: &mut Transaction<'_, Postgres>,
+    components: &[i64],
+) -> Result<Stored, sqlx::Error> {
+    // The members of each root (itself and the components merged into it), by two indexed
+    // look-ups; then their rows by the component index.
+    let members: Vec<(i64, i64)> = sqlx::query_as(
+        "select id, id from components where id = any($1)
+         union all
+         select id, merged_into from components where merged_into = any($1)",
+    )
+    .bind(components)
+    .fetch_all(&mut **tx)
+    .await?;
+    let member_ids: Vec<i64> = members.iter().map(|(m, _)| *m).collect();
+    let events =
+        sqlx::query_as("select component, payload from source_events where component = any($1)")
+            .bind(&member_ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    let cases =
+        sqlx::query_as("select component, next_due_at, state from cases where component = any($1)")
+            .bind(&member_ids)
+            .fetch_all(&mut **tx)
+            .await?;
+    Ok(Stored {
+        root_of: members.into_iter().collect(),
+        events,
+        cases,
+    })
+}
+
+/// Stored components, decoded: events and cases under their root component.
+#[derive(Default)]
+struct Decoded {
+    events: BTreeMap<i64, Vec<SourceEvent>>,
+    /// Stored cases, without the person (never serialised), with their component and the
+    /// next due time last written.
+    cases: BTreeMap<CaseId, (i64, Option<DateTime<Utc>>, Case)>,
+}
+
+impl Stored {
+    fn decode(self, today: chrono::NaiveDate) -> Decoded {
+        let root = |m: i64| self.root_of.get(&m).copied().unwrap_or(m);
+        let mut decoded = Decoded::default();
+        for (member, payload) in &self.events {
+            let component = root(*member);
+            match decode_source_event(payload, today) {
+                Ok(e) => decoded.events.entry(component).or_default().push(e),
+                // Stored events were valid when applied; a date-of-birth check is the only
+                // rule that depends on today and cannot make a past event invalid.
+                Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
+            }
+        }
+        for (member, next_due, state) in &self.cases {
+            let component = root(*member);
+            match serde_json::from_slice::<Case>(state) {
+                Ok(case) => {
+                    decoded
+                        .cases
+                        .insert(case.case_id, (component, *next_due, case));
+                }
+                // serde_json's message can quote a value from the state: log where, not what.
+                Err(e) => tracing::error!(
+                    component,
+                    category = ?e.classify(),
+                    line = e.line(),
+                    column = e.column(),
+                    "stored case does not parse"
+                ),
+            }
+        }
+        decoded
+    }
+}
+
+/// What re-assessing components produced: rows to write and messages to publish.
+#[derive(Default)]
+struct Assessed {
+    writes: CaseWrites,
+    /// Treatment records that fit more than one person: event, component, candidates.
+    reviews: Vec<(Uuid, i64, i32)>,
+    outbox: Outbox,
+    case_events: usize,
+    flag_events: usize,
+}
+
+impl Assessed {
+    async fn write(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+        self.writes.write(tx).await?;
+        if self.reviews.is_empty() {
+            return Ok(());
+        }
+        let (ids, comps, cands): (Vec<Uuid>, Vec<i64>, Vec<i32>) =
+            unzip3(self.reviews.iter().copied());
+        sqlx::query(
+            "insert into match_reviews (event_id, component, candidates)
+             select * from unnest($1::uuid[], $2::bigint[], $3::int[])
+             on conflict (event_id) do update set candidates = excluded.candidates",
+        )
+        .bind(&ids)
+        .bind(&comps)
+        .bind(&cands)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
 /// Three columns from rows, for `unnest`.
 fn unzip3<A, B, C>(rows: impl IntoIterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
     let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
@@ -725,6 +864,13 @@ pub struct Outbox {
 }
 
 impl Outbox {
+    /// Move `other`'s messages to the end of this one.
+    fn append(&mut self, mut other: Outbox) {
+        self.topics.append(&mut other.topics);
+        self.keys.append(&mut other.keys);
+        self.payloads.append(&mut other.payloads);
+    }
+
     fn push(&mut self, topic: String, key: Option<Vec<u8>>, payload: Vec<u8>) {
         self.topics.push(topic);
         self.keys.push(key);

@@ -21,7 +21,7 @@ pub mod leases;
 pub mod metrics;
 pub mod relay;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -384,7 +384,7 @@ pub async fn deadline_pass(
     }
     let mut outbox = Outbox::default();
     applier
-        .reassess(&mut tx, &components, BTreeMap::new(), now, &mut outbox)
+        .reassess(&mut tx, &components, now, &mut outbox)
         .await?;
     outbox.write(&mut tx).await?;
     tx.commit().await?;

@@ -235,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Produce.
     let producer = kafka.producer()?;
+    let broker_before_produce = cpu_seconds(is_broker);
     let t = Instant::now();
     for chunk in encoded.chunks(50_000) {
         send_all(
@@ -246,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     }
     let produce_secs = t.elapsed().as_secs_f64();
+    let broker_produce_cpu = cpu_seconds(is_broker) - broker_before_produce;
     drop(encoded);
 
     // Ceiling: raw consume of the same topics, no processing.
@@ -384,9 +386,10 @@ async fn main() -> anyhow::Result<()> {
     let keys: i64 = sqlx::query_scalar("select count(*) from match_keys")
         .fetch_one(&pool)
         .await?;
-    let components: i64 = sqlx::query_scalar("select count(*) from components where merged_into is null")
-        .fetch_one(&pool)
-        .await?;
+    let components: i64 =
+        sqlx::query_scalar("select count(*) from components where merged_into is null")
+            .fetch_one(&pool)
+            .await?;
     for child in others.iter_mut().chain(std::iter::once(&mut matcher)) {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -398,8 +401,9 @@ async fn main() -> anyhow::Result<()> {
     let raw_rate = n as f64 / raw_secs;
     println!("events                     {n} ({instances} matcher instance(s))");
     println!(
-        "produce                    {:.0} events/s",
-        n as f64 / produce_secs
+        "produce                    {:.0} events/s (broker CPU {:.0} us per event)",
+        n as f64 / produce_secs,
+        broker_produce_cpu * 1e6 / n as f64
     );
     println!(
         "raw consume (ceiling)      {raw_rate:.0} events/s ({:.1} MB; broker CPU {:.0} us per event)",
@@ -451,7 +455,10 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("outputs                    {outputs} published, {outbox} still in the outbox");
     println!("cases                      {cases} ({open} open)");
-    println!("match keys                 {keys} ({:.2} per event; {components} components)", keys as f64 / n as f64);
+    println!(
+        "match keys                 {keys} ({:.2} per event; {components} components)",
+        keys as f64 / n as f64
+    );
     statements.report(&pool, n).await;
     println!("database                   {db} (drop it with: dropdb {db})");
     Ok(())
