@@ -724,17 +724,18 @@ async fn load(
     tx: &mut Transaction<'_, Postgres>,
     components: &[i64],
 ) -> Result<Stored, sqlx::Error> {
-    // The members of each root (itself and the components merged into it), by two indexed
-    // look-ups; then their rows by the component index.
-    let members: Vec<(i64, i64)> = sqlx::query_as(
-        "select id, id from components where id = any($1)
-         union all
-         select id, merged_into from components where merged_into = any($1)",
-    )
-    .bind(components)
-    .fetch_all(&mut **tx)
-    .await?;
-    let member_ids: Vec<i64> = members.iter().map(|(m, _)| *m).collect();
+    // The members of each root: itself and the components merged into it; then their rows by
+    // the component index.
+    let merged: Vec<(i64, i64)> =
+        sqlx::query_as("select id, merged_into from components where merged_into = any($1)")
+            .bind(components)
+            .fetch_all(&mut **tx)
+            .await?;
+    let member_ids: Vec<i64> = components
+        .iter()
+        .copied()
+        .chain(merged.iter().map(|(m, _)| *m))
+        .collect();
     let events =
         sqlx::query_as("select component, payload from source_events where component = any($1)")
             .bind(&member_ids)
@@ -746,7 +747,7 @@ async fn load(
             .fetch_all(&mut **tx)
             .await?;
     Ok(Stored {
-        root_of: members.into_iter().collect(),
+        root_of: merged.into_iter().collect(),
         events,
         cases,
     })
@@ -840,19 +841,34 @@ fn unzip3<A, B, C>(rows: impl IntoIterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>
     (a, b, c)
 }
 
+/// The stored keys among `keys`, with the root of their component.
 async fn key_components(
     tx: &mut Transaction<'_, Postgres>,
     keys: &[Key],
 ) -> Result<BTreeMap<Key, i64>, sqlx::Error> {
-    let rows: Vec<(Key, i64)> = sqlx::query_as(
-        "select k.key, coalesce(c.merged_into, c.id)
-         from match_keys k join components c on c.id = k.component
-         where k.key = any($1)",
+    let rows: Vec<(Key, i64)> =
+        sqlx::query_as("select key, component from match_keys where key = any($1)")
+            .bind(keys)
+            .fetch_all(&mut **tx)
+            .await?;
+    let components: Vec<i64> = rows
+        .iter()
+        .map(|(_, c)| *c)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let merged: HashMap<i64, i64> = sqlx::query_as(
+        "select id, merged_into from components where id = any($1) and merged_into is not null",
     )
-    .bind(keys)
+    .bind(&components)
     .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
+    .await?
+    .into_iter()
+    .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(key, c)| (key, merged.get(&c).copied().unwrap_or(c)))
+        .collect())
 }
 
 /// Messages to publish, written to the outbox table in the caller's transaction as one row.
