@@ -26,21 +26,44 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// A pool of `max` connections to `url`. Connecting is lazy: the pool is returned even while
-/// the database is down, and requests wait up to `acquire_timeout` for it.
-pub fn pool(url: &str, max: u32, acquire_timeout: Duration) -> Result<PgPool, StoreError> {
+/// How a service's statements find their rows; it sets how PostgreSQL plans them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Statements that look up batch-sized arrays of keys (`= any($1)`) in tables that grow
+    /// without bound: the matcher. Planned for the actual array, thousands of keys look costlier
+    /// than a sequential scan, so as tables grow every batch would scan them whole (measured:
+    /// the key look-up went from 10 to 30 us per event between 300,000 and 1,000,000 events),
+    /// and estimating each element costs milliseconds of planning per statement. So plans are
+    /// generic (made once per connection) and never sequential scans where an index serves:
+    /// a generic plan made while a table was still empty would otherwise scan it for the life
+    /// of the connection once it has grown (seen with autovacuum off, where no ANALYZE replans).
+    KeyLookups,
+    /// Anything else: planned for each execution's parameters.
+    General,
+}
+
+/// A pool of `max` connections to `url` for statements of the kind `access`. Connecting is
+/// lazy: the pool is returned even while the database is down, and requests wait up to
+/// `acquire_timeout` for it.
+pub fn pool(
+    url: &str,
+    max: u32,
+    acquire_timeout: Duration,
+    access: Access,
+) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.parse().map_err(StoreError::Url)?;
-    // Nearly every statement looks up a batch-sized array of keys (`= any($1)`). Planned for
-    // the actual array, thousands of keys look costlier than a sequential scan, so as the
-    // tables grow every batch would scan them whole (measured: the key look-up went from 10 to
-    // 30 us per event between 300,000 and 1,000,000 events), and estimating each element costs
-    // milliseconds of planning per statement. The generic plan probes the indexes, whose cost
-    // grows with the batch, not the table. Index probes gain nothing from parallel workers,
-    // whose start-up costs more than the scan.
-    let options = options.options([
-        ("plan_cache_mode", "force_generic_plan"),
-        ("max_parallel_workers_per_gather", "0"),
-    ]);
+    // Index probes gain nothing from parallel workers, whose start-up costs more than the scan.
+    let options = match access {
+        Access::KeyLookups => options.options([
+            ("plan_cache_mode", "force_generic_plan"),
+            ("enable_seqscan", "off"),
+            ("max_parallel_workers_per_gather", "0"),
+        ]),
+        Access::General => options.options([
+            ("plan_cache_mode", "force_custom_plan"),
+            ("max_parallel_workers_per_gather", "0"),
+        ]),
+    };
     Ok(PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(acquire_timeout)
@@ -56,7 +79,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
 /// Connect to `url` and apply the migrations that have not been applied: what each service's
 /// `migrate` command does.
 pub async fn migrate_url(url: &str) -> Result<(), StoreError> {
-    let pool = pool(url, 1, Duration::from_secs(10))?;
+    let pool = pool(url, 1, Duration::from_secs(10), Access::General)?;
     migrate(&pool).await?;
     pool.close().await;
     Ok(())

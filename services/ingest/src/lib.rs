@@ -240,6 +240,7 @@ impl Ingest {
             settings.database_url.expose_secret(),
             settings.database_pool,
             Duration::from_secs(3),
+            continuity_store::Access::General,
         )?;
         if settings.migrate_on_start {
             continuity_store::migrate(&pool).await?;

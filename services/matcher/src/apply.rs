@@ -777,20 +777,14 @@ impl Stored {
         }
         for (member, next_due, state) in &self.cases {
             let component = root(*member);
-            match serde_json::from_slice::<Case>(state) {
+            match crate::state::decode(state) {
                 Ok(case) => {
                     decoded
                         .cases
                         .insert(case.case_id, (component, *next_due, case));
                 }
-                // serde_json's message can quote a value from the state: log where, not what.
-                Err(e) => tracing::error!(
-                    component,
-                    category = ?e.classify(),
-                    line = e.line(),
-                    column = e.column(),
-                    "stored case does not parse"
-                ),
+                // The error says where, never what the state holds.
+                Err(e) => tracing::error!(component, error = %e, "stored case does not read"),
             }
         }
         decoded
@@ -970,9 +964,7 @@ impl CaseWrites {
         );
         self.next_due.push(case.next_due(rules, now));
         self.person.push(person.map(|p| p.value().to_owned()));
-        // Serialising plain data cannot fail; an empty state would only force a rewrite.
-        self.state
-            .push(serde_json::to_vec(case).unwrap_or_default());
+        self.state.push(crate::state::encode(case));
         for change in flag_changes {
             let f = &change.flag;
             self.flag_id.push(f.flag_id);

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod leases;
 pub mod metrics;
 pub mod relay;
+pub mod state;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -145,6 +146,7 @@ pub async fn run(
         settings.database_url.expose_secret(),
         settings.database_pool,
         Duration::from_secs(5),
+        continuity_store::Access::KeyLookups,
     )?;
     if settings.migrate_on_start {
         continuity_store::migrate(&pool)

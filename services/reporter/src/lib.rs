@@ -489,6 +489,7 @@ impl Reporter {
             settings.database_url.expose_secret(),
             4,
             std::time::Duration::from_secs(10),
+            continuity_store::Access::General,
         )
         .context("database_url")?;
         Ok(Self {
