@@ -49,7 +49,8 @@ use crate::metrics::Metrics;
 pub struct Settings {
     /// PostgreSQL URL (`CONTINUITY_DATABASE_URL`).
     pub database_url: SecretString,
-    /// Maximum database connections.
+    /// Maximum database connections for batches and the deadline clock; leases, the relay,
+    /// lag and health checks use up to 4 more.
     pub database_pool: u32,
     /// Kafka bootstrap servers (`CONTINUITY_BROKERS`).
     pub brokers: String,
@@ -142,11 +143,19 @@ pub async fn run(
             "CONTINUITY_HASH_SECRET is not set: set it to the deployment's secret for keyed hashes"
         );
     }
-    let pool = continuity_store::pool(
+    // Batches and the deadline clock look up keys; leases, the relay, lag and health checks
+    // read small tables whole and get plans for their own parameters.
+    let batches = continuity_store::pool(
         settings.database_url.expose_secret(),
         settings.database_pool,
         Duration::from_secs(5),
         continuity_store::Access::KeyLookups,
+    )?;
+    let pool = continuity_store::pool(
+        settings.database_url.expose_secret(),
+        4,
+        Duration::from_secs(5),
+        continuity_store::Access::General,
     )?;
     if settings.migrate_on_start {
         continuity_store::migrate(&pool)
@@ -174,7 +183,7 @@ pub async fn run(
     leases.ensure_rows().await?;
 
     let applier = Applier {
-        pool: pool.clone(),
+        pool: batches,
         hasher: KeyedHasher::new(settings.hash_secret.expose_secret().as_bytes()),
         rules: settings.rules.clone(),
         kafka: kafka.clone(),
