@@ -569,15 +569,19 @@ async fn consume_loop(
                 }
                 Err(e) => {
                     metrics.retries.with_label_values(&[e.reason()]).inc();
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "batch failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.wait_for(|s| *s) => return Ok(()),
-                    }
-                    if matches!(e, ApplyError::Conflict(_)) || e.reason() == "conflict" {
-                        backoff = Duration::from_millis(10);
+                    // A concurrent writer won: retry at once, the state it committed is there
+                    // to read. Anything else backs off, doubling up to 5 s.
+                    let wait = if e.reason() == "conflict" {
+                        Duration::from_millis(10)
                     } else {
+                        let wait = backoff;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
+                        wait
+                    };
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "batch failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop.wait_for(|s| *s) => return Ok(()),
                     }
                     // The lease may have moved while we waited.
                     if held_rx.has_changed().unwrap_or(false) {
