@@ -460,6 +460,10 @@ async fn main() -> anyhow::Result<()> {
         keys as f64 / n as f64
     );
     statements.report(&pool, n).await;
-    println!("database                   {db} (drop it with: dropdb {db})");
+    if std::env::var_os("BENCH_PG_SETTINGS").is_some_and(|v| !v.is_empty()) {
+        println!("database                   {db} (in the throwaway cluster, removed on exit)");
+    } else {
+        println!("database                   {db} (drop it with: dropdb {db})");
+    }
     Ok(())
 }
