@@ -272,6 +272,11 @@ impl Applier {
         tx.commit().await?;
         tracing::debug!(
             messages = batch.len(),
+            applied = report.applied,
+            duplicates = report.duplicates,
+            dead_letters = report.dead_letters,
+            case_events = report.case_events,
+            flag_events = report.flag_events,
             decode_ms = decoded_at.as_millis() as u64,
             apply_ms = (placed_at - decoded_at).as_millis() as u64,
             write_ms = (written_at - placed_at).as_millis() as u64,
@@ -297,17 +302,16 @@ impl Applier {
             topic: topic.to_string(),
             partition,
         };
-        let mut topics = Vec::with_capacity(partitions.len());
-        let mut numbers = Vec::with_capacity(partitions.len());
-        let mut epochs = Vec::with_capacity(partitions.len());
-        for &(topic, partition) in &partitions {
-            let held = held
-                .get(&(topic.to_string(), partition))
-                .ok_or_else(|| lost(topic, partition))?;
-            topics.push(topic);
-            numbers.push(partition);
-            epochs.push(held.epoch);
-        }
+        let expected = partitions
+            .iter()
+            .map(|&(topic, partition)| {
+                let held = held
+                    .get(&(topic.to_string(), partition))
+                    .ok_or_else(|| lost(topic, partition))?;
+                Ok((topic, partition, held.epoch))
+            })
+            .collect::<Result<Vec<_>, ApplyError>>()?;
+        let (topics, numbers, epochs): (Vec<&str>, Vec<i32>, Vec<i64>) = unzip3(expected);
         let fenced: BTreeSet<(String, i32)> = sqlx::query_as(
             "select l.topic, l.partition
              from partition_leases l

@@ -145,18 +145,16 @@ pub async fn run(
     }
     // Batches and the deadline clock look up keys; leases, the relay, lag and health checks
     // read small tables whole and get plans for their own parameters.
-    let batches = continuity_store::pool(
-        settings.database_url.expose_secret(),
-        settings.database_pool,
-        Duration::from_secs(5),
-        continuity_store::Access::KeyLookups,
-    )?;
-    let pool = continuity_store::pool(
-        settings.database_url.expose_secret(),
-        4,
-        Duration::from_secs(5),
-        continuity_store::Access::General,
-    )?;
+    let connect = |max, access| {
+        continuity_store::pool(
+            settings.database_url.expose_secret(),
+            max,
+            Duration::from_secs(5),
+            access,
+        )
+    };
+    let batches = connect(settings.database_pool, continuity_store::Access::KeyLookups)?;
+    let pool = connect(4, continuity_store::Access::General)?;
     if settings.migrate_on_start {
         continuity_store::migrate(&pool)
             .await
@@ -209,6 +207,7 @@ pub async fn run(
     ));
     let deadline_task = tokio::spawn(deadline_loop(
         applier.clone(),
+        pool.clone(),
         clock.clone(),
         Duration::from_millis(settings.deadline_interval_ms),
         stop_rx.clone(),
@@ -402,8 +401,11 @@ pub async fn deadline_pass(
     Ok(components.len())
 }
 
+/// Run the deadline clock every `every`, and count the open cases on `pool` (a whole-table
+/// count: not a key look-up).
 async fn deadline_loop(
     applier: Applier,
+    pool: PgPool,
     clock: Arc<dyn Clock>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
@@ -430,7 +432,7 @@ async fn deadline_loop(
             .observe(started.elapsed().as_secs_f64());
         if let Ok(open) =
             sqlx::query_scalar::<_, i64>("select count(*) from cases where outcome = 'OPEN'")
-                .fetch_one(&applier.pool)
+                .fetch_one(&pool)
                 .await
         {
             applier.metrics.open_cases.set(open);

@@ -75,13 +75,18 @@ fn lsn(bytes: i64) -> String {
     format!("{:X}/{:X}", bytes >> 32, bytes & 0xffff_ffff)
 }
 
+/// The one number `sql` returns.
+async fn scalar(pool: &sqlx::PgPool, sql: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(pool).await?)
+}
+
 /// PostgreSQL's current WAL position in bytes.
 async fn wal_bytes(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
-    Ok(
-        sqlx::query_scalar("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
-            .fetch_one(pool)
-            .await?,
+    scalar(
+        pool,
+        "select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint",
     )
+    .await
 }
 
 /// PostgreSQL's time per statement during the run, when the server has `pg_stat_statements`
@@ -364,12 +369,12 @@ async fn main() -> anyhow::Result<()> {
     let body = metrics(port).await;
     let apply = histogram(&body, "continuity_matcher_apply_seconds");
     let sizes = histogram(&body, "continuity_matcher_batch_size");
-    let cases: i64 = sqlx::query_scalar("select count(*) from cases")
-        .fetch_one(&pool)
-        .await?;
-    let outbox: i64 = sqlx::query_scalar("select coalesce(sum(messages), 0)::bigint from outbox")
-        .fetch_one(&pool)
-        .await?;
+    let cases = scalar(&pool, "select count(*) from cases").await?;
+    let outbox = scalar(
+        &pool,
+        "select coalesce(sum(messages), 0)::bigint from outbox",
+    )
+    .await?;
     let out_consumer: StreamConsumer = kafka.consumer("bench-outputs")?;
     let mut outputs = 0i64;
     for topic in [Topic::CaseEvents, Topic::Flags] {
@@ -380,16 +385,13 @@ async fn main() -> anyhow::Result<()> {
                 .map_or(0, |(_, high)| high);
         }
     }
-    let open: i64 = sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
-        .fetch_one(&pool)
-        .await?;
-    let keys: i64 = sqlx::query_scalar("select count(*) from match_keys")
-        .fetch_one(&pool)
-        .await?;
-    let components: i64 =
-        sqlx::query_scalar("select count(*) from components where merged_into is null")
-            .fetch_one(&pool)
-            .await?;
+    let open = scalar(&pool, "select count(*) from cases where outcome = 'OPEN'").await?;
+    let keys = scalar(&pool, "select count(*) from match_keys").await?;
+    let components = scalar(
+        &pool,
+        "select count(*) from components where merged_into is null",
+    )
+    .await?;
     for child in others.iter_mut().chain(std::iter::once(&mut matcher)) {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -399,16 +401,17 @@ async fn main() -> anyhow::Result<()> {
 
     let applied_rate = n as f64 / (total_secs - start_secs).max(0.001);
     let raw_rate = n as f64 / raw_secs;
+    let per_event = |secs: f64| secs * 1e6 / n as f64;
     println!("events                     {n} ({instances} matcher instance(s))");
     println!(
         "produce                    {:.0} events/s (broker CPU {:.0} us per event)",
         n as f64 / produce_secs,
-        broker_produce_cpu * 1e6 / n as f64
+        per_event(broker_produce_cpu)
     );
     println!(
         "raw consume (ceiling)      {raw_rate:.0} events/s ({:.1} MB; broker CPU {:.0} us per event)",
         bytes as f64 / 1e6,
-        broker_raw_cpu * 1e6 / n as f64
+        per_event(broker_raw_cpu)
     );
     println!(
         "matcher end to end         {applied_rate:.0} events/s ({:.1}s after the first commit; start-up {start_secs:.1}s)",
@@ -439,7 +442,6 @@ async fn main() -> anyhow::Result<()> {
         .map(|(d, kib)| format!("{}%:{}", d * 10, kib / 1024))
         .collect();
     println!("matcher RSS by progress    {} (MiB)", deciles.join(" "));
-    let per_event = |secs: f64| secs * 1e6 / n as f64;
     println!(
         "CPU per event              matcher {:.0} us, PostgreSQL {:.0} us, broker {:.0} us ({:.1} of 2 cores busy)",
         per_event(matcher_cpu),
