@@ -6,8 +6,8 @@
 //!    takes the row `for update`, which waits for that lock, so a paused or lost instance can
 //!    never commit after losing its lease; the holder's own renewal (a plain update of
 //!    non-key columns) does not wait for it;
-//! 2. decode and validate; what fails goes to the outbox for the dead-letter topic;
-//! 3. drop duplicates within the batch;
+//! 2. what did not decode or validate goes to the outbox for the dead-letter topic;
+//! 3. duplicates within the batch are dropped;
 //! 4. find the components the events touch by their match keys, lock them in id order, merge
 //!    components the batch joins, load what they hold, and store the events: an event
 //!    applied before is not stored again (`on conflict do nothing`) and counts as a duplicate.
@@ -16,12 +16,15 @@
 //!    changed, and put the case and flag events in the outbox;
 //! 6. store the next offset of every partition in the batch.
 //!
-//! CPU work overlaps PostgreSQL's: the loaded events decode on a blocking thread while the
-//! new events are inserted, and the rules run while the new keys are inserted.
+//! CPU work overlaps PostgreSQL's. A [`Batch`] is decoded, checked for duplicates and keyed
+//! as its messages are read, while the previous batch's transaction runs. Within a
+//! transaction, the loaded events decode on a blocking thread while the new events are
+//! inserted, and the rules run while the new keys are inserted.
 //!
 //! The service only loads state, calls `continuity_domain::assess` and stores what it returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use continuity_domain::events::SourceEvent;
@@ -36,6 +39,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::keys::{match_keys, Key};
+use crate::leases::Holdings;
 use crate::metrics::Metrics;
 
 /// The name outputs carry as their source.
@@ -54,6 +58,74 @@ pub struct Incoming {
     pub key: Option<Vec<u8>>,
     /// Value.
     pub payload: Vec<u8>,
+}
+
+/// A batch of messages, decoded, checked for duplicates within it and keyed as each is read:
+/// while the previous batch's transaction runs, not during this one's.
+#[derive(Default)]
+pub struct Batch {
+    messages: Vec<Incoming>,
+    /// Per message, what decoding made of it.
+    fates: Vec<Fate>,
+    /// The events to apply, in message order.
+    fresh: Vec<Fresh>,
+    /// The ids in `fresh`.
+    ids: HashSet<Uuid>,
+}
+
+/// What a message in a batch is.
+enum Fate {
+    /// An event to apply, at this index of `Batch::fresh`.
+    Fresh,
+    /// An event already in the batch.
+    Duplicate,
+    /// Not a usable event: it goes to the dead-letter topic.
+    Invalid(continuity_schema::DecodeError),
+}
+
+/// An event to apply, with the message it came in and its match keys.
+struct Fresh {
+    event: SourceEvent,
+    message: usize,
+    keys: Vec<Key>,
+}
+
+impl Batch {
+    /// Add a message: decode it (validating dates against `today`) and compute its match keys.
+    pub fn push(&mut self, message: Incoming, today: chrono::NaiveDate, hasher: &KeyedHasher) {
+        let fate = match decode_source_event(&message.payload, today) {
+            // Once each within the batch; events applied by earlier batches are dropped when
+            // they are stored.
+            Ok(event) if !self.ids.insert(event.id().0) => Fate::Duplicate,
+            Ok(event) => {
+                let keys = match_keys(&event, hasher);
+                self.fresh.push(Fresh {
+                    event,
+                    message: self.messages.len(),
+                    keys,
+                });
+                Fate::Fresh
+            }
+            Err(error) => Fate::Invalid(error),
+        };
+        self.messages.push(message);
+        self.fates.push(fate);
+    }
+
+    /// The messages, in the order read.
+    pub fn messages(&self) -> &[Incoming] {
+        &self.messages
+    }
+
+    /// Number of messages.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether the batch holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
 }
 
 /// A partition lease held by this instance.
@@ -166,63 +238,58 @@ impl Applier {
     /// batch must be among them.
     pub async fn apply(
         &self,
-        batch: &[Incoming],
-        held: &HashMap<(String, i32), Held>,
+        batch: &Arc<Batch>,
+        held: &Holdings,
         now: DateTime<Utc>,
     ) -> Result<BatchReport, ApplyError> {
         let started = std::time::Instant::now();
         let mut tx = self.pool.begin().await?;
         let mut report = BatchReport::default();
-        self.fence(&mut tx, batch, held).await?;
+        self.fence(&mut tx, &batch.messages, held).await?;
 
-        // 2. Decode; what cannot be applied goes to the dead-letter topic.
-        let today = continuity_domain::london_date(now);
+        // 2-3. What did not decode goes to the dead-letter topic; a second copy of an event
+        // within the batch is a duplicate.
         let mut outbox = Outbox::default();
-        let mut fresh: Vec<(SourceEvent, &Incoming)> = Vec::with_capacity(batch.len());
-        let mut in_batch = BTreeSet::new();
-        for m in batch {
-            match decode_source_event(&m.payload, today) {
-                // 3. Once each within the batch; events applied by earlier batches are
-                // dropped when they are stored (step 4).
-                Ok(event) if !in_batch.insert(event.id().0) => {
+        for (m, fate) in batch.messages.iter().zip(&batch.fates) {
+            match fate {
+                Fate::Fresh => {}
+                Fate::Duplicate => {
                     report.duplicates += 1;
                     self.metrics
                         .consumed
                         .with_label_values(&[&m.topic, "duplicate"])
                         .inc();
                 }
-                Ok(event) => fresh.push((event, m)),
-                Err(error) => {
-                    self.dead_letter(m, &error, now, &mut outbox)?;
+                Fate::Invalid(error) => {
+                    self.dead_letter(m, error, now, &mut outbox)?;
                     report.dead_letters += 1;
                 }
             }
         }
 
         let decoded_at = started.elapsed();
-        if !fresh.is_empty() {
-            let placed = self.place(&mut tx, &fresh).await?;
+        if !batch.fresh.is_empty() {
+            let placed = self.place(&mut tx, &batch.fresh).await?;
             let touched = placed.touched.clone();
             let stored = load(&mut tx, &touched).await?;
             // The stored events decode on another thread while PostgreSQL stores the new ones.
+            let today = continuity_domain::london_date(now);
             let decoding = tokio::task::spawn_blocking(move || stored.decode(today));
-            let inserted = placed.insert_events(&mut tx, &fresh).await?;
+            let inserted = placed.insert_events(&mut tx, batch).await?;
             let stored = decoding.await?;
             let mut new_keys: BTreeMap<Key, i64> = BTreeMap::new();
-            let mut by_component: BTreeMap<i64, Vec<SourceEvent>> = BTreeMap::new();
-            for (i, (event, m)) in fresh.into_iter().enumerate() {
+            // New events by component, as indexes into `batch.fresh`.
+            let mut by_component: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
+            for (i, fresh) in batch.fresh.iter().enumerate() {
                 // Not inserted: an earlier batch applied it.
-                let result = if inserted.contains(&event.id().0) {
+                let result = if inserted.contains(&fresh.event.id().0) {
                     report.applied += 1;
-                    for k in &placed.keys[i] {
+                    for k in &fresh.keys {
                         if !placed.known.contains_key(k) {
                             new_keys.insert(*k, placed.target[i]);
                         }
                     }
-                    by_component
-                        .entry(placed.target[i])
-                        .or_default()
-                        .push(event);
+                    by_component.entry(placed.target[i]).or_default().push(i);
                     "applied"
                 } else {
                     report.duplicates += 1;
@@ -230,13 +297,18 @@ impl Applier {
                 };
                 self.metrics
                     .consumed
-                    .with_label_values(&[&m.topic, result])
+                    .with_label_values(&[&batch.messages[fresh.message].topic, result])
                     .inc();
             }
             // The rules run on another thread while PostgreSQL stores the new keys.
             let applier = self.clone();
+            let batch = Arc::clone(batch);
             let assessing = tokio::task::spawn_blocking(move || {
-                applier.assess_components(&touched, stored, by_component, now)
+                let new = by_component
+                    .into_iter()
+                    .map(|(c, events)| (c, events.iter().map(|&i| &batch.fresh[i].event).collect()))
+                    .collect();
+                applier.assess_components(&touched, stored, new, now)
             });
             insert_keys(&mut tx, new_keys).await?;
             let assessed = assessing.await??;
@@ -250,7 +322,7 @@ impl Applier {
 
         // 6. Offsets, in the same transaction as the state they produced.
         let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-        for m in batch {
+        for m in &batch.messages {
             let e = next.entry((m.topic.as_str(), m.partition)).or_insert(0);
             *e = (*e).max(m.offset + 1);
         }
@@ -271,7 +343,7 @@ impl Applier {
         let written_at = started.elapsed();
         tx.commit().await?;
         tracing::debug!(
-            messages = batch.len(),
+            messages = batch.messages.len(),
             applied = report.applied,
             duplicates = report.duplicates,
             dead_letters = report.dead_letters,
@@ -292,7 +364,7 @@ impl Applier {
         &self,
         tx: &mut Transaction<'_, Postgres>,
         batch: &[Incoming],
-        held: &HashMap<(String, i32), Held>,
+        held: &Holdings,
     ) -> Result<(), ApplyError> {
         let partitions: BTreeSet<(&str, i32)> = batch
             .iter()
@@ -382,23 +454,18 @@ impl Applier {
     async fn place(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        fresh: &[(SourceEvent, &Incoming)],
+        fresh: &[Fresh],
     ) -> Result<Placed, ApplyError> {
         let t = std::time::Instant::now();
         let mut marks: Vec<(&str, u64)> = Vec::new();
         let mut mark = |name: &'static str| marks.push((name, t.elapsed().as_millis() as u64));
-        let event_keys: Vec<Vec<Key>> = fresh
+        let all_keys: Vec<Key> = fresh
             .iter()
-            .map(|(e, _)| match_keys(e, &self.hasher))
-            .collect();
-        let all_keys: Vec<Key> = event_keys
-            .iter()
-            .flatten()
+            .flat_map(|f| &f.keys)
             .copied()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        mark("keys");
         let known = key_components(tx, &all_keys).await?;
         mark("lookup");
 
@@ -410,8 +477,8 @@ impl Applier {
         }
         let mut groups = Groups((0..fresh.len() + component_node.len()).collect());
         let mut first_with_key: HashMap<&Key, usize> = HashMap::new();
-        for (i, keys) in event_keys.iter().enumerate() {
-            for k in keys {
+        for (i, f) in fresh.iter().enumerate() {
+            for k in &f.keys {
                 if let Some(&j) = first_with_key.get(k) {
                     groups.union(i, j);
                 } else {
@@ -503,7 +570,6 @@ impl Applier {
         touched.sort_unstable();
         touched.dedup();
         Ok(Placed {
-            keys: event_keys,
             known,
             target,
             touched,
@@ -533,23 +599,21 @@ impl Applier {
         &self,
         components: &[i64],
         stored: Decoded,
-        new: BTreeMap<i64, Vec<SourceEvent>>,
+        new: BTreeMap<i64, Vec<&SourceEvent>>,
         now: DateTime<Utc>,
     ) -> Result<Assessed, ApplyError> {
-        let Decoded {
-            mut events,
-            cases: old,
-        } = stored;
-        for (component, new) in new {
-            events.entry(component).or_default().extend(new);
-        }
+        let Decoded { events, cases: old } = stored;
         // Cases that changed: component, case, person, case changes, flag changes.
         let mut changed = Vec::new();
         let mut out = Assessed::default();
         let mut seen = BTreeSet::new();
         for &component in components {
             let assessment = assess(
-                events.get(&component).into_iter().flatten(),
+                events
+                    .get(&component)
+                    .into_iter()
+                    .flatten()
+                    .chain(new.get(&component).into_iter().flatten().copied()),
                 &self.rules,
                 now,
             );
@@ -641,8 +705,6 @@ impl Applier {
 
 /// Where a batch's new events go (`Applier::place`).
 struct Placed {
-    /// Each event's match keys.
-    keys: Vec<Vec<Key>>,
     /// The keys already stored, with their component's root.
     known: BTreeMap<Key, i64>,
     /// Each event's component.
@@ -657,17 +719,19 @@ impl Placed {
     async fn insert_events(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        fresh: &[(SourceEvent, &Incoming)],
-    ) -> Result<std::collections::HashSet<Uuid>, sqlx::Error> {
-        let mut id = Vec::with_capacity(fresh.len());
-        let mut kind = Vec::with_capacity(fresh.len());
-        let mut payload = Vec::with_capacity(fresh.len());
-        let mut topic = Vec::with_capacity(fresh.len());
-        let mut partition = Vec::with_capacity(fresh.len());
-        let mut offset = Vec::with_capacity(fresh.len());
-        for (event, m) in fresh {
-            id.push(event.id().0);
-            kind.push(event.kind());
+        batch: &Batch,
+    ) -> Result<HashSet<Uuid>, sqlx::Error> {
+        let n = batch.fresh.len();
+        let mut id = Vec::with_capacity(n);
+        let mut kind = Vec::with_capacity(n);
+        let mut payload = Vec::with_capacity(n);
+        let mut topic = Vec::with_capacity(n);
+        let mut partition = Vec::with_capacity(n);
+        let mut offset = Vec::with_capacity(n);
+        for f in &batch.fresh {
+            let m = &batch.messages[f.message];
+            id.push(f.event.id().0);
+            kind.push(f.event.kind());
             payload.push(m.payload.as_slice());
             topic.push(m.topic.as_str());
             partition.push(m.partition);

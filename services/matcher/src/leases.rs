@@ -14,15 +14,16 @@
 //! that lost its lease cannot commit. Renewal only updates the expiry and never waits on the
 //! holder's own transactions.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::PgPool;
 
 use crate::apply::Held;
 
-/// What this instance holds: (topic, partition) to lease.
-pub type Holdings = HashMap<(String, i32), Held>;
+/// What this instance holds: (topic, partition) to lease, in topic and partition order (the
+/// order the consumer is assigned them in).
+pub type Holdings = BTreeMap<(String, i32), Held>;
 
 /// Takes, renews and gives back leases.
 #[derive(Clone)]

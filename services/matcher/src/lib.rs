@@ -39,7 +39,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::apply::{Applier, ApplyError, Incoming, Outbox};
+use crate::apply::{Applier, ApplyError, Batch, Incoming, Outbox};
 use crate::leases::{Holdings, Leases};
 use crate::metrics::Metrics;
 
@@ -467,25 +467,94 @@ async fn assign(
     Ok(next)
 }
 
-/// A message as an [`Incoming`], unless it was already applied (read again after a
-/// reassignment).
-fn incoming(
+/// Add a message to `batch` as an [`Incoming`], unless it was already applied (read again
+/// after a reassignment).
+fn read_into(
+    batch: &mut Batch,
     m: &rdkafka::message::BorrowedMessage<'_>,
     next: &HashMap<(String, i32), i64>,
-) -> Option<Incoming> {
+    applier: &Applier,
+    clock: &dyn Clock,
+) {
     let key = (m.topic().to_owned(), m.partition());
     if next.get(&key).is_some_and(|n| m.offset() < *n) {
-        return None;
+        return;
     }
-    Some(Incoming {
+    let message = Incoming {
         topic: key.0,
         partition: key.1,
         offset: m.offset(),
         key: m.key().map(<[u8]>::to_vec),
         payload: m.payload().unwrap_or_default().to_vec(),
-    })
+    };
+    batch.push(
+        message,
+        continuity_domain::london_date(clock.now()),
+        &applier.hasher,
+    );
 }
 
+/// How applying a batch ended.
+enum Applied {
+    /// It committed.
+    Committed,
+    /// A lease moved: read the assignment again. The batch was not applied; its messages are
+    /// read again from the stored offsets if this instance still holds their partitions.
+    Reassign,
+    /// The matcher is stopping.
+    Stopped,
+}
+
+/// Apply `batch`, retrying until it commits. A database outage is not a poison message: it
+/// retries with backoff, reading nothing new meanwhile.
+async fn apply_until_done(
+    applier: &Applier,
+    batch: &Arc<Batch>,
+    held: &Holdings,
+    clock: &dyn Clock,
+    held_rx: &watch::Receiver<Holdings>,
+    stop: &mut watch::Receiver<bool>,
+) -> Applied {
+    let metrics = &applier.metrics;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let timer = metrics.apply_seconds.start_timer();
+        let result = applier.apply(batch, held, clock.now()).await;
+        timer.observe_duration();
+        let e = match result {
+            Ok(_report) => return Applied::Committed,
+            Err(ApplyError::LostLease { topic, partition }) => {
+                metrics.retries.with_label_values(&["lost_lease"]).inc();
+                tracing::info!(topic = %topic, partition, "lease lost; dropping the batch");
+                return Applied::Reassign;
+            }
+            Err(e) => e,
+        };
+        metrics.retries.with_label_values(&[e.reason()]).inc();
+        // A concurrent writer won: retry soon, the state it committed is there to read.
+        // Anything else backs off, doubling up to 5 s.
+        let wait = if e.reason() == "conflict" {
+            Duration::from_millis(10)
+        } else {
+            let wait = backoff;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+            wait
+        };
+        tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "batch failed; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return Applied::Stopped,
+        }
+        // The lease may have moved while we waited.
+        if held_rx.has_changed().unwrap_or(false) {
+            return Applied::Reassign;
+        }
+    }
+}
+
+/// Read owned partitions in batches and apply them. The next batch is read and decoded while
+/// the current one applies; it waits at most `linger_ms` after its first message for more,
+/// and takes what has arrived meanwhile without waiting.
 async fn consume_loop(
     applier: &Applier,
     kafka: &KafkaSettings,
@@ -497,9 +566,13 @@ async fn consume_loop(
     let consumer = kafka.consumer("continuity-matcher")?;
     let metrics = &applier.metrics;
     let linger = Duration::from_millis(settings.linger_ms);
+    let clock = clock.as_ref();
     let mut held = Holdings::new();
     let mut next: HashMap<(String, i32), i64> = HashMap::new();
     let mut reassign = true;
+    // The batch being read, and until when it waits for more messages.
+    let mut ahead = Batch::default();
+    let mut fill_until: Option<tokio::time::Instant> = None;
     loop {
         if *stop.borrow() {
             return Ok(());
@@ -509,6 +582,9 @@ async fn consume_loop(
             next = assign(&consumer, &applier.pool, &held).await?;
             metrics.partitions_owned.set(held.len() as i64);
             reassign = false;
+            // What was read ahead is read again from the stored offsets.
+            ahead = Batch::default();
+            fill_until = None;
         }
         if held.is_empty() {
             tokio::select! {
@@ -517,81 +593,68 @@ async fn consume_loop(
             }
             continue;
         }
-        let first = tokio::select! {
-            m = consumer.recv() => m,
-            _ = held_rx.changed() => { reassign = true; continue }
-            _ = stop.wait_for(|s| *s) => return Ok(()),
-        };
-        let mut batch = Vec::with_capacity(settings.batch_size);
-        match first {
-            Ok(m) => batch.extend(incoming(&m, &next)),
-            Err(e) => {
-                tracing::warn!(error = %e, "consumer error");
-                continue;
+        if fill_until.is_none() {
+            let first = tokio::select! {
+                m = consumer.recv() => m,
+                _ = held_rx.changed() => { reassign = true; continue }
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            match first {
+                Ok(m) => read_into(&mut ahead, &m, &next, applier, clock),
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    continue;
+                }
             }
+            fill_until = Some(tokio::time::Instant::now() + linger);
         }
-        let fill_until = tokio::time::Instant::now() + linger;
-        while batch.len() < settings.batch_size {
-            match tokio::time::timeout_at(fill_until, consumer.recv()).await {
-                Ok(Ok(m)) => batch.extend(incoming(&m, &next)),
+        let until = fill_until.unwrap_or_else(tokio::time::Instant::now);
+        while ahead.len() < settings.batch_size {
+            match tokio::time::timeout_at(until, consumer.recv()).await {
+                Ok(Ok(m)) => read_into(&mut ahead, &m, &next, applier, clock),
                 Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 Err(_) => break,
             }
         }
-        if batch.is_empty() {
+        fill_until = None;
+        if ahead.is_empty() {
             continue;
         }
+        let batch = Arc::new(std::mem::take(&mut ahead));
         metrics.batch_size.observe(batch.len() as f64);
 
-        // Apply; a database outage is not a poison message: retry with backoff, reading
-        // nothing new meanwhile.
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let timer = metrics.apply_seconds.start_timer();
-            let result = applier.apply(&batch, &held, clock.now()).await;
-            timer.observe_duration();
-            match result {
-                Ok(_report) => {
-                    let mut tpl = TopicPartitionList::new();
-                    for m in &batch {
-                        let key = (m.topic.clone(), m.partition);
-                        let n = next.entry(key).or_insert(0);
-                        *n = (*n).max(m.offset + 1);
-                        let _ = tpl.add_partition_offset(&m.topic, m.partition, Offset::Offset(*n));
-                    }
-                    // For lag monitoring only: the offsets that count are in PostgreSQL.
-                    let _ = consumer.commit(&tpl, CommitMode::Async);
-                    break;
-                }
-                Err(ApplyError::LostLease { topic, partition }) => {
-                    metrics.retries.with_label_values(&["lost_lease"]).inc();
-                    tracing::info!(topic = %topic, partition, "lease lost; dropping the batch");
-                    reassign = true;
-                    break;
-                }
-                Err(e) => {
-                    metrics.retries.with_label_values(&[e.reason()]).inc();
-                    // A concurrent writer won: retry at once, the state it committed is there
-                    // to read. Anything else backs off, doubling up to 5 s.
-                    let wait = if e.reason() == "conflict" {
-                        Duration::from_millis(10)
-                    } else {
-                        let wait = backoff;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        wait
-                    };
-                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "batch failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.wait_for(|s| *s) => return Ok(()),
-                    }
-                    // The lease may have moved while we waited.
-                    if held_rx.has_changed().unwrap_or(false) {
-                        reassign = true;
-                        break;
-                    }
+        // Apply, reading the next batch meanwhile.
+        let outcome = {
+            let applying = apply_until_done(applier, &batch, &held, clock, &held_rx, &mut stop);
+            tokio::pin!(applying);
+            loop {
+                tokio::select! {
+                    biased;
+                    outcome = &mut applying => break outcome,
+                    m = consumer.recv(), if ahead.len() < settings.batch_size => match m {
+                        Ok(m) => {
+                            read_into(&mut ahead, &m, &next, applier, clock);
+                            fill_until.get_or_insert_with(|| tokio::time::Instant::now() + linger);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "consumer error"),
+                    },
                 }
             }
+        };
+        match outcome {
+            Applied::Committed => {
+                let mut tpl = TopicPartitionList::new();
+                for m in batch.messages() {
+                    let key = (m.topic.clone(), m.partition);
+                    let n = next.entry(key).or_insert(0);
+                    *n = (*n).max(m.offset + 1);
+                    let _ = tpl.add_partition_offset(&m.topic, m.partition, Offset::Offset(*n));
+                }
+                // For lag monitoring only: the offsets that count are in PostgreSQL.
+                let _ = consumer.commit(&tpl, CommitMode::Async);
+            }
+            Applied::Reassign => reassign = true,
+            Applied::Stopped => return Ok(()),
         }
     }
 }
