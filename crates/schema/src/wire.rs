@@ -15,8 +15,7 @@ use crate::codec::{AvroRecord, RecordType};
 /// Defines a record: [`Envelope`]'s fields first, then its own, as one flat Avro record.
 /// Both directions go through a flat view of all the fields. Not serde's `flatten`: it
 /// serialises a map, and schema-aware encoding (straight to bytes, no intermediate `Value`)
-/// writes records from structs only; and it decodes by buffering every field first, which
-/// made decoding about twice as slow.
+/// writes records from structs only; and it decodes by buffering every field first.
 macro_rules! record {
     (
         $(#[$meta:meta])*
