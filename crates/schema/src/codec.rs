@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 
 use apache_avro::rabin::Rabin;
 use apache_avro::schema::Schema;
-use apache_avro::types::Value;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -291,6 +290,7 @@ fn avro_error_kind(e: &apache_avro::Error) -> String {
     use apache_avro::error::Details;
     match e.details() {
         Details::MemoryAllocation { desired, maximum } => {
+            let desired = desired.map_or_else(|| "unknown".into(), |d| d.to_string());
             format!("a length of {desired} bytes exceeds the limit of {maximum} (MemoryAllocation)")
         }
         Details::ReadVariableIntegerBytes(_)
@@ -358,7 +358,9 @@ impl Registry {
                         .collect();
                 let encoding =
                     inline_refs(&schema, &names, 0).map_err(|e| format!("{file}: {e}"))?;
-                let decoder = apache_avro::GenericSingleObjectReader::new(schema.clone())
+                let decoder = apache_avro::GenericSingleObjectReader::builder()
+                    .schema(schema.clone())
+                    .build()
                     .map_err(|e| format!("{file}: {e}"))?;
                 let index = reg.versions.len();
                 if reg.by_fingerprint.insert(fingerprint, index).is_some() {
@@ -404,25 +406,39 @@ impl Registry {
         Ok(&self.versions[*index])
     }
 
-    /// Decode a message into the newest schema of its record type.
-    pub fn decode_value(&self, message: &[u8]) -> Result<(RecordType, Value), CodecError> {
+    /// Decode a message into `T`, the wire form of the newest schema of `expected`. A message
+    /// written with that schema deserialises straight from its bytes; one written with an
+    /// older version is read into a generic value, resolved to the newest, then converted.
+    fn decode<T: DeserializeOwned>(
+        &self,
+        message: &[u8],
+        expected: RecordType,
+    ) -> Result<T, CodecError> {
         let writer = self.writer_of(message)?;
         let record = writer.record;
+        if record != expected {
+            return Err(CodecError::WrongRecord {
+                expected,
+                actual: record,
+            });
+        }
         let reader = self.latest(record);
         let body_error = |e: apache_avro::Error| CodecError::Body {
             record,
             detail: avro_error_kind(&e),
         };
         let mut rest = message;
-        let value = writer.decoder.0.read_value(&mut rest).map_err(body_error)?;
+        let decoded = if reader.fingerprint == writer.fingerprint {
+            writer.decoder.0.read_deser(&mut rest).map_err(body_error)?
+        } else {
+            let value = writer.decoder.0.read_value(&mut rest).map_err(body_error)?;
+            let value = value.resolve(&reader.schema).map_err(body_error)?;
+            apache_avro::from_value(&value).map_err(body_error)?
+        };
         if !rest.is_empty() {
             return Err(CodecError::TrailingBytes(record));
         }
-        // Same schema: nothing to resolve (the common case, and resolution costs a third).
-        if reader.fingerprint == writer.fingerprint {
-            return Ok((record, value));
-        }
-        Ok((record, value.resolve(&reader.schema).map_err(body_error)?))
+        Ok(decoded)
     }
 }
 
@@ -439,27 +455,18 @@ pub trait AvroRecord: Serialize + DeserializeOwned {
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&v.fingerprint);
         // The error names the kind of failure only: its message can quote the value.
-        apache_avro::write_avro_datum_ref(&v.encoding, self, &mut out).map_err(|e| {
-            CodecError::Encode {
+        // `encoding` names nothing: every reference is inlined.
+        apache_avro::write_avro_datum_ref(&v.encoding, &HashMap::new(), self, &mut out).map_err(
+            |e| CodecError::Encode {
                 record: Self::RECORD,
                 detail: avro_error_kind(&e),
-            }
-        })?;
+            },
+        )?;
         Ok(out)
     }
 
     /// Decode a single-object message that must hold this record type.
     fn from_message(message: &[u8]) -> Result<Self, CodecError> {
-        let (record, value) = Registry::get().decode_value(message)?;
-        if record != Self::RECORD {
-            return Err(CodecError::WrongRecord {
-                expected: Self::RECORD,
-                actual: record,
-            });
-        }
-        apache_avro::from_value(&value).map_err(|e| CodecError::Body {
-            record,
-            detail: avro_error_kind(&e),
-        })
+        Registry::get().decode(message, Self::RECORD)
     }
 }

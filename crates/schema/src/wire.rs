@@ -12,6 +12,50 @@ pub use continuity_domain::{FlagState, Sex};
 
 use crate::codec::{AvroRecord, RecordType};
 
+/// Decoding of `$target` through a flat struct of the envelope's fields and the record's,
+/// named `$target` as the Avro record is: schema-aware decoding checks the name. The flat
+/// struct builds an `$inner` (the record itself, or the shape a wrapper holds).
+macro_rules! flat_decoding {
+    ($target:ident, $inner:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ty, )* }) => {
+        const _: () = {
+            mod flat {
+                #[allow(clippy::wildcard_imports)]
+                use super::*;
+
+                #[derive(Deserialize)]
+                pub struct $target {
+                    #[serde(with = "uuid_text")]
+                    pub(super) event_id: Uuid,
+                    pub(super) occurred_at: i64,
+                    pub(super) source: String,
+                    pub(super) schema_version: i32,
+                    $( $(#[$fmeta])* pub(super) $field: $ty, )*
+                }
+            }
+
+            impl Flattened for $target {
+                type Flat = flat::$target;
+            }
+
+            impl From<flat::$target> for $target {
+                #[allow(clippy::useless_conversion)]
+                fn from(flat: flat::$target) -> Self {
+                    $inner {
+                        envelope: Envelope {
+                            event_id: flat.event_id,
+                            occurred_at: flat.occurred_at,
+                            source: flat.source,
+                            schema_version: flat.schema_version,
+                        },
+                        $( $field: flat.$field, )*
+                    }
+                    .into()
+                }
+            }
+        };
+    };
+}
+
 /// Defines a record: [`Envelope`]'s fields first, then its own, as one flat Avro record.
 /// Both directions go through a flat view of all the fields. Not serde's `flatten`: it
 /// serialises a map, and schema-aware encoding (straight to bytes, no intermediate `Value`)
@@ -31,35 +75,7 @@ macro_rules! record {
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
-        const _: () = {
-            #[derive(Deserialize)]
-            pub struct Flat {
-                #[serde(with = "uuid_text")]
-                event_id: Uuid,
-                occurred_at: i64,
-                source: String,
-                schema_version: i32,
-                $( $(#[$fmeta])* $field: $ty, )*
-            }
-
-            impl Flattened for $name {
-                type Flat = Flat;
-            }
-
-            impl From<Flat> for $name {
-                fn from(flat: Flat) -> Self {
-                    $name {
-                        envelope: Envelope {
-                            event_id: flat.event_id,
-                            occurred_at: flat.occurred_at,
-                            source: flat.source,
-                            schema_version: flat.schema_version,
-                        },
-                        $( $field: flat.$field, )*
-                    }
-                }
-            }
-        };
+        flat_decoding!($name, $name { $( $(#[$fmeta])* $field: $ty, )* });
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -546,7 +562,7 @@ mod serde_bytes_vec {
 }
 
 mod optional_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer, B: std::borrow::Borrow<Option<Vec<u8>>>>(
         v: &B,
@@ -565,11 +581,24 @@ mod optional_bytes {
         }
     }
 
-    #[derive(Deserialize)]
-    struct Owned(#[serde(with = "super::serde_bytes_vec")] Vec<u8>);
-
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
-        Ok(Option::<Owned>::deserialize(d)?.map(|o| o.0))
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Option<Vec<u8>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("null or bytes")
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                super::serde_bytes_vec::deserialize(d).map(Some)
+            }
+        }
+        d.deserialize_option(V)
     }
 }
 
@@ -600,9 +629,23 @@ macro_rules! identity_record {
     ($($name:ident),*) => {
         $(
             #[doc = concat!("`", stringify!($name), "` record.")]
-            #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-            #[serde(transparent)]
+            #[derive(Debug, Clone, PartialEq, Deserialize)]
+            #[serde(from = "<Self as Flattened>::Flat")]
             pub struct $name(pub IdentityChange);
+
+            impl From<IdentityChange> for $name {
+                fn from(change: IdentityChange) -> Self {
+                    $name(change)
+                }
+            }
+
+            flat_decoding!($name, IdentityChange { kept: Identifier, other: Identifier, });
+
+            impl Serialize for $name {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    self.0.serialize(s)
+                }
+            }
 
             impl AvroRecord for $name {
                 const RECORD: RecordType = RecordType::$name;

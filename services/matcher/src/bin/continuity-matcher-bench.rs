@@ -112,8 +112,8 @@ impl Statements {
         if !self.0 {
             return;
         }
-        let rows: Vec<(String, i64, f64, i64)> = sqlx::query_as(
-            "select regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, wal_bytes::bigint
+        let rows: Vec<(String, i64, f64, i64, i64)> = sqlx::query_as(
+            "select regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, wal_bytes::bigint, rows
              from pg_stat_statements s join pg_database d on d.oid = s.dbid
              where d.datname = current_database()
              order by total_exec_time desc limit 15",
@@ -121,13 +121,14 @@ impl Statements {
         .fetch_all(pool)
         .await
         .unwrap_or_default();
-        println!("PostgreSQL time per event by statement (us, WAL bytes, calls, statement):");
-        for (query, calls, ms, wal) in rows {
+        println!("PostgreSQL per event by statement (us, WAL bytes, rows; calls, statement):");
+        for (query, calls, ms, wal, rows) in rows {
             let short: String = query.chars().take(90).collect();
             println!(
-                "  {:>6.1} {:>6} {:>8}  {short}",
+                "  {:>6.1} {:>6} {:>6.2} {:>8}  {short}",
                 ms * 1000.0 / events as f64,
                 wal / events as i64,
+                rows as f64 / events as f64,
                 calls
             );
         }
