@@ -211,8 +211,17 @@ fn a_new_enum_symbol_reads_as_the_default_in_old_readers() {
         ("discharged_on".into(), Value::Date(0)),
         ("reason".into(), Value::Enum(6, "MOVED_AWAY".into())),
     ]);
-    let body = apache_avro::to_avro_datum(&v2, value).unwrap();
-    let read = apache_avro::from_avro_datum(&v2, &mut &body[..], Some(v1)).unwrap();
+    let body = apache_avro::writer::datum::GenericDatumWriter::builder(&v2)
+        .build()
+        .unwrap()
+        .write_value_to_vec(value)
+        .unwrap();
+    let read = apache_avro::reader::datum::GenericDatumReader::builder(&v2)
+        .reader_schema(v1)
+        .build()
+        .unwrap()
+        .read_value(&mut &body[..])
+        .unwrap();
     let Value::Record(fields) = read else {
         panic!("not a record")
     };
