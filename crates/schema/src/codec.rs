@@ -179,8 +179,8 @@ pub struct SchemaVersion {
     pub file: &'static str,
     /// The parsed schema.
     pub schema: Schema,
-    /// The same schema with every named reference replaced by the type it names: what
-    /// schema-aware encoding needs (it cannot look names up), with the same binary form.
+    /// The same schema with every named reference replaced by the type it names, with the
+    /// same binary form: schema-aware encoding then needs no table of names.
     pub encoding: Schema,
     /// Its fingerprint.
     pub fingerprint: Fingerprint,

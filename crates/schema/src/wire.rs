@@ -33,14 +33,11 @@ macro_rules! flat_decoding {
                 }
             }
 
-            impl Flattened for $target {
-                type Flat = flat::$target;
-            }
-
-            impl From<flat::$target> for $target {
+            impl<'de> Deserialize<'de> for $target {
                 #[allow(clippy::useless_conversion)]
-                fn from(flat: flat::$target) -> Self {
-                    $inner {
+                fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                    let flat = flat::$target::deserialize(d)?;
+                    Ok($inner {
                         envelope: Envelope {
                             event_id: flat.event_id,
                             occurred_at: flat.occurred_at,
@@ -49,18 +46,19 @@ macro_rules! flat_decoding {
                         },
                         $( $field: flat.$field, )*
                     }
-                    .into()
+                    .into())
                 }
             }
         };
     };
 }
 
-/// Defines a record: [`Envelope`]'s fields first, then its own, as one flat Avro record.
-/// Both directions go through a flat view of all the fields. Not serde's `flatten`: it
-/// serialises a map, and schema-aware encoding (straight to bytes, no intermediate `Value`)
-/// writes records from structs only; and it decodes by buffering every field first.
-macro_rules! record {
+/// A struct of [`Envelope`]'s fields first, then its own, that encodes as one flat Avro
+/// record through a borrowed flat view; field attributes are serde's, for the flat views.
+/// Not serde's `flatten`: it serialises a map, and schema-aware encoding (straight to bytes,
+/// no intermediate `Value`) writes records from structs only; and it decodes by buffering
+/// every field first.
+macro_rules! flat_struct {
     (
         $(#[$meta:meta])*
         pub struct $name:ident {
@@ -68,14 +66,11 @@ macro_rules! record {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Deserialize)]
-        #[serde(from = "<Self as Flattened>::Flat")]
+        #[derive(Debug, Clone, PartialEq)]
         pub struct $name {
             pub envelope: Envelope,
-            $( $(#[$fmeta])* pub $field: $ty, )*
+            $( pub $field: $ty, )*
         }
-
-        flat_decoding!($name, $name { $( $(#[$fmeta])* $field: $ty, )* });
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -101,9 +96,23 @@ macro_rules! record {
     };
 }
 
-/// A record's flat form, which decoding goes through (see `record!`).
-trait Flattened {
-    type Flat;
+/// Defines a record: a [`flat_struct!`] that also decodes from the Avro record of its name.
+macro_rules! record {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty, )*
+        }
+    ) => {
+        flat_struct! {
+            $(#[$meta])*
+            pub struct $name {
+                $( $(#[$fmeta])* pub $field: $ty, )*
+            }
+        }
+
+        flat_decoding!($name, $name { $( $(#[$fmeta])* $field: $ty, )* });
+    };
 }
 
 /// Fields every record carries.
@@ -236,8 +245,9 @@ pub struct Identifier {
     pub value: String,
 }
 
-record! {
-    /// `IdentityLinked`, `IdentityMerged` and `IdentityUnmerged` records share this shape.
+flat_struct! {
+    /// `IdentityLinked`, `IdentityMerged` and `IdentityUnmerged` records share this shape;
+    /// each decodes from its own record name.
     #[allow(missing_docs)]
     pub struct IdentityChange {
         pub kept: Identifier,
@@ -629,8 +639,7 @@ macro_rules! identity_record {
     ($($name:ident),*) => {
         $(
             #[doc = concat!("`", stringify!($name), "` record.")]
-            #[derive(Debug, Clone, PartialEq, Deserialize)]
-            #[serde(from = "<Self as Flattened>::Flat")]
+            #[derive(Debug, Clone, PartialEq)]
             pub struct $name(pub IdentityChange);
 
             impl From<IdentityChange> for $name {
