@@ -52,7 +52,11 @@ pub async fn produce(
     continuity_stream::send_all(
         producer,
         names.iter().zip(messages).map(|(name, (key, payload))| {
-            (name.as_str(), Some(key.as_slice()), payload.as_slice())
+            continuity_stream::Outgoing::new(
+                name.as_str(),
+                Some(key.as_slice()),
+                payload.as_slice(),
+            )
         }),
     )
     .await

@@ -817,7 +817,11 @@ impl Ingest {
                 tracing::error!(topic = ?a.topic, "an admitted record has no source topic");
                 return Err(self.unavailable());
             };
-            messages.push((topic.as_str(), Some(a.key.as_slice()), a.payload.as_slice()));
+            messages.push(continuity_stream::Outgoing::new(
+                topic.as_str(),
+                Some(a.key.as_slice()),
+                a.payload.as_slice(),
+            ));
         }
         let producer = match self.producer.read() {
             Ok(p) => p.clone(),

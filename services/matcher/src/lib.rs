@@ -3,7 +3,7 @@
 //!
 //! Tasks, all started by [`run`]:
 //! - the consumer (`consume_loop`): reads owned partitions from the offsets stored in
-//!   PostgreSQL and applies batches (`apply`);
+//!   PostgreSQL, in event-time order (`reader`, `merge`), and applies batches (`apply`);
 //! - the lease keeper: renews, takes and gives back partition leases (`leases`);
 //! - the deadline clock: re-assesses cases whose next warning or overdue time has passed, so
 //!   time moves on without new events;
@@ -18,7 +18,9 @@
 pub mod apply;
 pub mod keys;
 pub mod leases;
+pub mod merge;
 pub mod metrics;
+pub mod reader;
 pub mod relay;
 pub mod state;
 
@@ -32,9 +34,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use continuity_domain::{KeyedHasher, Rules};
 use continuity_runtime::{Clock, ExposeSecret, SecretString};
-use continuity_stream::{KafkaSettings, Topic};
+use continuity_stream::{KafkaSettings, PartitionsContext, Topic};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -42,6 +44,7 @@ use tokio::sync::watch;
 use crate::apply::{Applier, ApplyError, Batch, Incoming, Outbox};
 use crate::leases::{Holdings, Leases};
 use crate::metrics::Metrics;
+use crate::reader::PartitionReader;
 
 /// The matcher's configuration (file, then `CONTINUITY_*` environment variables).
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +68,9 @@ pub struct Settings {
     pub batch_size: usize,
     /// How long to wait to fill a batch, in milliseconds.
     pub linger_ms: u64,
+    /// How long a partition with nothing read holds back the others, in milliseconds: its
+    /// next message may be the earliest. Only while the broker has not said it is at its end.
+    pub order_wait_ms: u64,
     /// Lease lifetime in milliseconds; a stopped instance's partitions move after this.
     pub lease_ttl_ms: u64,
     /// How often leases are renewed and rebalanced, in milliseconds.
@@ -95,6 +101,7 @@ impl Default for Settings {
             instance_id: None,
             batch_size: 2000,
             linger_ms: 20,
+            order_wait_ms: 500,
             lease_ttl_ms: 10_000,
             rebalance_ms: 2_000,
             deadline_interval_ms: 30_000,
@@ -444,12 +451,14 @@ async fn deadline_loop(
     }
 }
 
-/// Point the consumer at the owned partitions, from the offsets stored with the state.
+/// Point the consumer at the owned partitions, from the offsets stored with the state, and
+/// read them through a [`PartitionReader`].
 async fn assign(
-    consumer: &StreamConsumer,
+    consumer: &Arc<StreamConsumer<PartitionsContext>>,
     pool: &PgPool,
     held: &Holdings,
-) -> anyhow::Result<HashMap<(String, i32), i64>> {
+    order_wait: Duration,
+) -> anyhow::Result<(HashMap<(String, i32), i64>, PartitionReader)> {
     let stored: Vec<(String, i32, i64)> =
         sqlx::query_as("select topic, partition, next_offset from consumer_offsets")
             .fetch_all(pool)
@@ -464,29 +473,26 @@ async fn assign(
         next.insert(key.clone(), offset);
     }
     consumer.assign(&tpl)?;
-    Ok(next)
+    let partitions: Vec<(String, i32)> = held.keys().cloned().collect();
+    let reader = PartitionReader::new(consumer, &partitions, order_wait)?;
+    Ok((next, reader))
 }
 
-/// Add a message to `batch` as an [`Incoming`], unless it was already applied (read again
-/// after a reassignment).
+/// Add a message to `batch`, unless it was already applied (read again after a
+/// reassignment).
 fn read_into(
     batch: &mut Batch,
-    m: &rdkafka::message::BorrowedMessage<'_>,
+    message: Incoming,
     next: &HashMap<(String, i32), i64>,
     applier: &Applier,
     clock: &dyn Clock,
 ) {
-    let key = (m.topic().to_owned(), m.partition());
-    if next.get(&key).is_some_and(|n| m.offset() < *n) {
+    if next
+        .get(&(message.topic.clone(), message.partition))
+        .is_some_and(|n| message.offset < *n)
+    {
         return;
     }
-    let message = Incoming {
-        topic: key.0,
-        partition: key.1,
-        offset: m.offset(),
-        key: m.key().map(<[u8]>::to_vec),
-        payload: m.payload().unwrap_or_default().to_vec(),
-    };
     batch.push(
         message,
         continuity_domain::london_date(clock.now()),
@@ -563,12 +569,14 @@ async fn consume_loop(
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let consumer = kafka.consumer("continuity-matcher")?;
+    let consumer = Arc::new(kafka.partition_consumer("continuity-matcher")?);
     let metrics = &applier.metrics;
     let linger = Duration::from_millis(settings.linger_ms);
+    let order_wait = Duration::from_millis(settings.order_wait_ms);
     let clock = clock.as_ref();
     let mut held = Holdings::new();
     let mut next: HashMap<(String, i32), i64> = HashMap::new();
+    let mut reader: Option<PartitionReader> = None;
     let mut reassign = true;
     // The batch being read, and until when it waits for more messages.
     let mut ahead = Batch::default();
@@ -579,40 +587,36 @@ async fn consume_loop(
         }
         if reassign || held_rx.has_changed().unwrap_or(false) {
             held = held_rx.borrow_and_update().clone();
-            next = assign(&consumer, &applier.pool, &held).await?;
+            drop(reader.take());
+            let (stored, new_reader) = assign(&consumer, &applier.pool, &held, order_wait).await?;
+            next = stored;
+            reader = Some(new_reader);
             metrics.partitions_owned.set(held.len() as i64);
             reassign = false;
             // What was read ahead is read again from the stored offsets.
             ahead = Batch::default();
             fill_until = None;
         }
-        if held.is_empty() {
+        let Some(partitions) = reader.as_mut().filter(|_| !held.is_empty()) else {
             tokio::select! {
                 _ = held_rx.changed() => reassign = true,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }
             continue;
-        }
+        };
         if fill_until.is_none() {
             let first = tokio::select! {
-                m = consumer.recv() => m,
+                m = partitions.recv() => m,
                 _ = held_rx.changed() => { reassign = true; continue }
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             };
-            match first {
-                Ok(m) => read_into(&mut ahead, &m, &next, applier, clock),
-                Err(e) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    continue;
-                }
-            }
+            read_into(&mut ahead, first, &next, applier, clock);
             fill_until = Some(tokio::time::Instant::now() + linger);
         }
         let until = fill_until.unwrap_or_else(tokio::time::Instant::now);
         while ahead.len() < settings.batch_size {
-            match tokio::time::timeout_at(until, consumer.recv()).await {
-                Ok(Ok(m)) => read_into(&mut ahead, &m, &next, applier, clock),
-                Ok(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+            match tokio::time::timeout_at(until, partitions.recv()).await {
+                Ok(m) => read_into(&mut ahead, m, &next, applier, clock),
                 Err(_) => break,
             }
         }
@@ -631,13 +635,10 @@ async fn consume_loop(
                 tokio::select! {
                     biased;
                     outcome = &mut applying => break outcome,
-                    m = consumer.recv(), if ahead.len() < settings.batch_size => match m {
-                        Ok(m) => {
-                            read_into(&mut ahead, &m, &next, applier, clock);
-                            fill_until.get_or_insert_with(|| tokio::time::Instant::now() + linger);
-                        }
-                        Err(e) => tracing::warn!(error = %e, "consumer error"),
-                    },
+                    m = partitions.recv(), if ahead.len() < settings.batch_size => {
+                        read_into(&mut ahead, m, &next, applier, clock);
+                        fill_until.get_or_insert_with(|| tokio::time::Instant::now() + linger);
+                    }
                 }
             }
         };

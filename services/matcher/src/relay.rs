@@ -61,7 +61,13 @@ pub async fn relay_once(
                 .iter()
                 .zip(keys)
                 .zip(payloads)
-                .map(|((topic, key), payload)| (topic.as_str(), key.as_deref(), payload.as_slice()))
+                .map(|((topic, key), payload)| {
+                    continuity_stream::Outgoing::new(
+                        topic.as_str(),
+                        key.as_deref(),
+                        payload.as_slice(),
+                    )
+                })
         })
         .collect();
     let published = messages.len();

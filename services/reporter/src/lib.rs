@@ -355,8 +355,8 @@ pub async fn publish(
     for chunk in messages.chunks(10_000) {
         let batch: Vec<continuity_stream::Outgoing<'_>> = chunk
             .iter()
-            .map(|(m, _, _)| -> continuity_stream::Outgoing<'_> {
-                (
+            .map(|(m, _, _)| {
+                continuity_stream::Outgoing::new(
                     topic.as_str(),
                     Some(m.cohort_id.as_bytes().as_slice()),
                     m.message.as_slice(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use continuity_domain::KeyedHasher;
 use continuity_schema::{encode_source_event, Registry};
-use continuity_stream::{partition_key, send_all, KafkaSettings, Topic};
+use continuity_stream::{partition_key, send_all, KafkaSettings, Outgoing, Topic};
 use continuity_synthetic::{generate, Config};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
@@ -228,7 +228,15 @@ async fn main() -> anyhow::Result<()> {
         let payload = encode_source_event(e)?;
         let topic =
             Topic::for_record(registry.writer_of(&payload)?.record).context("source record")?;
-        encoded.push((kafka.topic(topic), partition_key(e, &hasher), payload));
+        // Stamped with when it was recorded, as if each had been sent then: a replay reads
+        // the topics in the order the live stream would have delivered them.
+        let recorded = e.meta().occurred_at.timestamp_millis();
+        encoded.push((
+            kafka.topic(topic),
+            partition_key(e, &hasher),
+            payload,
+            recorded,
+        ));
     }
     let n = encoded.len();
     let end = config.start + chrono::Duration::days(i64::from(config.days) + 60);
@@ -246,9 +254,10 @@ async fn main() -> anyhow::Result<()> {
     for chunk in encoded.chunks(50_000) {
         send_all(
             &producer,
-            chunk
-                .iter()
-                .map(|(t, k, p)| (t.as_str(), Some(k.as_slice()), p.as_slice())),
+            chunk.iter().map(|(t, k, p, recorded)| Outgoing {
+                timestamp: Some(*recorded),
+                ..Outgoing::new(t.as_str(), Some(k.as_slice()), p.as_slice())
+            }),
         )
         .await?;
     }

@@ -1,0 +1,167 @@
+//! The owned partitions as one stream of [`Incoming`] messages in event-time order: each
+//! partition is read through its own librdkafka queue and [`Merge`] chooses among them.
+//!
+//! Built afresh after every assignment (assigning deactivates the partition queues). Messages
+//! librdkafka fetched before a partition's queue was split off arrive on the consumer's own
+//! queue; they are read from there first, so each partition's messages are offered in offset
+//! order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use continuity_stream::PartitionsContext;
+use futures_util::{FutureExt, StreamExt};
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::Message;
+
+use crate::apply::Incoming;
+use crate::merge::{Merge, Next};
+
+/// Most messages held per partition beyond librdkafka's own prefetch.
+const BUFFERED_PER_PARTITION: usize = 512;
+
+/// The owned partitions, read in event-time order.
+pub struct PartitionReader {
+    consumer: Arc<StreamConsumer<PartitionsContext>>,
+    /// Position of each partition in `queues` and the merge.
+    index: HashMap<(String, i32), usize>,
+    queues: Vec<StreamPartitionQueue<PartitionsContext>>,
+    merge: Merge<Incoming>,
+}
+
+impl PartitionReader {
+    /// Read `partitions`, which `consumer` has just been assigned. A partition with nothing
+    /// buffered holds back the others for at most `max_wait` (see [`Merge`]).
+    pub fn new(
+        consumer: &Arc<StreamConsumer<PartitionsContext>>,
+        partitions: &[(String, i32)],
+        max_wait: Duration,
+    ) -> anyhow::Result<Self> {
+        let mut index = HashMap::new();
+        let mut queues = Vec::with_capacity(partitions.len());
+        for (topic, partition) in partitions {
+            let queue = consumer
+                .split_partition_queue(topic, *partition)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("partition {topic}/{partition} is not assigned to the consumer")
+                })?;
+            index.insert((topic.clone(), *partition), queues.len());
+            queues.push(queue);
+        }
+        Ok(Self {
+            consumer: consumer.clone(),
+            index,
+            merge: Merge::new(queues.len(), max_wait, Instant::now()),
+            queues,
+        })
+    }
+
+    /// The next message in event-time order. Cancellation safe: nothing read is lost if the
+    /// future is dropped.
+    pub async fn recv(&mut self) -> Incoming {
+        loop {
+            self.fill();
+            let until = match self.merge.next(Instant::now()) {
+                Next::Take(message) => return message,
+                Next::Wait { until } => Some(until),
+                Next::Empty => None,
+            };
+            let Self {
+                consumer,
+                index,
+                queues,
+                merge,
+            } = self;
+            // Wait for a partition with nothing buffered: the others need not be read yet.
+            let empty: Vec<usize> = (0..queues.len())
+                .filter(|p| merge.buffered(*p) == 0)
+                .collect();
+            if empty.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            let any =
+                futures_util::future::select_all(empty.iter().map(|p| queues[*p].recv().boxed()));
+            let arrived = async {
+                tokio::select! {
+                    (result, i, _) = any => Some((result, Some(empty[i]))),
+                    result = consumer.recv() => Some((result, None)),
+                }
+            };
+            let arrived = match until {
+                Some(until) => tokio::time::timeout_at(until.into(), arrived)
+                    .await
+                    .unwrap_or(None),
+                None => arrived.await,
+            };
+            if let Some((result, p)) = arrived {
+                offer(merge, index, p, result);
+            }
+        }
+    }
+
+    /// Buffer what has arrived, without waiting: first anything on the consumer's own queue,
+    /// then each partition whose buffer is empty.
+    fn fill(&mut self) {
+        let Self {
+            consumer,
+            index,
+            queues,
+            merge,
+        } = self;
+        let mut stream = consumer.stream();
+        while let Some(Some(result)) = stream.next().now_or_never() {
+            offer(merge, index, None, result);
+        }
+        for (p, queue) in queues.iter().enumerate() {
+            if merge.buffered(p) > 0 {
+                continue;
+            }
+            let mut stream = queue.stream();
+            while merge.buffered(p) < BUFFERED_PER_PARTITION {
+                match stream.next().now_or_never() {
+                    Some(Some(result)) => offer(merge, index, Some(p), result),
+                    _ => break,
+                }
+            }
+        }
+    }
+}
+
+/// Offer what a queue gave: a message, a partition's end, or an error (logged; librdkafka
+/// retries by itself). `p` is the partition whose queue it came from, `None` for the
+/// consumer's own queue.
+fn offer(
+    merge: &mut Merge<Incoming>,
+    index: &HashMap<(String, i32), usize>,
+    p: Option<usize>,
+    result: Result<BorrowedMessage<'_>, KafkaError>,
+) {
+    match result {
+        Ok(m) => {
+            let key = (m.topic().to_owned(), m.partition());
+            let Some(p) = p.or_else(|| index.get(&key).copied()) else {
+                // A partition no longer assigned.
+                return;
+            };
+            let timestamp = m.timestamp().to_millis().unwrap_or(i64::MIN);
+            let message = Incoming {
+                topic: key.0,
+                partition: key.1,
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                payload: m.payload().unwrap_or_default().to_vec(),
+            };
+            merge.offer(p, timestamp, message);
+        }
+        Err(KafkaError::PartitionEOF(_)) => {
+            if let Some(p) = p {
+                merge.at_end(p);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "consumer error"),
+    }
+}
