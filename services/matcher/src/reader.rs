@@ -27,9 +27,14 @@ const BUFFERED_PER_PARTITION: usize = 512;
 /// The owned partitions, read in event-time order.
 pub struct PartitionReader {
     consumer: Arc<StreamConsumer<PartitionsContext>>,
+    queues: Vec<StreamPartitionQueue<PartitionsContext>>,
+    buffered: Buffered,
+}
+
+/// What has been read and not yet taken.
+struct Buffered {
     /// Position of each partition in `queues` and the merge.
     index: HashMap<(String, i32), usize>,
-    queues: Vec<StreamPartitionQueue<PartitionsContext>>,
     merge: Merge<Incoming>,
 }
 
@@ -54,8 +59,10 @@ impl PartitionReader {
         }
         Ok(Self {
             consumer: consumer.clone(),
-            index,
-            merge: Merge::new(queues.len(), max_wait, Instant::now()),
+            buffered: Buffered {
+                index,
+                merge: Merge::new(queues.len(), max_wait, Instant::now()),
+            },
             queues,
         })
     }
@@ -65,40 +72,33 @@ impl PartitionReader {
     pub async fn recv(&mut self) -> Incoming {
         loop {
             self.fill();
-            let until = match self.merge.next(Instant::now()) {
+            let until = match self.buffered.merge.next(Instant::now()) {
                 Next::Take(message) => return message,
                 Next::Wait { until } => Some(until),
                 Next::Empty => None,
             };
-            let Self {
-                consumer,
-                index,
-                queues,
-                merge,
-            } = self;
             // Wait for a partition with nothing buffered: the others need not be read yet.
-            let empty: Vec<usize> = (0..queues.len())
-                .filter(|p| merge.buffered(*p) == 0)
+            let empty: Vec<usize> = (0..self.queues.len())
+                .filter(|p| self.buffered.merge.buffered(*p) == 0)
                 .collect();
             if empty.is_empty() {
                 std::future::pending::<()>().await;
             }
-            let any =
-                futures_util::future::select_all(empty.iter().map(|p| queues[*p].recv().boxed()));
+            let any = futures_util::future::select_all(
+                empty.iter().map(|p| self.queues[*p].recv().boxed()),
+            );
             let arrived = async {
                 tokio::select! {
-                    (result, i, _) = any => Some((result, Some(empty[i]))),
-                    result = consumer.recv() => Some((result, None)),
+                    (result, i, _) = any => (result, Some(empty[i])),
+                    result = self.consumer.recv() => (result, None),
                 }
             };
             let arrived = match until {
-                Some(until) => tokio::time::timeout_at(until.into(), arrived)
-                    .await
-                    .unwrap_or(None),
-                None => arrived.await,
+                Some(until) => tokio::time::timeout_at(until.into(), arrived).await.ok(),
+                None => Some(arrived.await),
             };
             if let Some((result, p)) = arrived {
-                offer(merge, index, p, result);
+                self.buffered.offer(p, result);
             }
         }
     }
@@ -106,24 +106,18 @@ impl PartitionReader {
     /// Buffer what has arrived, without waiting: first anything on the consumer's own queue,
     /// then each partition whose buffer is empty.
     fn fill(&mut self) {
-        let Self {
-            consumer,
-            index,
-            queues,
-            merge,
-        } = self;
-        let mut stream = consumer.stream();
+        let mut stream = self.consumer.stream();
         while let Some(Some(result)) = stream.next().now_or_never() {
-            offer(merge, index, None, result);
+            self.buffered.offer(None, result);
         }
-        for (p, queue) in queues.iter().enumerate() {
-            if merge.buffered(p) > 0 {
+        for (p, queue) in self.queues.iter().enumerate() {
+            if self.buffered.merge.buffered(p) > 0 {
                 continue;
             }
             let mut stream = queue.stream();
-            while merge.buffered(p) < BUFFERED_PER_PARTITION {
+            while self.buffered.merge.buffered(p) < BUFFERED_PER_PARTITION {
                 match stream.next().now_or_never() {
-                    Some(Some(result)) => offer(merge, index, Some(p), result),
+                    Some(Some(result)) => self.buffered.offer(Some(p), result),
                     _ => break,
                 }
             }
@@ -131,37 +125,34 @@ impl PartitionReader {
     }
 }
 
-/// Offer what a queue gave: a message, a partition's end, or an error (logged; librdkafka
-/// retries by itself). `p` is the partition whose queue it came from, `None` for the
-/// consumer's own queue.
-fn offer(
-    merge: &mut Merge<Incoming>,
-    index: &HashMap<(String, i32), usize>,
-    p: Option<usize>,
-    result: Result<BorrowedMessage<'_>, KafkaError>,
-) {
-    match result {
-        Ok(m) => {
-            let key = (m.topic().to_owned(), m.partition());
-            let Some(p) = p.or_else(|| index.get(&key).copied()) else {
-                // A partition no longer assigned.
-                return;
-            };
-            let timestamp = m.timestamp().to_millis().unwrap_or(i64::MIN);
-            let message = Incoming {
-                topic: key.0,
-                partition: key.1,
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                payload: m.payload().unwrap_or_default().to_vec(),
-            };
-            merge.offer(p, timestamp, message);
-        }
-        Err(KafkaError::PartitionEOF(_)) => {
-            if let Some(p) = p {
-                merge.at_end(p);
+impl Buffered {
+    /// Offer what a queue gave: a message, a partition's end, or an error (logged; librdkafka
+    /// retries by itself). `p` is the partition whose queue it came from, `None` for the
+    /// consumer's own queue.
+    fn offer(&mut self, p: Option<usize>, result: Result<BorrowedMessage<'_>, KafkaError>) {
+        match result {
+            Ok(m) => {
+                let key = (m.topic().to_owned(), m.partition());
+                let Some(p) = p.or_else(|| self.index.get(&key).copied()) else {
+                    // A partition no longer assigned.
+                    return;
+                };
+                let timestamp = m.timestamp().to_millis().unwrap_or(i64::MIN);
+                let message = Incoming {
+                    topic: key.0,
+                    partition: key.1,
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                };
+                self.merge.offer(p, timestamp, message);
             }
+            Err(KafkaError::PartitionEOF(_)) => {
+                if let Some(p) = p {
+                    self.merge.at_end(p);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "consumer error"),
         }
-        Err(e) => tracing::warn!(error = %e, "consumer error"),
     }
 }
