@@ -1,7 +1,7 @@
 # Shared settings for the local-stack scripts. Sourced, never run.
 # Everything the stack writes lives under $STACK_DIR (project-local, git-ignored);
-# tools built from crates.io live in a per-user cache keyed by version, outside the clone,
-# so every clone and CI run on one machine reuses them.
+# tools fetched from registries (Kafka's jars, cargo-nextest) live in a per-user cache keyed by
+# version, outside the clone, so every clone and CI run on one machine reuses them.
 
 set -euo pipefail
 
@@ -9,10 +9,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK_DIR="${CONTINUITY_STACK_DIR:-$ROOT/.stack}"
 TOOLS_DIR="${CONTINUITY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/continuity-tools}"
 
-TANSU_VERSION="0.6.0"
-TANSU_BIN="$TOOLS_DIR/tansu-$TANSU_VERSION/bin/tansu"
+# Apache Kafka: the same release as docker-compose.yml and k8s/.
+KAFKA_VERSION="4.3.1"
+KAFKA_HOME="$TOOLS_DIR/kafka-$KAFKA_VERSION"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 BROKER_HOST="127.0.0.1"
 BROKER_PORT="${CONTINUITY_BROKER_PORT:-9092}"
+BROKER_CONTROLLER_PORT="${CONTINUITY_BROKER_CONTROLLER_PORT:-$((BROKER_PORT + 1))}"
 BROKER_ADDR="$BROKER_HOST:$BROKER_PORT"
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"

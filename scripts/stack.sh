@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The local stack: PostgreSQL and a Kafka-protocol broker (Tansu), as plain processes.
+# The local stack: PostgreSQL and Apache Kafka, as plain processes.
 #
 #   scripts/stack.sh up       install what is missing, start what is stopped, wait until healthy
 #   scripts/stack.sh down     stop the services run.sh started and what this script started (data is kept)
@@ -10,13 +10,13 @@
 #
 # Idempotent: `up` twice leaves one of each running. PostgreSQL: the server at DATABASE_URL
 # when it answers (on this machine kind one runs on 127.0.0.1:5432), else a throwaway cluster
-# under .stack/postgres on port $PG_LOCAL_PORT. The broker keeps its SQLite log under
-# .stack/broker; topics and committed offsets survive a restart.
+# under .stack/postgres on port $PG_LOCAL_PORT. Kafka (one KRaft node, scripts/kafka-node.sh)
+# keeps its log under .stack/kafka; topics and committed offsets survive a restart. A broker
+# given by CONTINUITY_BROKERS is used as it is.
 source "$(dirname "$0")/lib.sh"
 
 PG_DIR="$STACK_DIR/postgres"
-BROKER_DIR="$STACK_DIR/broker"
-BROKER_PID="$BROKER_DIR/broker.pid"
+BROKER_DIR="$STACK_DIR/kafka"
 ENV_FILE="$STACK_DIR/env"
 
 pg_answers() {
@@ -65,41 +65,29 @@ postgres_up() {
   echo "$local_url"
 }
 
-broker_running() {
-  [[ -f "$BROKER_PID" ]] && kill -0 "$(cat "$BROKER_PID")" 2>/dev/null
-}
+# A broker given by CONTINUITY_BROKERS is used as it is; the stack starts none.
+external_broker() { [[ -n "${CONTINUITY_BROKERS:-}" && "${CONTINUITY_BROKERS}" != "$BROKER_ADDR" ]]; }
 
 broker_up() {
-  "$ROOT/scripts/install-broker.sh"
-  if broker_running && port_open "$BROKER_HOST" "$BROKER_PORT"; then return 0; fi
-  if port_open "$BROKER_HOST" "$BROKER_PORT"; then
+  if external_broker; then
+    log "using the broker at CONTINUITY_BROKERS=$CONTINUITY_BROKERS"
+    return 0
+  fi
+  if ! "$ROOT/scripts/kafka-node.sh" running "$BROKER_DIR" && port_open "$BROKER_HOST" "$BROKER_PORT"; then
     # Another clone's stack (or a broker run by hand) already serves this address: use it,
     # as with PostgreSQL. Set CONTINUITY_BROKER_PORT to run a separate one.
     log "a broker already listens on $BROKER_ADDR; using it"
     return 0
   fi
-  mkdir -p "$BROKER_DIR"
-  log "starting tansu $TANSU_VERSION on $BROKER_ADDR"
-  # Tansu's SQLite engine wants a relative path: run it from its data directory.
-  (
-    cd "$BROKER_DIR"
-    nohup "$TANSU_BIN" broker \
-      --storage-engine "sqlite://tansu.db" \
-      --listener-url "tcp://$BROKER_ADDR" \
-      --advertised-listener-url "tcp://$BROKER_ADDR" \
-      >>broker.log 2>&1 &
-    echo $! >"$BROKER_PID"
-  )
-  wait_for 30 port_open "$BROKER_HOST" "$BROKER_PORT" || die "broker did not start; see $BROKER_DIR/broker.log"
+  "$ROOT/scripts/kafka-node.sh" running "$BROKER_DIR" || log "starting Apache Kafka $KAFKA_VERSION on $BROKER_ADDR"
+  "$ROOT/scripts/kafka-node.sh" start "$BROKER_DIR" "$BROKER_PORT" "$BROKER_CONTROLLER_PORT"
 }
 
 broker_down() {
-  if broker_running; then
-    kill "$(cat "$BROKER_PID")"
-    wait_for 10 bash -c "! kill -0 $(cat "$BROKER_PID") 2>/dev/null" || kill -9 "$(cat "$BROKER_PID")" 2>/dev/null || true
+  if "$ROOT/scripts/kafka-node.sh" running "$BROKER_DIR"; then
+    "$ROOT/scripts/kafka-node.sh" stop "$BROKER_DIR"
     log "broker stopped"
   fi
-  rm -f "$BROKER_PID"
 }
 
 postgres_down() {
@@ -124,7 +112,7 @@ write_env() {
   cat >"$ENV_FILE" <<ENV
 export DATABASE_URL=$1
 export CONTINUITY_DATABASE_URL=$(pipeline_database "$1")
-export CONTINUITY_BROKERS=$BROKER_ADDR
+export CONTINUITY_BROKERS=${CONTINUITY_BROKERS:-$BROKER_ADDR}
 ENV
 }
 
@@ -153,7 +141,7 @@ case "${1:-status}" in
     db_url="$(postgres_up)"
     broker_up
     write_env "$db_url"
-    log "up: PostgreSQL at ${db_url%%/postgres}, broker at $BROKER_ADDR (env in $ENV_FILE)"
+    log "up: PostgreSQL at ${db_url%%/postgres}, broker at ${CONTINUITY_BROKERS:-$BROKER_ADDR} (env in $ENV_FILE)"
     ;;
   down)
     services_stop
@@ -180,11 +168,12 @@ case "${1:-status}" in
     elif pg_answers "postgres://postgres@127.0.0.1:$PG_LOCAL_PORT/postgres"; then
       echo "postgres  up    postgres://postgres@127.0.0.1:$PG_LOCAL_PORT/postgres (local cluster, $PG_DIR)"
     else echo "postgres  down"; fi
-    if broker_running && port_open "$BROKER_HOST" "$BROKER_PORT"; then
-      echo "broker    up    $BROKER_ADDR (tansu $TANSU_VERSION, pid $(cat "$BROKER_PID"), log $BROKER_DIR/broker.log)"
+    if external_broker; then echo "broker    given $CONTINUITY_BROKERS (CONTINUITY_BROKERS)"
+    elif "$ROOT/scripts/kafka-node.sh" running "$BROKER_DIR"; then
+      echo "broker    up    $BROKER_ADDR (Apache Kafka $KAFKA_VERSION, pid $(cat "$BROKER_DIR/kafka.pid"), log $BROKER_DIR/server.log)"
     elif port_open "$BROKER_HOST" "$BROKER_PORT"; then echo "broker    up    $BROKER_ADDR (not started by this script)"
     else echo "broker    down"; fi
-    [[ -x "$TANSU_BIN" ]] || echo "tansu     not installed (scripts/install-broker.sh builds it)"
+    [[ -f "$KAFKA_HOME/libs/.complete" ]] || echo "kafka     not installed (scripts/install-broker.sh resolves it)"
     for svc in "${SERVICES[@]}"; do
       pid_file="$STACK_DIR/$svc.pid"
       if [[ -f "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then

@@ -15,7 +15,7 @@ if ! command -v chromium >/dev/null; then
 fi
 
 started=""
-if ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
+if ! "$ROOT/scripts/kafka-node.sh" running "$STACK_DIR/kafka" && ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
   started=yes
 fi
 "$ROOT/scripts/stack.sh" up
@@ -24,8 +24,6 @@ if [[ -n "$started" && -z "${CONTINUITY_KEEP_STACK:-}" ]]; then
 fi
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"
-# The ingest test stops and restarts a broker of its own.
-export CONTINUITY_TANSU_BIN="$TANSU_BIN"
 
 cd "$ROOT"
 if command -v cargo-nextest >/dev/null; then

@@ -14,7 +14,7 @@ use continuity_domain::{assess, KeyedHasher, Rules};
 use continuity_runtime::{ManualClock, SecretString};
 use continuity_schema::encode_source_event;
 use continuity_stream::{partition_key, KafkaSettings, Topic};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::Message;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -71,6 +71,68 @@ pub async fn env() -> Env {
         kafka,
         db_url,
         pool,
+    }
+}
+
+/// An Apache Kafka node of a test's own (`scripts/kafka-node.sh`), for tests that stop and
+/// start a broker without disturbing the others. Its state is under a fresh temporary
+/// directory, removed by [`KafkaNode::remove`].
+pub struct KafkaNode {
+    dir: std::path::PathBuf,
+    /// The client port on 127.0.0.1.
+    pub port: u16,
+    controller: u16,
+}
+
+impl KafkaNode {
+    fn script(args: &[&str]) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-node.sh");
+        // The script waits for the node; other tasks of the test's runtime go on meanwhile.
+        let status = tokio::task::block_in_place(|| {
+            std::process::Command::new(script)
+                .args(args)
+                .status()
+                .expect("scripts/kafka-node.sh runs")
+        });
+        assert!(status.success(), "scripts/kafka-node.sh {args:?}: {status}");
+    }
+
+    /// Format and start a node on free ports; returns once it answers metadata.
+    pub fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("kafka-{}", uuid::Uuid::new_v4().simple()));
+        let node = KafkaNode {
+            dir,
+            port: free_port(),
+            controller: free_port(),
+        };
+        node.restart();
+        node
+    }
+
+    /// Start the node again on its storage; returns once it answers metadata.
+    pub fn restart(&self) {
+        let (port, controller) = (self.port.to_string(), self.controller.to_string());
+        Self::script(&["start", self.dir_str(), &port, &controller]);
+    }
+
+    /// Kill the node with SIGKILL.
+    pub fn kill(&self) {
+        Self::script(&["kill", self.dir_str()]);
+    }
+
+    /// Bootstrap servers for clients.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stop the node and delete its storage.
+    pub fn remove(self) {
+        Self::script(&["kill", self.dir_str()]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    fn dir_str(&self) -> &str {
+        self.dir.to_str().expect("temporary directory is UTF-8")
     }
 }
 
@@ -192,15 +254,33 @@ pub async fn applied(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
-/// Read everything on an output topic (from the start) until `quiet` passes with nothing new.
-pub async fn read_topic(kafka: &KafkaSettings, topic: Topic, quiet: Duration) -> Vec<Vec<u8>> {
-    let consumer: StreamConsumer = kafka
-        .consumer(&format!("reader-{}", uuid::Uuid::new_v4()))
+/// Read everything on a topic, from the start to the end offsets it has when the call begins
+/// (every partition read until the broker reports its end). Call it once what is to be read has
+/// been acknowledged (the outbox drained, the producer flushed): it waits for offsets, never for
+/// a quiet period. Committed messages only (`read_committed`).
+pub async fn read_topic(kafka: &KafkaSettings, topic: Topic) -> Vec<Vec<u8>> {
+    let name = kafka.topic(topic);
+    let consumer = kafka
+        .partition_consumer(&format!("reader-{}", uuid::Uuid::new_v4()))
         .unwrap();
-    consumer.subscribe(&[&kafka.topic(topic)]).unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..topic.partitions() {
+        tpl.add_partition_offset(&name, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut open: std::collections::BTreeSet<i32> = (0..topic.partitions()).collect();
     let mut out = Vec::new();
-    while let Ok(Ok(m)) = tokio::time::timeout(quiet, consumer.recv()).await {
-        out.push(m.payload().unwrap_or_default().to_vec());
+    let until = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !open.is_empty() {
+        match tokio::time::timeout_at(until, consumer.recv()).await {
+            Err(_) => panic!("{name}: partitions {open:?} did not reach their end in 120 s"),
+            Ok(Ok(m)) => out.push(m.payload().unwrap_or_default().to_vec()),
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Ok(Err(e)) => panic!("reading {name}: {e}"),
+        }
     }
     out
 }

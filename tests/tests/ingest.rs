@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
-use continuity_e2e::{env, free_port, read_topic, request, Env, HttpResponse};
+use continuity_e2e::{env, free_port, read_topic, request, Env, HttpResponse, KafkaNode};
 use continuity_ingest::sources::{token_hash, Role, SourceConfig};
 use continuity_ingest::{Ingest, Settings};
 use continuity_runtime::{ManualClock, SecretString};
@@ -162,7 +162,7 @@ async fn on_topics(kafka: &KafkaSettings) -> Vec<SourceEvent> {
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
     let mut out = Vec::new();
     for topic in Topic::SOURCES {
-        for payload in read_topic(kafka, topic, Duration::from_secs(2)).await {
+        for payload in read_topic(kafka, topic).await {
             out.push(decode_source_event(&payload, today).unwrap());
         }
     }
@@ -614,77 +614,13 @@ async fn batches_answer_per_row_and_limits_hold() {
     env.cleanup().await;
 }
 
-/// A broker of the test's own, so stopping it disturbs no other test.
-struct Broker {
-    dir: PathBuf,
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Broker {
-    fn binary() -> PathBuf {
-        std::env::var_os("CONTINUITY_TANSU_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let home = std::env::var("HOME").unwrap_or_default();
-                PathBuf::from(format!(
-                    "{home}/.cache/continuity-tools/tansu-0.6.0/bin/tansu"
-                ))
-            })
-    }
-
-    fn start(dir: PathBuf, port: u16) -> Self {
-        std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = std::process::Command::new(Self::binary())
-            .current_dir(&dir)
-            .args([
-                "broker",
-                "--storage-engine",
-                "sqlite://tansu.db",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the tansu binary (scripts/stack.sh installs it)");
-        Broker { dir, port, child }
-    }
-
-    async fn ready(&self) {
-        for _ in 0..120 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("the test's broker did not start");
-    }
-
-    fn stop(mut self) -> PathBuf {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.dir.clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_stopped_means_503_and_nothing_is_lost_or_doubled() {
     let env = env().await;
-    let port = free_port();
-    let broker = Broker::start(
-        std::env::temp_dir().join(format!("tansu-{}", uuid::Uuid::new_v4().simple())),
-        port,
-    );
-    broker.ready().await;
+    // A broker of the test's own, so stopping it disturbs no other test.
+    let broker = KafkaNode::start();
     let kafka = KafkaSettings {
-        brokers: format!("127.0.0.1:{port}"),
+        brokers: broker.brokers(),
         topic_prefix: env.kafka.topic_prefix.clone(),
     };
     kafka.ensure_topics(&Topic::ALL).await.unwrap();
@@ -716,7 +652,7 @@ async fn broker_stopped_means_503_and_nothing_is_lost_or_doubled() {
         .collect();
     assert_eq!(accepted.len(), 50);
 
-    let dir = broker.stop();
+    broker.kill();
     let r = send(extract(50, 80)).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.header("retry-after").is_some());
@@ -725,8 +661,7 @@ async fn broker_stopped_means_503_and_nothing_is_lost_or_doubled() {
     assert_eq!(ready.status, 503);
 
     // Back, on the same storage: the sender resends what was refused.
-    let broker = Broker::start(dir, port);
-    broker.ready().await;
+    broker.restart();
     let mut resent = None;
     for _ in 0..30 {
         let r = send(extract(50, 80)).await;
@@ -755,7 +690,6 @@ async fn broker_stopped_means_503_and_nothing_is_lost_or_doubled() {
     );
     assert_eq!(events.len(), 80, "and none twice");
     server.stop().await;
-    let dir = broker.stop();
-    let _ = std::fs::remove_dir_all(dir);
+    broker.remove();
     env.cleanup().await;
 }

@@ -3,7 +3,6 @@
 //! checks the cases in PostgreSQL and the events on the output topics.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use continuity::{produce, sample};
 use continuity_domain::{assess, Rules};
@@ -49,7 +48,7 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     matcher.stop().await;
 
     // The invalid release is on the dead-letter topic with where it came from and why.
-    let dead = read_topic(&env.kafka, Topic::DeadLetter, Duration::from_secs(3)).await;
+    let dead = read_topic(&env.kafka, Topic::DeadLetter).await;
     assert_eq!(dead.len(), 1);
     let dead = wire::DeadLetter::from_message(&dead[0]).unwrap();
     assert_eq!(dead.original_topic, env.kafka.topic(Topic::Releases));
@@ -58,7 +57,7 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     assert_eq!(dead.payload, sample.invalid[0]);
 
     // One case event per case at least, each case's events decodable, ids unique.
-    let case_events = read_topic(&env.kafka, Topic::CaseEvents, Duration::from_secs(3)).await;
+    let case_events = read_topic(&env.kafka, Topic::CaseEvents).await;
     let mut ids = BTreeSet::new();
     let mut cases = BTreeSet::new();
     for m in &case_events {
@@ -72,7 +71,7 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     // flag horizon. Which others are published depends on how the events fell into batches:
     // a flag first derived while raised is told of, then settled, where one derived already
     // settled never is.
-    let flags = read_topic(&env.kafka, Topic::Flags, Duration::from_secs(3)).await;
+    let flags = read_topic(&env.kafka, Topic::Flags).await;
     let mut flag_ids = BTreeSet::new();
     let mut published = BTreeSet::new();
     let rules = Rules::default();

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use continuity_domain::{assess, Breakdown, Rules};
@@ -178,7 +177,7 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!(published > 100, "{first}");
-    let messages = read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await;
+    let messages = read_topic(&env.kafka, Topic::Performance).await;
     assert_eq!(messages.len(), 2 * published, "both runs reached the topic");
     let ids: std::collections::BTreeSet<_> = messages
         .iter()
@@ -314,8 +313,7 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     let reporter = Reporter::connect(s).await.unwrap();
     let week = continuity_reporter::report::parse_week(WEEK).unwrap();
     reporter.run(week, Some(now)).await.unwrap();
-    let first =
-        england_weeks(&read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await);
+    let first = england_weeks(&read_topic(&env.kafka, Topic::Performance).await);
     let (period, before) = first
         .iter()
         .find(|(_, f)| f.status == wire::FigureStatus::Final && f.engaged.is_some())
@@ -354,7 +352,7 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     .rows_affected();
     assert_eq!(changed, 1);
     reporter.run(week, Some(now)).await.unwrap();
-    let all = read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await;
+    let all = read_topic(&env.kafka, Topic::Performance).await;
     let second = england_weeks(&all);
     let after = &second[&period];
     assert_eq!(after.cohort_id, before.cohort_id, "the same cell");
@@ -380,8 +378,7 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     }
     // Publishing again repeats the revision, not a new one.
     reporter.run(week, Some(now)).await.unwrap();
-    let third =
-        england_weeks(&read_topic(&env.kafka, Topic::Performance, Duration::from_secs(3)).await);
+    let third = england_weeks(&read_topic(&env.kafka, Topic::Performance).await);
     assert_eq!(third[&period].envelope.event_id, after.envelope.event_id);
     assert_eq!(third[&period].revision, 1);
     let _ = std::fs::remove_dir_all(&dir);
@@ -405,6 +402,10 @@ fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
                 .is_ok()
         })
         .expect("Chromium is installed (scripts/test.sh installs Debian's chromium)");
+    // No background connections (this machine's network is closed; each would be refused) and
+    // a profile of its own per run.
+    let profile = std::env::temp_dir().join(format!("chromium-{}", uuid::Uuid::new_v4().simple()));
+    let user_data = format!("--user-data-dir={}", profile.display());
     let run = |extra: &[&str]| {
         std::process::Command::new(chromium)
             .args([
@@ -412,6 +413,12 @@ fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
+                "--no-first-run",
+                &user_data,
             ])
             .args(extra)
             .arg(format!("file://{}", page.display()))
@@ -423,6 +430,7 @@ fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
         &format!("--screenshot={}", png.display()),
         "--window-size=1100,900",
     ]);
+    let _ = std::fs::remove_dir_all(&profile);
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];

@@ -1,7 +1,7 @@
 //! Kafka plumbing shared by every service: the topics as a typed enum (names come from
 //! configuration, never from string literals scattered through the code), producer and
-//! consumer settings, and creating topics at start-up. Nothing here knows Tansu: it speaks
-//! the Kafka protocol and runs unchanged against Apache Kafka.
+//! consumer settings, and creating topics at start-up. Written against Apache Kafka, which the
+//! local stack, docker-compose and Kubernetes all run.
 
 #![warn(missing_docs)]
 
@@ -165,11 +165,9 @@ impl KafkaSettings {
     /// stops being fetched without holding back the others.
     ///
     /// The broker answers a fetch with up to `fetch.max.bytes`, which librdkafka caps at the
-    /// queue limit, from the partitions in the order asked (Tansu ignores the per-partition
-    /// limit). Small answers let a partition that runs dry be served sooner; measured with
-    /// `scripts/bench-matcher.sh`, 2 MiB answers took about 330 ms each and left partitions
-    /// empty for seconds. A fetch with nothing new returns after 50 ms instead of 500, for the
-    /// same reason and for latency when live.
+    /// queue limit, and up to `max.partition.fetch.bytes` from each partition asked. Small
+    /// answers let a partition that runs dry be served sooner. A fetch with nothing new returns
+    /// after 50 ms instead of 500, for the same reason and for latency when live.
     pub fn partition_consumer(
         &self,
         group: &str,

@@ -19,6 +19,11 @@ use continuity_stream::Topic;
 use continuity_synthetic::{generate, Config};
 use rand::{Rng, SeedableRng};
 
+/// The tests here time lease expiry and takeover with real processes: they run one at a time
+/// (under `cargo test`, whose threads would run them together; nextest gives this binary the
+/// whole machine, `.config/nextest.toml`).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn spawn(env: &Env, instance: &str, fixed_now: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_continuity-matcher"))
         .env("CONTINUITY_DATABASE_URL", &env.db_url)
@@ -40,6 +45,7 @@ fn spawn(env: &Env, instance: &str, fixed_now: &str) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let env = env().await;
     let config = Config {
         seed: 7,
@@ -136,7 +142,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
     // final state, and no other flag is published. A crash between
     // publishing and deleting from the outbox republishes with the same event ids, which
     // consumers drop; count them.
-    let published = read_topic(&env.kafka, Topic::Flags, Duration::from_secs(5)).await;
+    let published = read_topic(&env.kafka, Topic::Flags).await;
     let mut last: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
     let mut ids = BTreeSet::new();
     let mut redelivered = 0;
@@ -161,6 +167,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_lease_ttl() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let env = env().await;
     let config = Config {
         seed: 5,

@@ -30,9 +30,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds (user + system) used so far by every process whose program name (the first
-/// word of its command line) `matches`, from /proc. Processes that exited are not counted.
-fn cpu_seconds(matches: impl Fn(&str) -> bool) -> f64 {
+/// CPU seconds (user + system) used so far by every process whose command line (program,
+/// then arguments) `matches`, from /proc. Processes that exited are not counted.
+fn cpu_seconds(matches: impl Fn(&[&str]) -> bool) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
@@ -47,7 +47,8 @@ fn cpu_seconds(matches: impl Fn(&str) -> bool) -> f64 {
         .filter(|e| {
             std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
                 let line = String::from_utf8_lossy(&c);
-                matches(line.split(['\0', ' ']).next().unwrap_or_default())
+                let words: Vec<&str> = line.split(['\0', ' ']).collect();
+                matches(&words)
             })
         })
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
@@ -62,12 +63,14 @@ fn cpu_seconds(matches: impl Fn(&str) -> bool) -> f64 {
         .sum()
 }
 
-fn is_postgres(program: &str) -> bool {
+fn is_postgres(command: &[&str]) -> bool {
+    let program = command.first().copied().unwrap_or_default();
     program.starts_with("postgres") || program.ends_with("/postgres")
 }
 
-fn is_broker(program: &str) -> bool {
-    program.ends_with("tansu")
+/// Apache Kafka: a JVM running `kafka.Kafka` (scripts/kafka-node.sh).
+fn is_broker(command: &[&str]) -> bool {
+    command.first().is_some_and(|p| p.ends_with("java")) && command.contains(&"kafka.Kafka")
 }
 
 /// A WAL position in PostgreSQL's notation, for pg_waldump.
@@ -369,7 +372,7 @@ async fn main() -> anyhow::Result<()> {
     let total_secs = t.elapsed().as_secs_f64();
     let wal = wal_bytes(&pool).await? - wal_before;
     let exe_name = exe.to_string_lossy();
-    let matcher_cpu = cpu_seconds(|p| p == exe_name);
+    let matcher_cpu = cpu_seconds(|c| c.first() == Some(&exe_name.as_ref()));
     let cpu = [
         cpu_seconds(is_postgres) - cpu_before[0],
         cpu_seconds(is_broker) - cpu_before[1],
