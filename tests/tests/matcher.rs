@@ -290,3 +290,69 @@ async fn a_database_outage_pauses_the_matcher_and_loses_nothing() {
     matcher.stop().await;
     env.cleanup().await;
 }
+
+/// The relay's recovery: a relay that committed its Kafka transaction and died before deleting
+/// the rows from the outbox leaves them there; the next relay to lead finds them named by the
+/// last marker on `relay-position`, deletes them and publishes nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_published_by_a_relay_that_died_before_deleting_them_are_not_published_again() {
+    use continuity_matcher::{metrics::Metrics, outbox::Outbox, relay::Relay};
+    let env = env().await;
+    let flags = env.kafka.topic(Topic::Flags);
+    let write = |payloads: &'static [&'static [u8]]| {
+        let (pool, flags) = (env.pool.clone(), flags.clone());
+        async move {
+            let mut outbox = Outbox::default();
+            for p in payloads {
+                outbox.push(flags.clone(), Some(b"k".to_vec()), p.to_vec());
+            }
+            let mut c = pool.acquire().await.unwrap();
+            outbox.write(&mut c).await.unwrap();
+        }
+    };
+    let relay = || {
+        Relay::new(
+            env.pool.clone(),
+            env.db_url.clone(),
+            env.kafka.clone(),
+            Metrics::new().unwrap(),
+        )
+    };
+    write(&[b"one", b"two"]).await;
+    write(&[b"three"]).await;
+    sqlx::query("create table saved as select * from outbox")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let mut first = relay();
+    assert_eq!(first.publish_once().await.unwrap(), 3);
+    // The crash: the relay's lead (its lock connection) is gone and its delete never happened.
+    drop(first);
+    sqlx::query("insert into outbox overriding system value select * from saved")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    write(&[b"four"]).await;
+
+    // The next relay leads once the server has seen the first one's lock connection close.
+    let mut next = relay();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut published = 0;
+    while published == 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the next relay never led"
+        );
+        published = next.publish_once().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(published, 1, "only the row written after the crash");
+    until_outbox_drained(&env.pool, 30).await;
+    let mut on_topic = read_topic(&env.kafka, Topic::Flags).await;
+    on_topic.sort();
+    let want: Vec<Vec<u8>> = [b"four".as_slice(), b"one", b"three", b"two"]
+        .map(<[u8]>::to_vec)
+        .to_vec();
+    assert_eq!(on_topic, want, "every row once, none twice");
+    env.cleanup().await;
+}

@@ -13,10 +13,13 @@ use continuity_schema::RecordType;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
+
+/// How long a look-up (watermarks, a partition's tail) waits for the broker.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every topic the pipeline reads or writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,11 +40,14 @@ pub enum Topic {
     Performance,
     /// Messages that could not be applied, with the reason.
     DeadLetter,
+    /// The outbox relay's own bookkeeping: in each of its Kafka transactions, which outbox rows
+    /// it published (internal; read only by the relay).
+    RelayPosition,
 }
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Releases,
         Topic::Referrals,
         Topic::Treatment,
@@ -50,6 +56,7 @@ impl Topic {
         Topic::Flags,
         Topic::Performance,
         Topic::DeadLetter,
+        Topic::RelayPosition,
     ];
 
     /// The source topics the matcher consumes.
@@ -71,13 +78,37 @@ impl Topic {
             Topic::Flags => "flags",
             Topic::Performance => "performance",
             Topic::DeadLetter => "dead-letter",
+            Topic::RelayPosition => "relay-position",
         }
     }
 
     /// Partitions to create: six for every topic, so one person's events and their case's
-    /// outputs spread the same way and up to six matchers can share the work.
+    /// outputs spread the same way and up to six matchers can share the work; one for the
+    /// relay's position, which one relay at a time writes in order.
     pub fn partitions(self) -> i32 {
-        6
+        match self {
+            Topic::RelayPosition => 1,
+            _ => 6,
+        }
+    }
+
+    /// Topic configuration set when the topic is created (a topic that exists is left as it
+    /// is). The source topics are the log of record that a new matcher, or a replay, reads from
+    /// the start: kept forever. Dead letters wait for a person: kept forever. Outputs are kept
+    /// 30 days, long enough for a consumer to catch up after an outage. The relay's position
+    /// needs only its last message: compacted.
+    pub fn config(self) -> &'static [(&'static str, &'static str)] {
+        const FOREVER: &[(&str, &str)] = &[("retention.ms", "-1")];
+        const THIRTY_DAYS: &[(&str, &str)] = &[("retention.ms", "2592000000")];
+        match self {
+            Topic::Releases
+            | Topic::Referrals
+            | Topic::Treatment
+            | Topic::Identity
+            | Topic::DeadLetter => FOREVER,
+            Topic::CaseEvents | Topic::Flags | Topic::Performance => THIRTY_DAYS,
+            Topic::RelayPosition => &[("cleanup.policy", "compact")],
+        }
     }
 
     /// The source topic a record type is produced to; `None` for output records.
@@ -149,6 +180,73 @@ impl KafkaSettings {
             .map_err(StreamError::Client)
     }
 
+    /// A transactional producer (idempotent, acks=all) with `transactional.id` = the topic
+    /// prefix + `id`, so deployments and tests that share a broker never fence each other.
+    /// Call `init_transactions` before its first transaction: that fences any earlier producer
+    /// with the same id and aborts the transaction it left open.
+    pub fn transactional_producer(&self, id: &str) -> Result<FutureProducer, StreamError> {
+        self.base()
+            .set("transactional.id", format!("{}{id}", self.topic_prefix))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("transaction.timeout.ms", "60000")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "5")
+            .set("compression.type", "none")
+            .create()
+            .map_err(StreamError::Client)
+    }
+
+    /// The last committed message of one partition (`read_committed`), or `None` when it holds
+    /// none. Reads back from the end in widening steps, so a partition whose older messages
+    /// were not yet compacted away costs only its tail.
+    pub async fn last_message(
+        &self,
+        topic: Topic,
+        partition: i32,
+    ) -> Result<Option<Vec<u8>>, StreamError> {
+        let name = self.topic(topic);
+        let consumer: std::sync::Arc<StreamConsumer> = std::sync::Arc::new(
+            self.consumer_config(&format!("{}last-message", self.topic_prefix))
+                .set("enable.partition.eof", "true")
+                .set("isolation.level", "read_committed")
+                .create()
+                .map_err(StreamError::Client)?,
+        );
+        let (low, high) = {
+            let (c, n) = (consumer.clone(), name.clone());
+            tokio::task::spawn_blocking(move || watermarks(&c, &n, partition))
+                .await
+                .map_err(|_| StreamError::Client(KafkaError::Canceled))?
+                .map_err(StreamError::Client)?
+        };
+        let mut back = 64;
+        loop {
+            let from = (high - back).max(low);
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(&name, partition, rdkafka::Offset::Offset(from))
+                .map_err(StreamError::Client)?;
+            consumer.assign(&tpl).map_err(StreamError::Client)?;
+            let mut last = None;
+            if high > low {
+                loop {
+                    match tokio::time::timeout(LOOKUP_TIMEOUT, consumer.recv()).await {
+                        Err(_) => return Err(StreamError::Timeout { topic: name }),
+                        Ok(Ok(m)) => {
+                            last = Some(rdkafka::Message::payload(&m).unwrap_or_default().to_vec());
+                        }
+                        Ok(Err(KafkaError::PartitionEOF(_))) => break,
+                        Ok(Err(e)) => return Err(StreamError::Client(e)),
+                    }
+                }
+            }
+            if last.is_some() || from == low {
+                return Ok(last);
+            }
+            back *= 8;
+        }
+    }
+
     /// A consumer in `group` that commits offsets only when told to and starts from the
     /// earliest offset when the group has none.
     pub fn consumer(&self, group: &str) -> Result<StreamConsumer, StreamError> {
@@ -199,7 +297,12 @@ impl KafkaSettings {
         let new: Vec<NewTopic> = topics
             .iter()
             .zip(&names)
-            .map(|(t, n)| NewTopic::new(n, t.partitions(), TopicReplication::Fixed(1)))
+            .map(|(t, n)| {
+                t.config().iter().fold(
+                    NewTopic::new(n, t.partitions(), TopicReplication::Fixed(1)),
+                    |topic, (key, value)| topic.set(key, value),
+                )
+            })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = admin
@@ -214,6 +317,35 @@ impl KafkaSettings {
             }
         }
         Ok(())
+    }
+}
+
+/// A partition's low and high watermarks. A partition created a moment ago answers "not
+/// leader" (or "unknown") until its broker has taken the lead, after the controller said so:
+/// those answers are retried for up to [`LOOKUP_TIMEOUT`].
+fn watermarks(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    let until = std::time::Instant::now() + LOOKUP_TIMEOUT;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, LOOKUP_TIMEOUT) {
+            Err(e)
+                if std::time::Instant::now() < until
+                    && matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::NotLeaderForPartition
+                                | RDKafkaErrorCode::UnknownTopicOrPartition
+                                | RDKafkaErrorCode::LeaderNotAvailable
+                        )
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
@@ -238,6 +370,12 @@ pub enum StreamError {
     /// The client could not be created or the request failed.
     #[error("Kafka client error (check CONTINUITY_BROKERS and that the broker runs): {0}")]
     Client(#[source] rdkafka::error::KafkaError),
+    /// The broker did not answer in time.
+    #[error("no answer from the broker reading {topic} (check that it runs)")]
+    Timeout {
+        /// The topic being read.
+        topic: String,
+    },
     /// The broker refused to create a topic.
     #[error("could not create topic {name}: {code}")]
     CreateTopic {

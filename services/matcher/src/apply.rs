@@ -41,6 +41,7 @@ use uuid::Uuid;
 use crate::keys::{match_keys, Key};
 use crate::leases::Holdings;
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 
 /// The name outputs carry as their source.
 pub const SOURCE: &str = "continuity-matcher";
@@ -931,46 +932,6 @@ async fn key_components(
         .into_iter()
         .map(|(key, c)| (key, merged.get(&c).copied().unwrap_or(c)))
         .collect())
-}
-
-/// Messages to publish, written to the outbox table in the caller's transaction as one row.
-#[derive(Default)]
-pub struct Outbox {
-    topics: Vec<String>,
-    keys: Vec<Option<Vec<u8>>>,
-    payloads: Vec<Vec<u8>>,
-}
-
-impl Outbox {
-    /// Move `other`'s messages to the end of this one.
-    fn append(&mut self, mut other: Outbox) {
-        self.topics.append(&mut other.topics);
-        self.keys.append(&mut other.keys);
-        self.payloads.append(&mut other.payloads);
-    }
-
-    fn push(&mut self, topic: String, key: Option<Vec<u8>>, payload: Vec<u8>) {
-        self.topics.push(topic);
-        self.keys.push(key);
-        self.payloads.push(payload);
-    }
-
-    /// Write the messages, in order, as one outbox row.
-    pub async fn write(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
-        if self.topics.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "insert into outbox (messages, topics, keys, payloads) values ($1, $2, $3, $4)",
-        )
-        .bind(self.topics.len() as i32)
-        .bind(&self.topics)
-        .bind(&self.keys)
-        .bind(&self.payloads)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
 }
 
 /// Case and flag rows to upsert, column by column for `unnest`.

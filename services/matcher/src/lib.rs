@@ -20,6 +20,7 @@ pub mod keys;
 pub mod leases;
 pub mod merge;
 pub mod metrics;
+pub mod outbox;
 pub mod reader;
 pub mod relay;
 pub mod state;
@@ -41,9 +42,10 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::apply::{Applier, ApplyError, Batch, Incoming, Outbox};
+use crate::apply::{Applier, ApplyError, Batch, Incoming};
 use crate::leases::{Holdings, Leases};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 use crate::reader::PartitionReader;
 
 /// The matcher's configuration (file, then `CONTINUITY_*` environment variables).
@@ -205,13 +207,21 @@ pub async fn run(
         Duration::from_millis(settings.rebalance_ms),
         stop_rx.clone(),
     ));
-    let relay_task = tokio::spawn(relay_loop(
-        pool.clone(),
-        kafka.clone(),
-        metrics.clone(),
-        Duration::from_millis(settings.relay_interval_ms),
-        stop_rx.clone(),
-    ));
+    // The relay stops after the consumer and the deadline clock, so it publishes what their
+    // last transactions wrote.
+    let (relay_stop_tx, relay_stop_rx) = watch::channel(false);
+    let relay_task = tokio::spawn(
+        relay::Relay::new(
+            pool.clone(),
+            settings.database_url.expose_secret().to_owned(),
+            kafka.clone(),
+            metrics.clone(),
+        )
+        .run(
+            Duration::from_millis(settings.relay_interval_ms),
+            relay_stop_rx,
+        ),
+    );
     let deadline_task = tokio::spawn(deadline_loop(
         applier.clone(),
         pool.clone(),
@@ -248,9 +258,8 @@ pub async fn run(
     let _ = lease_task.await;
     let _ = lag_task.await;
     let _ = deadline_task.await;
+    let _ = relay_stop_tx.send(true);
     let _ = relay_task.await;
-    let producer = kafka.producer()?;
-    while relay::relay_once(&pool, &producer, 16, &metrics).await? > 0 {}
     leases.release_all().await?;
     let _ = http_task.await;
     tracing::info!("matcher stopped");
@@ -333,41 +342,6 @@ async fn lag_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-}
-
-async fn relay_loop(
-    pool: PgPool,
-    kafka: KafkaSettings,
-    metrics: Metrics,
-    idle: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    let producer = match kafka.producer() {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "relay cannot create a producer");
-            return;
-        }
-    };
-    let mut backoff = idle;
-    loop {
-        let wait = match relay::relay_once(&pool, &producer, 8, &metrics).await {
-            Ok(0) => idle,
-            Ok(_) => {
-                backoff = idle;
-                Duration::ZERO
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "relay failed; retrying");
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                backoff
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -139,9 +139,9 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
     );
 
     // On the topic: the last published state of every flag caseworkers are told of is its
-    // final state, and no other flag is published. A crash between
-    // publishing and deleting from the outbox republishes with the same event ids, which
-    // consumers drop; count them.
+    // final state, and no other flag is published. The relay publishes in Kafka transactions
+    // with its position, so a `read_committed` consumer sees no message twice, however the
+    // kills fell between publishing and deleting from the outbox.
     let published = read_topic(&env.kafka, Topic::Flags).await;
     let mut last: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
     let mut ids = BTreeSet::new();
@@ -154,13 +154,29 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         last.insert(f.flag_id, f.state.code().to_string());
     }
     eprintln!(
-        "{} flag messages, {} distinct, {redelivered} redelivered",
+        "{} flag messages, {} distinct, {redelivered} seen twice",
         published.len(),
         ids.len()
     );
     assert_eq!(
         last, got,
         "last published state of every flag told of is its final state"
+    );
+    assert_eq!(redelivered, 0, "no flag message is seen twice");
+    let case_events = read_topic(&env.kafka, Topic::CaseEvents).await;
+    let distinct: BTreeSet<uuid::Uuid> = case_events
+        .iter()
+        .map(|m| wire::CaseEvent::from_message(m).unwrap().envelope.event_id)
+        .collect();
+    eprintln!(
+        "{} case events, {} distinct",
+        case_events.len(),
+        distinct.len()
+    );
+    assert_eq!(
+        distinct.len(),
+        case_events.len(),
+        "no case event is seen twice"
     );
     env.cleanup().await;
 }
