@@ -28,9 +28,11 @@ pub struct Env {
 }
 
 impl Env {
-    /// Drop the test's database (call at the end of a passing test; a failing one keeps it
-    /// for inspection).
+    /// Drop the test's database and delete its topics (call at the end of a passing test; a
+    /// failing one keeps them for inspection). Deleting topics keeps the local broker small:
+    /// every test makes nine, and a broker restart loads every partition it holds.
     pub async fn cleanup(self) {
+        delete_topics(&self.kafka).await;
         self.pool.close().await;
         let name = self
             .db_url
@@ -46,6 +48,19 @@ impl Env {
                 .await;
         }
     }
+}
+
+/// Delete every topic of `kafka`'s prefix.
+pub async fn delete_topics(kafka: &KafkaSettings) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka.brokers)
+        .create()
+        .unwrap();
+    let names: Vec<String> = Topic::ALL.iter().map(|t| kafka.topic(*t)).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
 }
 
 pub async fn env() -> Env {
