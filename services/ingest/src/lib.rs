@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod audit;
 pub mod hmpps;
 pub mod ndtms;
 pub mod rows;
@@ -214,6 +215,7 @@ pub struct Ingest {
     producer: std::sync::RwLock<FutureProducer>,
     produce_timeout: Duration,
     pool: PgPool,
+    audit_trail: audit::AuditTrail,
     hasher: KeyedHasher,
     clock: Arc<dyn Clock>,
     columns: ndtms::Columns,
@@ -260,6 +262,7 @@ impl Ingest {
             kafka,
             producer: std::sync::RwLock::new(producer),
             produce_timeout,
+            audit_trail: audit::AuditTrail::start(pool.clone()),
             pool,
             hasher: KeyedHasher::new(secret.as_bytes()),
             clock,
@@ -879,37 +882,28 @@ impl Ingest {
         status: u16,
         written: &[Admitted],
         results: &[(u64, RowResult)],
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), audit::AuditUnavailable> {
         let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
         for a in written {
             *kinds.entry(record_name(a.record)).or_default() += 1;
         }
-        let ids: Vec<Uuid> = written.iter().map(|a| a.id).collect();
         let count = |f: fn(&RowResult) -> bool| results.iter().filter(|(_, r)| f(r)).count() as i32;
-        let result = sqlx::query(
-            "insert into ingest_audit (audit_id, received_at, source, organisation, endpoint, \
-             status, accepted, ignored, rejected, kinds, event_ids) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(Uuid::new_v4())
-        .bind(received_at)
-        .bind(&principal.name)
-        .bind(principal.organisation.as_str())
-        .bind(endpoint)
-        .bind(status as i16)
-        .bind(count(|r| matches!(r, RowResult::Accepted { .. })))
-        .bind(count(|r| matches!(r, RowResult::Ignored { .. })))
-        .bind(count(|r| {
-            matches!(r, RowResult::Rejected { .. } | RowResult::Forbidden { .. })
-        }))
-        .bind(json!(kinds))
-        .bind(&ids)
-        .execute(&self.pool)
-        .await;
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "audit write failed");
-        }
-        result.map(|_| ())
+        self.audit_trail
+            .record(audit::AuditRow {
+                received_at,
+                source: principal.name.clone(),
+                organisation: principal.organisation.as_str().to_owned(),
+                endpoint: endpoint.to_owned(),
+                status,
+                accepted: count(|r| matches!(r, RowResult::Accepted { .. })),
+                ignored: count(|r| matches!(r, RowResult::Ignored { .. })),
+                rejected: count(|r| {
+                    matches!(r, RowResult::Rejected { .. } | RowResult::Forbidden { .. })
+                }),
+                kinds,
+                event_ids: written.iter().map(|a| a.id).collect(),
+            })
+            .await
     }
 
     fn count(&self, endpoint: &str, results: &[(u64, RowResult)]) {
