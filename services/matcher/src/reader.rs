@@ -24,6 +24,9 @@ use crate::merge::{Merge, Next};
 /// Most messages held per partition beyond librdkafka's own prefetch.
 const BUFFERED_PER_PARTITION: usize = 512;
 
+/// Longest wait for a queue before looking at every queue again.
+const REPOLL: Duration = Duration::from_millis(100);
+
 /// The owned partitions, read in event-time order.
 pub struct PartitionReader {
     consumer: Arc<StreamConsumer<PartitionsContext>>,
@@ -78,11 +81,18 @@ impl PartitionReader {
                 Next::Empty => None,
             };
             // Wait for a partition with nothing buffered: the others need not be read yet.
+            // The wait is bounded by REPOLL as well: a queue is woken by librdkafka's
+            // non-empty callback, and a wake-up that never comes then costs at most that long
+            // instead of a stalled matcher.
             let empty: Vec<usize> = (0..self.queues.len())
                 .filter(|p| self.buffered.merge.buffered(*p) == 0)
                 .collect();
+            let until = until
+                .unwrap_or_else(|| Instant::now() + REPOLL)
+                .min(Instant::now() + REPOLL);
             if empty.is_empty() {
-                std::future::pending::<()>().await;
+                tokio::time::sleep_until(until.into()).await;
+                continue;
             }
             let any = futures_util::future::select_all(
                 empty.iter().map(|p| self.queues[*p].recv().boxed()),
@@ -93,11 +103,7 @@ impl PartitionReader {
                     result = self.consumer.recv() => (result, None),
                 }
             };
-            let arrived = match until {
-                Some(until) => tokio::time::timeout_at(until.into(), arrived).await.ok(),
-                None => Some(arrived.await),
-            };
-            if let Some((result, p)) = arrived {
+            if let Ok((result, p)) = tokio::time::timeout_at(until.into(), arrived).await {
                 self.buffered.offer(p, result);
             }
         }
