@@ -41,7 +41,8 @@ impl CaseId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExclusionReason {
-    /// Died before the window closed (including a death in custody recorded as a release).
+    /// Died before engaging and before the window closed (including a death in custody
+    /// recorded as a release). Someone who engaged and then died did engage.
     Died,
     /// Re-admitted to custody before engaging, inside the window.
     Readmitted,
@@ -151,7 +152,8 @@ pub enum Timeliness {
     InWindow,
     /// Dated in the window but reported after the case became overdue.
     ReportedLate,
-    /// Already in community treatment at release (an episode open across the release date).
+    /// Already in community treatment at release: an episode begun before the person's custody
+    /// began and not discharged before the release.
     AlreadyInTreatment,
     /// Dated after the window: a failure for the measure, but the caseworker's flag resolves.
     Late,
@@ -637,7 +639,24 @@ fn build_case(
     let known_at = release_recorded.max(need_stamp.0);
     let prison = group.prison.as_ref().map(|(_, p)| p.clone());
 
-    let engagement = find_engagement(episodes, release_date, next_release, overdue_at, rules);
+    // Custody began at the latest admission on or before the release, where one is known.
+    let custody_began = events
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::CustodyAdmission(a) if a.admitted_on <= release_date => {
+                Some(a.admitted_on)
+            }
+            _ => None,
+        })
+        .max();
+    let engagement = find_engagement(
+        episodes,
+        release_date,
+        next_release,
+        custody_began,
+        overdue_at,
+        rules,
+    );
 
     // Exclusions, first the ones fixed at release, then the earliest dated one in the window.
     let movement = group
@@ -667,7 +686,13 @@ fn build_case(
     let dated = events
         .iter()
         .filter_map(|e| match e {
-            SourceEvent::PersonDied(d) if d.died_on >= release_date && d.died_on <= last_day => {
+            // Someone who engaged and then died did engage: only a death before engaging
+            // leaves the cohort, as a re-admission does.
+            SourceEvent::PersonDied(d)
+                if d.died_on >= release_date
+                    && d.died_on <= last_day
+                    && !engaged_by(d.died_on) =>
+            {
                 Some((d.died_on, ExclusionReason::Died, stamp(e)))
             }
             SourceEvent::CustodyAdmission(a)
@@ -767,10 +792,17 @@ pub fn flag_id(case: CaseId, kind: FlagKind) -> Uuid {
     Uuid::new_v5(&ID_NAMESPACE, format!("flag:{}:{kind}", case.0).as_bytes())
 }
 
+/// The case's engagement: the earliest episode dated from `rules.earliest_engagement` (7
+/// days before release) and before the next release's own tolerance, or an episode that was
+/// already running: begun before custody began (`custody_began`, the latest admission on or
+/// before the release) and not discharged before the release. With no admission known, no
+/// episode counts as already running: a provider that never records discharges must not be
+/// credited for people it has not seen.
 fn find_engagement(
     episodes: &[Episode],
     release_date: NaiveDate,
     next_release: Option<NaiveDate>,
+    custody_began: Option<NaiveDate>,
     overdue_at: DateTime<Utc>,
     rules: &Rules,
 ) -> Option<Engagement> {
@@ -789,7 +821,10 @@ fn find_engagement(
                     Timeliness::InWindow
                 };
                 (ep.date, timeliness)
-            } else if ep.date < earliest && ep.discharged_on.is_none_or(|d| d >= release_date) {
+            } else if ep.date < earliest
+                && custody_began.is_some_and(|began| ep.date < began)
+                && ep.discharged_on.is_none_or(|d| d >= release_date)
+            {
                 (release_date, Timeliness::AlreadyInTreatment)
             } else {
                 return None;

@@ -297,7 +297,51 @@ fn engagement_the_day_before_release_counts_and_eight_days_before_needs_an_open_
     assert_eq!(case.outcome, Outcome::Engaged);
     assert_eq!(case.engagement.unwrap().date, release - Duration::days(1));
 
-    // Started long before and never discharged: already in treatment at release.
+    // Begun eight days before release, never discharged, no admission known: only the 7-day
+    // tolerance applies, so it does not count.
+    let mut s = released_with_need();
+    s.start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        release - Duration::days(8),
+        at(release - Duration::days(8), 10),
+    );
+    let case = only_case(&s.assess(at(d(2026, 12, 1), 0))).clone();
+    assert_eq!(case.engagement, None);
+    assert_eq!(case.outcome, Outcome::NotEngaged);
+    // Begun before a known admission and never discharged: already in treatment, engaged on
+    // the release date.
+    s.admitted(
+        noms("A1234BC"),
+        release - Duration::days(6),
+        AdmissionKind::Admission,
+    );
+    let case = only_case(&s.assess(at(d(2026, 12, 1), 0))).clone();
+    let engagement = case.engagement.unwrap();
+    assert_eq!(engagement.timeliness, Timeliness::AlreadyInTreatment);
+    assert_eq!(engagement.date, release);
+    assert_eq!(case.outcome, Outcome::Engaged);
+    // Begun during that custody (after the admission): not already in treatment.
+    let mut s = released_with_need();
+    s.admitted(
+        noms("A1234BC"),
+        release - Duration::days(30),
+        AdmissionKind::Admission,
+    )
+    .start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        release - Duration::days(20),
+        at(release - Duration::days(20), 10),
+    );
+    assert_eq!(
+        only_case(&s.assess(at(d(2026, 12, 1), 0))).outcome,
+        Outcome::NotEngaged
+    );
+
+    // Started long before a known admission and never discharged: already in treatment.
     let mut s = released_with_need();
     s.start(
         "E1",
@@ -305,7 +349,8 @@ fn engagement_the_day_before_release_counts_and_eight_days_before_needs_an_open_
         None,
         d(2026, 6, 1),
         at(d(2026, 6, 1), 10),
-    );
+    )
+    .admitted(noms("A1234BC"), d(2026, 8, 1), AdmissionKind::Admission);
     let case = only_case(&s.assess(at(d(2026, 12, 1), 0))).clone();
     assert_eq!(
         case.engagement.unwrap().timeliness,
@@ -481,7 +526,35 @@ fn exclusions_inside_the_window() {
         Outcome::Excluded(ExclusionReason::TransferredSecure)
     );
 
-    // Died on day 21: excluded. Died on day 22: a failure.
+    // Engaged on day 3, died on day 10: engaged, a success.
+    let mut s = released_with_need();
+    s.start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        release + Duration::days(3),
+        at(release + Duration::days(3), 9),
+    )
+    .died(noms("A1234BC"), release + Duration::days(10));
+    assert_eq!(
+        only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
+        Outcome::Engaged
+    );
+    // Died on day 3, before engaging (a treatment start dated later cannot be): excluded.
+    let mut s = released_with_need();
+    s.died(noms("A1234BC"), release + Duration::days(3)).start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        release + Duration::days(5),
+        at(release + Duration::days(5), 9),
+    );
+    assert_eq!(
+        only_case(&s.assess(at(d(2026, 12, 10), 0))).outcome,
+        Outcome::Excluded(ExclusionReason::Died)
+    );
+
+    // Died on day 21 without engaging: excluded. Died on day 22: a failure.
     for (day, expected) in [
         (21, Outcome::Excluded(ExclusionReason::Died)),
         (22, Outcome::NotEngaged),
