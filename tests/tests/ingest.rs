@@ -305,18 +305,32 @@ async fn a_referral_a_release_and_a_treatment_extract_make_an_engaged_case() {
         "{}",
         r.body
     );
-    // The engagement, in the provider's daily extract, nine days after release.
+    // The engagement, in the provider's daily extract, nine days after release, sent later
+    // with the date the extract was made: its rows were recorded then.
     let csv = "EPISODE_ID,LA,FINITIAL,SINITIAL,DOB,SEX,PNOMS,TRIAGED\nEP-9,E10000025,J,S,01/04/1990,M,A4092EA,20/12/2024\n";
     let r = post(
         server.port,
-        "/v1/treatment/extracts",
+        "/v1/treatment/extracts?extracted_at=yesterday",
+        PROVIDER,
+        "text/csv",
+        csv.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["errors"][0]["field"], "extracted_at");
+    let r = post(
+        server.port,
+        "/v1/treatment/extracts?extracted_at=2024-12-21",
         PROVIDER,
         "text/csv",
         csv.as_bytes(),
     )
     .await;
     assert_eq!(r.status, 202, "{}", r.body);
-    assert_eq!(r.json()["rows"][0]["row"], 2);
+    let row = &r.json()["rows"][0];
+    assert_eq!(row["row"], 2);
+    assert_eq!(row["recorded"]["from"], "extract", "{row}");
+    assert_eq!(row["recorded"]["at"], "2024-12-21T00:00:00Z", "{row}");
 
     let clock = ManualClock::new(now);
     let matcher = continuity_e2e::start(&env, "m1", &clock);
@@ -324,12 +338,21 @@ async fn a_referral_a_release_and_a_treatment_extract_make_an_engaged_case() {
         continuity_e2e::applied(&env.pool).await == 3
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Cases are written in the transaction that applies the events.
     let outcomes: Vec<String> = continuity_e2e::outcomes(&env.pool)
         .await
         .into_values()
         .collect();
     assert_eq!(outcomes, ["ENGAGED"]);
+    let timeliness: Option<String> = sqlx::query_scalar("select timeliness from cases")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        timeliness.as_deref(),
+        Some("InWindow"),
+        "recorded in the window, not reported late"
+    );
     matcher.stop().await;
     server.stop().await;
     env.cleanup().await;

@@ -689,9 +689,7 @@ fn build_case(
             // Someone who engaged and then died did engage: only a death before engaging
             // leaves the cohort, as a re-admission does.
             SourceEvent::PersonDied(d)
-                if d.died_on >= release_date
-                    && d.died_on <= last_day
-                    && !engaged_by(d.died_on) =>
+                if d.died_on >= release_date && d.died_on <= last_day && !engaged_by(d.died_on) =>
             {
                 Some((d.died_on, ExclusionReason::Died, stamp(e)))
             }

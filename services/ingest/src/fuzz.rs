@@ -299,7 +299,10 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
     let columns = ndtms::Columns::default();
     for _ in 0..30_000 {
         let body = mutate(&mut rng, CSV_SEED.as_bytes());
-        h.answer("PRV001", extract_rows(&columns, &body, "PRV001", now()));
+        h.answer(
+            "PRV001",
+            extract_rows(&columns, &body, "PRV001", ExtractedAt::NotGiven, now()),
+        );
         inputs += 1;
     }
     assert!(inputs >= 100_000);
@@ -393,10 +396,10 @@ proptest::proptest! {
     #[test]
     fn arbitrary_text_is_answered_as_csv_dates_and_instants(text in "(?s).{0,400}") {
         let mut h = Harness::new();
-        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), text.as_bytes(), "PRV001", now()));
+        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), text.as_bytes(), "PRV001", ExtractedAt::NotGiven, now()));
         let _ = crate::time::parse_date(&text);
         let _ = crate::time::parse_instant(&text);
         let with_header = format!("EPISODE_ID,LA,DOB,FINITIAL,SINITIAL,SEX,TRIAGED\n{text}");
-        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), with_header.as_bytes(), "PRV001", now()));
+        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), with_header.as_bytes(), "PRV001", ExtractedAt::NotGiven, now()));
     }
 }

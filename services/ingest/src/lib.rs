@@ -30,7 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -333,8 +334,19 @@ enum Endpoint {
     Events(EventKind),
     /// `POST /v1/hmpps/events`.
     Hmpps,
-    /// `POST /v1/treatment/extracts`.
-    Extracts,
+    /// `POST /v1/treatment/extracts`, with its `extracted_at` query parameter.
+    Extracts(ExtractedAt),
+}
+
+/// The `extracted_at` query parameter of an extract upload: the extract's own time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExtractedAt {
+    /// Not given.
+    NotGiven,
+    /// Given and valid.
+    At(DateTime<Utc>),
+    /// Given, and not a date or date-time.
+    Invalid,
 }
 
 impl Endpoint {
@@ -343,7 +355,7 @@ impl Endpoint {
         match self {
             Endpoint::Events(kind) => format!("events/{}", kind.path()),
             Endpoint::Hmpps => "hmpps".into(),
-            Endpoint::Extracts => "treatment-extracts".into(),
+            Endpoint::Extracts(_) => "treatment-extracts".into(),
         }
     }
 
@@ -352,7 +364,7 @@ impl Endpoint {
         match self {
             Endpoint::Events(kind) => role.may_send(kind.record()),
             Endpoint::Hmpps => role == Role::Hmpps,
-            Endpoint::Extracts => role == Role::TreatmentProvider,
+            Endpoint::Extracts(_) => role == Role::TreatmentProvider,
         }
     }
 
@@ -366,7 +378,7 @@ impl Endpoint {
                 "HMPPS domain events come from the HMPPS feed only; a {} source sends /v1/events/{{kind}}",
                 role.name()
             ),
-            Endpoint::Extracts => format!(
+            Endpoint::Extracts(_) => format!(
                 "treatment extracts come from treatment providers only; this is a {} source",
                 role.name()
             ),
@@ -400,6 +412,9 @@ struct Rows {
     rows: Vec<(u64, Parsed)>,
     single: bool,
     names: FieldNames,
+    /// When each row was recorded, where the adapter knows it apart from the events (a
+    /// treatment extract's rows), by row number.
+    recorded: BTreeMap<u64, ndtms::Recorded>,
 }
 
 /// A failure of the whole request, or a refused single event, as `application/problem+json`
@@ -553,8 +568,20 @@ async fn post_hmpps(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Bo
     app.handle(Endpoint::Hmpps, &headers, body).await
 }
 
-async fn post_extract(State(app): State<Arc<Ingest>>, headers: HeaderMap, body: Body) -> Response {
-    app.handle(Endpoint::Extracts, &headers, body).await
+async fn post_extract(
+    State(app): State<Arc<Ingest>>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let extracted_at = match query.as_ref().map(|q| q.get("extracted_at")) {
+        Ok(None) => ExtractedAt::NotGiven,
+        Ok(Some(raw)) => ndtms::recorded_instant(raw, app.clock.now())
+            .map_or(ExtractedAt::Invalid, ExtractedAt::At),
+        Err(_) => ExtractedAt::Invalid,
+    };
+    app.handle(Endpoint::Extracts(extracted_at), &headers, body)
+        .await
 }
 
 /// The rows of a `POST /v1/events/{kind}` body sent by `source` at `now`.
@@ -590,6 +617,7 @@ fn event_rows(
         rows,
         single,
         names: FieldNames::Record,
+        recorded: BTreeMap::new(),
     })
 }
 
@@ -610,6 +638,7 @@ fn hmpps_rows(layout: Layout, body: &[u8], source: &str) -> Result<Rows, Problem
         rows,
         single,
         names: FieldNames::Hmpps,
+        recorded: BTreeMap::new(),
     })
 }
 
@@ -618,21 +647,42 @@ fn extract_rows(
     columns: &ndtms::Columns,
     body: &[u8],
     source: &str,
-    now: DateTime<Utc>,
+    extracted_at: ExtractedAt,
+    received_at: DateTime<Utc>,
 ) -> Result<Rows, Problem> {
-    let extract =
-        ndtms::parse(body, columns, source, now.timestamp_micros()).map_err(|problem| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Unusable extract",
-                "the extract's header does not have the columns needed",
-            )
-            .with("errors", json!([problem]))
-        })?;
+    let extracted_at = match extracted_at {
+        ExtractedAt::NotGiven => None,
+        ExtractedAt::At(at) => Some(at),
+        ExtractedAt::Invalid => return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid query parameter",
+            "extracted_at must be a date (YYYY-MM-DD) or a date-time such as 2026-11-20T14:09:54Z",
+        )
+        .with(
+            "errors",
+            json!([FieldProblem::new(
+                "extracted_at",
+                "is not a date or date-time"
+            )]),
+        )),
+    };
+    let upload = ndtms::Upload {
+        extracted_at,
+        received_at,
+    };
+    let extract = ndtms::parse(body, columns, source, upload).map_err(|problem| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Unusable extract",
+            "the extract's header does not have the columns needed",
+        )
+        .with("errors", json!([problem]))
+    })?;
     Ok(Rows {
         rows: extract.rows,
         single: false,
         names: FieldNames::Columns(extract.columns),
+        recorded: extract.recorded,
     })
 }
 
@@ -702,7 +752,7 @@ impl Ingest {
         let parsed = match endpoint {
             Endpoint::Events(kind) => event_rows(kind, layout(headers), &body, source, received_at),
             Endpoint::Hmpps => hmpps_rows(layout(headers), &body, source),
-            Endpoint::Extracts => extract_rows(&self.columns, &body, source, received_at),
+            Endpoint::Extracts(at) => extract_rows(&self.columns, &body, source, at, received_at),
         };
         let rows = match parsed {
             Ok(r) => r,
@@ -746,6 +796,7 @@ impl Ingest {
                 let result = match d {
                     Ok(range) => RowResult::Accepted {
                         events: accepted[range].iter().map(AcceptedEvent::of).collect(),
+                        recorded: rows.recorded.get(&n).cloned(),
                     },
                     Err(refused) => refused,
                 };

@@ -5,14 +5,24 @@
 //! case and surrounding spaces. Each row gives a treatment start (when it has a triage or
 //! intervention date) and a discharge (when it has a discharge date), or is rejected naming
 //! the column. The provider is always the sender.
+//!
+//! A row's events carry, as `occurred_at`, when the provider recorded it: the row's own
+//! recorded-time column (configurable, e.g. a last-modified or submission date) when it has
+//! one, else the extract's own time given with the upload (`extracted_at`), else when ingest
+//! received the file. So an extract replayed later gives the same "reported late" decisions as
+//! when it was first sent; each row's answer says which was used.
 
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use chrono_tz::Europe::London;
 use continuity_domain::Sex;
 use continuity_schema::days_from_date;
 use continuity_schema::wire::{self, DischargeReason, PersonIdentifiers, SourceRecord};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rows::{FieldProblem, Parsed};
-use crate::time::parse_date;
+use crate::time::{parse_date, parse_instant};
 
 /// Which headers hold which field: the first listed header present in the file is used.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -34,6 +44,8 @@ pub struct Columns {
     pub crn: Vec<String>,
     pub pnc: Vec<String>,
     pub nhs: Vec<String>,
+    /// When the provider recorded the row (a date, or a date-time).
+    pub recorded_at: Vec<String>,
 }
 
 fn names(list: &[&str]) -> Vec<String> {
@@ -58,6 +70,12 @@ impl Default for Columns {
             crn: names(&["CRN"]),
             pnc: names(&["PNC", "PNC_ID"]),
             nhs: names(&["NHS_NUMBER", "NHSNUM"]),
+            recorded_at: names(&[
+                "RECORDED_AT",
+                "LAST_MODIFIED",
+                "DATE_MODIFIED",
+                "SUBMISSION_DATE",
+            ]),
         }
     }
 }
@@ -85,10 +103,11 @@ enum Field {
     Crn,
     Pnc,
     Nhs,
+    RecordedAt,
 }
 
 impl Field {
-    const ALL: [Field; 15] = [
+    const ALL: [Field; 16] = [
         Field::EpisodeId,
         Field::LocalAuthority,
         Field::FirstInitial,
@@ -104,6 +123,7 @@ impl Field {
         Field::Crn,
         Field::Pnc,
         Field::Nhs,
+        Field::RecordedAt,
     ];
 }
 
@@ -125,6 +145,7 @@ impl Columns {
             Field::Crn => &self.crn,
             Field::Pnc => &self.pnc,
             Field::Nhs => &self.nhs,
+            Field::RecordedAt => &self.recorded_at,
         }
     }
 
@@ -185,6 +206,7 @@ impl Field {
             Field::Crn => "CRN",
             Field::Pnc => "PNC id",
             Field::Nhs => "NHS number",
+            Field::RecordedAt => "recorded time",
         }
     }
 
@@ -204,6 +226,7 @@ impl Field {
             Field::Crn => "person.crn",
             Field::Pnc => "person.pnc",
             Field::Nhs => "person.nhs",
+            Field::RecordedAt => "occurred_at",
         }
     }
 }
@@ -254,8 +277,67 @@ impl ColumnNames {
 pub struct Extract {
     /// Each data row's line number and what it became.
     pub rows: Vec<(u64, Parsed)>,
+    /// When each row that became records was recorded, by line.
+    pub recorded: BTreeMap<u64, Recorded>,
     /// The file's columns.
     pub columns: ColumnNames,
+}
+
+/// The times an upload knows of: the extract's own (`extracted_at`, if given) and when ingest
+/// received it.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload {
+    /// The extract's own time, given with the upload.
+    pub extracted_at: Option<DateTime<Utc>>,
+    /// When ingest received the file.
+    pub received_at: DateTime<Utc>,
+}
+
+/// When a row was recorded, and where that time came from (told to the sender in the row's
+/// answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// The instant its events carry as `occurred_at`.
+    pub at: DateTime<Utc>,
+    /// Where it came from.
+    pub from: RecordedFrom,
+    /// The column it was read from, when `from` is `column`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+}
+
+/// Where a row's recorded time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RecordedFrom {
+    /// The row's own recorded-time column.
+    #[serde(rename = "column")]
+    Column,
+    /// The extract's own time given with the upload (`extracted_at`).
+    #[serde(rename = "extract")]
+    Extract,
+    /// When ingest received the file: neither of the above was given.
+    #[serde(rename = "receipt")]
+    Receipt,
+}
+
+/// An instant given as a date-time (with an offset, or Europe/London local time), or as a date
+/// (read as 00:00 Europe/London that day), no later than `latest` (a time after the receipt
+/// cannot be when it was recorded; it is read as the receipt).
+pub fn recorded_instant(raw: &str, latest: DateTime<Utc>) -> Result<DateTime<Utc>, &'static str> {
+    const FORMS: &str =
+        "must be a date (YYYY-MM-DD, DD/MM/YYYY) or a date-time such as 2026-11-20T14:09:54Z";
+    let raw = raw.trim();
+    let at = if raw.contains(':') {
+        parse_instant(raw).map_err(|_| FORMS)?
+    } else {
+        let date = parse_date(raw).map_err(|_| FORMS)?;
+        London
+            .from_local_datetime(&date.and_hms_opt(0, 0, 0).ok_or(FORMS)?)
+            .earliest()
+            .ok_or(FORMS)?
+            .with_timezone(&Utc)
+    };
+    Ok(at.min(latest))
 }
 
 /// Parse a whole extract sent by `provider`. A header without the required columns rejects
@@ -264,7 +346,7 @@ pub fn parse(
     body: &[u8],
     columns: &Columns,
     provider: &str,
-    received_at_micros: i64,
+    upload: Upload,
 ) -> Result<Extract, FieldProblem> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -276,6 +358,7 @@ pub fn parse(
         .clone();
     let layout = columns.layout(&header)?;
     let mut rows = Vec::new();
+    let mut recorded = BTreeMap::new();
     let mut record = csv::StringRecord::new();
     loop {
         let line = reader.position().line() + 1;
@@ -286,7 +369,11 @@ pub fn parse(
                 if record.iter().all(|v| v.trim().is_empty()) {
                     continue;
                 }
-                rows.push((line, row(&record, &layout, provider, received_at_micros)));
+                let (parsed, when) = row(&record, &layout, provider, upload);
+                if let Some(when) = when {
+                    recorded.insert(line, when);
+                }
+                rows.push((line, parsed));
             }
             Err(e) => {
                 let line = e.position().map_or(line, |p| p.line());
@@ -307,14 +394,42 @@ pub fn parse(
     }
     Ok(Extract {
         rows,
+        recorded,
         columns: ColumnNames(layout),
     })
 }
 
-fn row(record: &csv::StringRecord, layout: &Layout, provider: &str, received_at: i64) -> Parsed {
+/// One row's records, and when the row was recorded if it made any.
+fn row(
+    record: &csv::StringRecord,
+    layout: &Layout,
+    provider: &str,
+    upload: Upload,
+) -> (Parsed, Option<Recorded>) {
     let get = |field: Field| -> Option<&str> {
         let (i, _) = layout.column(field)?;
         record.get(i).map(str::trim).filter(|v| !v.is_empty())
+    };
+    let recorded = match get(Field::RecordedAt) {
+        Some(raw) => recorded_instant(raw, upload.received_at)
+            .map(|at| Recorded {
+                at,
+                from: RecordedFrom::Column,
+                column: Some(layout.header(Field::RecordedAt)),
+            })
+            .map_err(|forms| FieldProblem::new(layout.header(Field::RecordedAt), forms)),
+        None => Ok(match upload.extracted_at {
+            Some(at) => Recorded {
+                at: at.min(upload.received_at),
+                from: RecordedFrom::Extract,
+                column: None,
+            },
+            None => Recorded {
+                at: upload.received_at,
+                from: RecordedFrom::Receipt,
+                column: None,
+            },
+        }),
     };
     let mut problems = Vec::new();
     let mut date = |field: Field| -> Option<i32> {
@@ -389,12 +504,17 @@ fn row(record: &csv::StringRecord, layout: &Layout, provider: &str, received_at:
             "or an intervention start or discharge date must be given",
         ));
     }
-    if !problems.is_empty() {
-        return Parsed::Rejected(problems);
-    }
+    let recorded = match recorded {
+        Ok(r) if problems.is_empty() => r,
+        Ok(_) => return (Parsed::Rejected(problems), None),
+        Err(problem) => {
+            problems.push(problem);
+            return (Parsed::Rejected(problems), None);
+        }
+    };
     let envelope = wire::Envelope {
         event_id: uuid::Uuid::nil(),
-        occurred_at: received_at,
+        occurred_at: recorded.at.timestamp_micros(),
         source: provider.to_owned(),
         schema_version: 1,
     };
@@ -428,7 +548,7 @@ fn row(record: &csv::StringRecord, layout: &Layout, provider: &str, received_at:
             reason: discharge_reason(get(Field::DischargeReason)),
         }));
     }
-    Parsed::Records(records)
+    (Parsed::Records(records), Some(recorded))
 }
 
 /// Discharge reasons by their usual words; anything else is `OTHER`.

@@ -101,6 +101,9 @@ pub enum RowResult {
     Accepted {
         /// The events it produced.
         events: Vec<AcceptedEvent>,
+        /// When the row was recorded and where that came from, for a treatment extract's row.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recorded: Option<crate::ndtms::Recorded>,
     },
     /// Not for the pipeline.
     Ignored {

@@ -36,6 +36,14 @@ fn event(parsed: Parsed) -> SourceEvent {
     validate_source_record(&record, today()).unwrap()
 }
 
+/// An upload received at 09:00 UTC on 24 November 2026.
+fn upload(extracted_at: Option<chrono::DateTime<Utc>>) -> ndtms::Upload {
+    ndtms::Upload {
+        extracted_at,
+        received_at: Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap(),
+    }
+}
+
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
@@ -431,7 +439,13 @@ EP-3,E10000025,J,S,31/02/1990,M,03/06/2024,,,,
 EP-4,E10000025,,,,,,,,,
 EP-5,E10000025,J,S,01/04/1990,M,03/06/2024,,05/08/2024,DROPPED OUT,
 ";
-    let extract = ndtms::parse(csv.as_bytes(), &ndtms::Columns::default(), "PRV001", 0).unwrap();
+    let extract = ndtms::parse(
+        csv.as_bytes(),
+        &ndtms::Columns::default(),
+        "PRV001",
+        upload(None),
+    )
+    .unwrap();
     let rows: Vec<(u64, &Parsed)> = extract.rows.iter().map(|(n, p)| (*n, p)).collect();
     assert_eq!(rows.len(), 5);
     assert!(
@@ -460,13 +474,154 @@ EP-5,E10000025,J,S,01/04/1990,M,03/06/2024,,05/08/2024,DROPPED OUT,
         b"client episode , Local Authority Code,Triage\nX9,E10000025,2024-06-03\n",
         &columns,
         "PRV001",
-        0,
+        upload(None),
     )
     .unwrap();
     assert!(matches!(&extract.rows[0].1, Parsed::Records(r) if r.len() == 1));
     // Without the required columns, the whole file is refused, naming what was looked for.
-    let e = ndtms::parse(b"A,B\n1,2\n", &ndtms::Columns::default(), "PRV001", 0)
-        .err()
-        .unwrap();
+    let e = ndtms::parse(
+        b"A,B\n1,2\n",
+        &ndtms::Columns::default(),
+        "PRV001",
+        upload(None),
+    )
+    .err()
+    .unwrap();
     assert!(e.problem.contains("EPISODE_ID"), "{e:?}");
+}
+
+/// The records of one extract row as domain events.
+fn row_events(parsed: &Parsed) -> Vec<SourceEvent> {
+    let Parsed::Records(records) = parsed else {
+        panic!("expected records, got {parsed:?}");
+    };
+    records
+        .iter()
+        .map(|r| {
+            let mut record = r.clone();
+            record.envelope_mut().event_id = derived_id(&record);
+            validate_source_record(&record, today()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn csv_rows_are_recorded_when_the_extract_says_and_the_answer_says_which() {
+    use ndtms::RecordedFrom;
+    let received = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+    let extracted = Utc.with_ymd_and_hms(2026, 11, 20, 18, 30, 0).unwrap();
+    let csv = "\
+EPISODE_ID,LA,PNOMS,TRIAGED,LAST_MODIFIED
+EP-1,E10000025,A1234BC,03/11/2026,05/11/2026
+EP-2,E10000025,A1234BD,03/11/2026,2026-11-06T14:10:00Z
+EP-3,E10000025,A1234BE,03/11/2026,
+EP-4,E10000025,A1234BF,03/11/2026,someday
+EP-5,E10000025,A1234BG,03/11/2026,2027-01-01
+";
+    let extract = ndtms::parse(
+        csv.as_bytes(),
+        &ndtms::Columns::default(),
+        "PRV001",
+        upload(Some(extracted)),
+    )
+    .unwrap();
+    let at = |line: u64| extract.recorded.get(&line).cloned();
+    // A date: 00:00 Europe/London that day (GMT in November).
+    let first = at(2).unwrap();
+    assert_eq!(first.from, RecordedFrom::Column);
+    assert_eq!(first.column.as_deref(), Some("LAST_MODIFIED"));
+    assert_eq!(
+        first.at,
+        Utc.with_ymd_and_hms(2026, 11, 5, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        at(3).unwrap().at,
+        Utc.with_ymd_and_hms(2026, 11, 6, 14, 10, 0).unwrap()
+    );
+    // No value in the column: the extract's own time.
+    assert_eq!(at(4).unwrap().from, RecordedFrom::Extract);
+    assert_eq!(at(4).unwrap().at, extracted);
+    // Not a time: the row is refused naming the column, and has no recorded time.
+    match &extract.rows[3] {
+        (5, Parsed::Rejected(e)) => assert_eq!(e[0].field, "LAST_MODIFIED"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(at(5), None);
+    // After the receipt: recorded at the receipt.
+    assert_eq!(at(6).unwrap().at, received);
+    // The events carry it.
+    let events = row_events(&extract.rows[0].1);
+    assert_eq!(
+        events[0].meta().occurred_at,
+        Utc.with_ymd_and_hms(2026, 11, 5, 0, 0, 0).unwrap()
+    );
+    // Neither a column nor extracted_at: the receipt.
+    let plain = ndtms::parse(
+        b"EPISODE_ID,LA,PNOMS,TRIAGED\nEP-1,E10000025,A1234BC,03/11/2026\n",
+        &ndtms::Columns::default(),
+        "PRV001",
+        upload(None),
+    )
+    .unwrap();
+    assert_eq!(plain.recorded[&2].from, RecordedFrom::Receipt);
+    assert_eq!(plain.recorded[&2].at, received);
+}
+
+/// An extract first sent on day 10 of a case's window, and the same extract replayed months
+/// later with the date it was made: the engagement is "in the window" both times, not
+/// "reported late" on the replay, and has the same id.
+#[test]
+fn a_replayed_extract_gives_the_timeliness_it_gave_live() {
+    use continuity_domain::Timeliness;
+    let release = date(2026, 11, 2);
+    let csv = b"EPISODE_ID,LA,PNOMS,TRIAGED\nEP-1,E10000025,A1234BC,09/11/2026\n";
+    let sent = Utc.with_ymd_and_hms(2026, 11, 12, 16, 0, 0).unwrap();
+    let replayed = Utc.with_ymd_and_hms(2027, 3, 1, 9, 0, 0).unwrap();
+    let parse = |upload| {
+        let extract = ndtms::parse(csv, &ndtms::Columns::default(), "PRV001", upload).unwrap();
+        row_events(&extract.rows[0].1)
+    };
+    let live = parse(ndtms::Upload {
+        extracted_at: None,
+        received_at: sent,
+    });
+    let replay = parse(ndtms::Upload {
+        extracted_at: Some(sent),
+        received_at: replayed,
+    });
+    assert_eq!(live[0].id(), replay[0].id(), "the same event either way");
+    let json_event = |kind: EventKind, json: String| {
+        let mut record = kind.parse(json.as_bytes(), envelope("PRV001")).unwrap();
+        record.envelope_mut().event_id = derived_id(&record);
+        validate_source_record(&record, today()).unwrap()
+    };
+    let release_and_referral = [
+        json_event(
+            EventKind::Releases,
+            format!(
+                r#"{{"release_id": "REL-1", "person": {{"noms": "A1234BC"}}, "release_date": "{release}",
+                    "reason": "RELEASED", "movement_code": "CR", "prison": "MDI"}}"#
+            ),
+        ),
+        json_event(
+            EventKind::Referrals,
+            r#"{"referral_id": "REF-1", "person": {"noms": "A1234BC"}, "referred_on": "2026-10-20",
+                "origin": "PRISON", "need": {"local_authority": "E10000025", "provider": "PRV001"}}"#
+                .to_owned(),
+        ),
+    ];
+    let timeliness = |starts: Vec<SourceEvent>| {
+        let mut events: Vec<SourceEvent> = release_and_referral.to_vec();
+        events.extend(starts);
+        let assessed = assess(&events, &Rules::default(), replayed);
+        assessed.cases[0].engagement.as_ref().unwrap().timeliness
+    };
+    assert_eq!(timeliness(live), Timeliness::InWindow);
+    assert_eq!(timeliness(replay), Timeliness::InWindow);
+    // Without the extract's date, the replay would mark it reported late.
+    let undated = parse(ndtms::Upload {
+        extracted_at: None,
+        received_at: replayed,
+    });
+    assert_eq!(timeliness(undated), Timeliness::ReportedLate);
 }
