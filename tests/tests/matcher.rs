@@ -356,3 +356,96 @@ async fn rows_published_by_a_relay_that_died_before_deleting_them_are_not_publis
     assert_eq!(on_topic, want, "every row once, none twice");
     env.cleanup().await;
 }
+
+/// A source partition whose next offset the broker no longer holds (its first records
+/// deleted, as retention would) is not read on from the earliest it still holds, which would
+/// skip those events without a trace: the matcher reads nothing more from it, counts it, and
+/// reads every other partition to its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_whose_records_were_deleted_is_not_skipped_past() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+    let env = env().await;
+    let clock = ManualClock::new(now());
+    let sample = sample::sample(continuity_domain::london_date(now()));
+    let producer = env.kafka.producer().unwrap();
+    produce(&producer, &env.kafka, &messages(&sample.events))
+        .await
+        .unwrap();
+    let releases = env.kafka.topic(Topic::Releases);
+    let client: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .create()
+        .unwrap();
+    let marks = |topic: &str, p: i32| {
+        client
+            .fetch_watermarks(topic, p, std::time::Duration::from_secs(10))
+            .unwrap()
+    };
+    let (victim, _) = (0..Topic::Releases.partitions())
+        .map(|p| (p, marks(&releases, p).1))
+        .max_by_key(|(_, high)| *high)
+        .unwrap();
+    assert!(
+        marks(&releases, victim).1 >= 2,
+        "the partition holds records"
+    );
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", &env.kafka.brokers)
+        .create()
+        .unwrap();
+    let mut before = TopicPartitionList::new();
+    before
+        .add_partition_offset(&releases, victim, Offset::Offset(1))
+        .unwrap();
+    admin
+        .delete_records(&before, &AdminOptions::new())
+        .await
+        .unwrap();
+
+    let matcher = start(&env, "m1", &clock);
+    // Every other partition is read to its end.
+    let mut others = Vec::new();
+    for topic in Topic::SOURCES {
+        let name = env.kafka.topic(topic);
+        for p in 0..topic.partitions() {
+            if (name.as_str(), p) != (releases.as_str(), victim) {
+                others.push((name.clone(), p, marks(&name, p).1));
+            }
+        }
+    }
+    eventually(60, "every other partition applied to its end", || async {
+        let stored: std::collections::BTreeMap<(String, i32), i64> =
+            sqlx::query_as::<_, (String, i32, i64)>(
+                "select topic, partition, next_offset from consumer_offsets",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
+        others
+            .iter()
+            .all(|(t, p, high)| *high == 0 || stored.get(&(t.clone(), *p)) == Some(high))
+    })
+    .await;
+    eventually(30, "the missing offset counted", || async {
+        get_body(matcher.http, "/metrics")
+            .await
+            .contains("continuity_matcher_offsets_missing_total 1")
+    })
+    .await;
+    let victim_offset: Option<i64> = sqlx::query_scalar(
+        "select next_offset from consumer_offsets where topic = $1 and partition = $2",
+    )
+    .bind(&releases)
+    .bind(victim)
+    .fetch_optional(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(victim_offset, None, "nothing read past the deleted records");
+    matcher.stop().await;
+    env.cleanup().await;
+}

@@ -258,7 +258,8 @@ impl KafkaSettings {
 
     /// A consumer as [`consumer`](Self::consumer), for reading each assigned partition through a
     /// queue of its own (`StreamConsumer::split_partition_queue`). It reports when a partition
-    /// reaches its end. Its prefetch limits apply to each partition: a partition is fetched
+    /// reaches its end, and an error (`AutoOffsetReset`) instead of moving on when an assigned
+    /// offset is no longer on the broker. Its prefetch limits apply to each partition: a partition is fetched
     /// again once fewer than 3,000 of its messages and 512 KiB are queued, so one read slowly
     /// stops being fetched without holding back the others.
     ///
@@ -272,6 +273,10 @@ impl KafkaSettings {
     ) -> Result<StreamConsumer<PartitionsContext>, StreamError> {
         self.consumer_config(group)
             .set("enable.partition.eof", "true")
+            // The matcher asks for the offsets it stored. If the broker no longer holds one
+            // (records deleted by retention), jumping to the earliest it holds would skip
+            // events silently: report it instead.
+            .set("auto.offset.reset", "error")
             .set("queued.max.messages.kbytes", "512")
             .set("queued.min.messages", "3000")
             .set("fetch.queue.backoff.ms", "20")
@@ -287,6 +292,41 @@ impl KafkaSettings {
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000");
         c
+    }
+
+    /// Where existing topics' configuration differs from [`Topic::config`], in words an
+    /// operator can act on (topics that exist are never altered by [`ensure_topics`]).
+    ///
+    /// [`ensure_topics`]: Self::ensure_topics
+    pub async fn config_drift(&self, topics: &[Topic]) -> Result<Vec<String>, StreamError> {
+        use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
+        let admin: AdminClient<DefaultClientContext> =
+            self.base().create().map_err(StreamError::Client)?;
+        let names: Vec<String> = topics.iter().map(|t| self.topic(*t)).collect();
+        let specifiers: Vec<ResourceSpecifier<'_>> =
+            names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
+        let options = AdminOptions::new().request_timeout(Some(LOOKUP_TIMEOUT));
+        let described = admin
+            .describe_configs(&specifiers, &options)
+            .await
+            .map_err(StreamError::Client)?;
+        let mut drift = Vec::new();
+        for (topic, result) in topics.iter().zip(described) {
+            let Ok(resource) = result else { continue };
+            let OwnedResourceSpecifier::Topic(name) = &resource.specifier else {
+                continue;
+            };
+            for (key, wanted) in topic.config() {
+                let actual = resource.get(key).and_then(|e| e.value.as_deref());
+                if actual != Some(*wanted) {
+                    drift.push(format!(
+                        "topic {name} has {key}={} where the pipeline needs {wanted}",
+                        actual.unwrap_or("(unset)")
+                    ));
+                }
+            }
+        }
+        Ok(drift)
     }
 
     /// Create the topics that do not exist yet; existing ones are left as they are.

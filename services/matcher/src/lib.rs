@@ -171,6 +171,18 @@ pub async fn run(
     }
     let kafka = settings.kafka();
     kafka.ensure_topics(&Topic::ALL).await?;
+    // Topics that existed keep their configuration: say where it could lose events.
+    match kafka.config_drift(&Topic::ALL).await {
+        Ok(drift) => {
+            for problem in drift {
+                tracing::error!(
+                    problem = %problem,
+                    "topic configuration differs from the pipeline's; with source records deleted by retention, a replay or a matcher that falls behind cannot read them (runbooks/source-offsets-missing.md)"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not read the topics' configuration"),
+    }
     let metrics = Metrics::new()?;
     let instance = settings.instance();
     tracing::info!(instance = %instance, "matcher starting");
@@ -432,6 +444,7 @@ async fn assign(
     pool: &PgPool,
     held: &Holdings,
     order_wait: Duration,
+    offsets_missing: prometheus::IntCounter,
 ) -> anyhow::Result<(HashMap<(String, i32), i64>, PartitionReader)> {
     let stored: Vec<(String, i32, i64)> =
         sqlx::query_as("select topic, partition, next_offset from consumer_offsets")
@@ -448,7 +461,7 @@ async fn assign(
     }
     consumer.assign(&tpl)?;
     let partitions: Vec<(String, i32)> = held.keys().cloned().collect();
-    let reader = PartitionReader::new(consumer, &partitions, order_wait)?;
+    let reader = PartitionReader::new(consumer, &partitions, order_wait, offsets_missing)?;
     Ok((next, reader))
 }
 
@@ -562,7 +575,14 @@ async fn consume_loop(
         if reassign || held_rx.has_changed().unwrap_or(false) {
             held = held_rx.borrow_and_update().clone();
             drop(reader.take());
-            let (stored, new_reader) = assign(&consumer, &applier.pool, &held, order_wait).await?;
+            let (stored, new_reader) = assign(
+                &consumer,
+                &applier.pool,
+                &held,
+                order_wait,
+                metrics.offsets_missing.clone(),
+            )
+            .await?;
             next = stored;
             reader = Some(new_reader);
             metrics.partitions_owned.set(held.len() as i64);

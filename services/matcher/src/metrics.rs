@@ -2,7 +2,8 @@
 //! about a person.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Every metric the matcher exports.
@@ -36,6 +37,9 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Seconds a deadline-clock pass took.
     pub deadline_seconds: HistogramVec,
+    /// Times an owned partition's next offset was no longer on the broker (its records were
+    /// deleted, e.g. by retention): nothing more is read from it, nothing is skipped.
+    pub offsets_missing: IntCounter,
 }
 
 impl Metrics {
@@ -94,6 +98,10 @@ impl Metrics {
             HistogramOpts::new("deadline_pass_seconds", "Seconds per deadline-clock pass"),
             &["result"],
         )?;
+        let offsets_missing = IntCounter::new(
+            "offsets_missing_total",
+            "Times an owned partition's next offset was no longer on the broker",
+        )?;
         for m in [
             Box::new(consumed.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(apply_seconds.clone()),
@@ -108,6 +116,7 @@ impl Metrics {
             Box::new(partitions_owned.clone()),
             Box::new(retries.clone()),
             Box::new(deadline_seconds.clone()),
+            Box::new(offsets_missing.clone()),
         ] {
             registry.register(m)?;
         }
@@ -126,6 +135,7 @@ impl Metrics {
             partitions_owned,
             retries,
             deadline_seconds,
+            offsets_missing,
         })
     }
 }

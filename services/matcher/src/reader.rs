@@ -16,6 +16,7 @@ use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
 
 use crate::apply::Incoming;
@@ -38,7 +39,11 @@ pub struct PartitionReader {
 struct Buffered {
     /// Position of each partition in `queues` and the merge.
     index: HashMap<(String, i32), usize>,
+    /// The partitions, by position.
+    names: Vec<(String, i32)>,
     merge: Merge<Incoming>,
+    /// Counts partitions whose next offset the broker no longer holds.
+    offsets_missing: prometheus::IntCounter,
 }
 
 impl PartitionReader {
@@ -48,6 +53,7 @@ impl PartitionReader {
         consumer: &Arc<StreamConsumer<PartitionsContext>>,
         partitions: &[(String, i32)],
         max_wait: Duration,
+        offsets_missing: prometheus::IntCounter,
     ) -> anyhow::Result<Self> {
         let mut index = HashMap::new();
         let mut queues = Vec::with_capacity(partitions.len());
@@ -64,7 +70,9 @@ impl PartitionReader {
             consumer: consumer.clone(),
             buffered: Buffered {
                 index,
+                names: partitions.to_vec(),
                 merge: Merge::new(queues.len(), max_wait, Instant::now()),
+                offsets_missing,
             },
             queues,
         })
@@ -157,6 +165,21 @@ impl Buffered {
                 if let Some(p) = p {
                     self.merge.at_end(p);
                 }
+            }
+            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                // The broker deleted records this partition has not applied yet. Reading on
+                // from the earliest it still holds would lose them without a trace; instead
+                // the partition reads nothing more and the lag shows it.
+                let (topic, partition) = p
+                    .and_then(|p| self.names.get(p).cloned())
+                    .unwrap_or_default();
+                self.offsets_missing.inc();
+                tracing::error!(
+                    topic = %topic,
+                    partition,
+                    "the broker no longer holds this partition's next offset (records deleted, e.g. by retention); \
+                     nothing more is read from it; see runbooks/source-offsets-missing.md"
+                );
             }
             Err(e) => tracing::warn!(error = %e, "consumer error"),
         }
