@@ -162,19 +162,26 @@ impl KafkaSettings {
         c
     }
 
-    /// An idempotent producer (acks=all): a retried send is never written twice.
+    /// An idempotent producer (acks=all): a retried send is never written twice. It waits up
+    /// to 5 ms to fill a request with messages.
     pub fn producer(&self) -> Result<FutureProducer, StreamError> {
-        self.producer_with_timeout(Duration::from_secs(30))
+        self.idempotent(Duration::from_secs(30), 5)
     }
 
     /// An idempotent producer (acks=all) that gives up on a message not acknowledged within
-    /// `timeout`: for a caller that answers someone waiting (ingest answers 503).
+    /// `timeout`: for a caller that answers someone waiting (ingest answers 503). It waits at
+    /// most 1 ms to fill a request (the wait is part of every answer's latency; under load
+    /// concurrent answers still share requests).
     pub fn producer_with_timeout(&self, timeout: Duration) -> Result<FutureProducer, StreamError> {
+        self.idempotent(timeout, 1)
+    }
+
+    fn idempotent(&self, timeout: Duration, linger_ms: u32) -> Result<FutureProducer, StreamError> {
         self.base()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", timeout.as_millis().to_string())
-            .set("linger.ms", "5")
+            .set("linger.ms", linger_ms.to_string())
             .set("compression.type", "none")
             .create()
             .map_err(StreamError::Client)

@@ -94,7 +94,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
-            database_pool: 4,
+            database_pool: 6,
             brokers: "127.0.0.1:9092".into(),
             topic_prefix: "continuity.".into(),
             hash_secret: SecretString::from(""),
