@@ -213,11 +213,11 @@ impl KafkaSettings {
         partition: i32,
     ) -> Result<Option<Vec<u8>>, StreamError> {
         let name = self.topic(topic);
-        let consumer: std::sync::Arc<StreamConsumer> = std::sync::Arc::new(
+        let consumer: std::sync::Arc<StreamConsumer<PartitionsContext>> = std::sync::Arc::new(
             self.consumer_config(&format!("{}last-message", self.topic_prefix))
                 .set("enable.partition.eof", "true")
                 .set("isolation.level", "read_committed")
-                .create()
+                .create_with_context(PartitionsContext)
                 .map_err(StreamError::Client)?,
         );
         let (low, high) = {
@@ -371,7 +371,7 @@ impl KafkaSettings {
 /// leader" (or "unknown") until its broker has taken the lead, after the controller said so:
 /// those answers are retried for up to [`LOOKUP_TIMEOUT`].
 fn watermarks(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<PartitionsContext>,
     topic: &str,
     partition: i32,
 ) -> Result<(i64, i64), KafkaError> {
