@@ -1,6 +1,6 @@
-//! Partition ownership through leases in PostgreSQL, instead of Kafka's group protocol (the
-//! local broker never evicts a SIGKILLed member, and the protocol cannot stop a paused
-//! "zombie" from writing after its partitions moved).
+//! Partition ownership through leases in PostgreSQL, instead of Kafka's group protocol: the
+//! matcher's state and offsets are written to PostgreSQL, and only a check PostgreSQL makes
+//! can stop a paused "zombie" from writing after its partitions moved.
 //!
 //! One row per source partition: holder, epoch, expiry. Each instance heartbeats in
 //! `matcher_instances`, renews what it holds, takes free or expired leases up to its fair
@@ -19,7 +19,12 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
-use crate::apply::Held;
+/// A partition lease held by this instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    /// The lease's epoch when this instance took it.
+    pub epoch: i64,
+}
 
 /// What this instance holds: (topic, partition) to lease, in topic and partition order (the
 /// order the consumer is assigned them in).

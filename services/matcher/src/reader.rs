@@ -19,7 +19,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message;
 
-use crate::apply::Incoming;
+use crate::intake::Incoming;
 use crate::merge::{Merge, Next};
 
 /// Most messages held per partition beyond librdkafka's own prefetch.

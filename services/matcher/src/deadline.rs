@@ -1,0 +1,78 @@
+//! The deadline clock: time alone moves cases on. `cases.next_due_at` is the next instant at
+//! which a case changes without new events (a warning falls due, the window closes); each pass
+//! re-assesses the components with a case due at the clock's `now` and writes what changed, as
+//! a batch would. Several instances share the work (`skip locked`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use continuity_runtime::{periodically, Clock};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::apply::{Applier, ApplyError};
+use crate::outbox::Outbox;
+use crate::store;
+
+/// One pass of the deadline clock at `now`: re-assess up to `limit` components with a case
+/// whose next due time has passed. Safe with several instances (`skip locked`). Returns the
+/// number of components re-assessed.
+pub async fn deadline_pass(
+    applier: &Applier,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<usize, ApplyError> {
+    let mut tx = applier.pool.begin().await?;
+    let components = store::lock_due(&mut tx, now, limit).await?;
+    if components.is_empty() {
+        return Ok(0);
+    }
+    let mut outbox = Outbox::default();
+    applier
+        .reassess(&mut tx, &components, now, &mut outbox)
+        .await?;
+    outbox.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok(components.len())
+}
+
+/// Run the deadline clock every `every`, and count the open cases on `pool` (a whole-table
+/// count: not a key look-up).
+pub(crate) async fn deadline_loop(
+    applier: Applier,
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    periodically(every, stop, || async {
+        let started = std::time::Instant::now();
+        let result = loop {
+            match deadline_pass(&applier, clock.now(), PASS_LIMIT).await {
+                Ok(n) if n as i64 == PASS_LIMIT => continue,
+                other => break other,
+            }
+        };
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => {
+                tracing::warn!(error = %e, "deadline pass failed; retrying next tick");
+                "error"
+            }
+        };
+        applier
+            .metrics
+            .deadline_seconds
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        match store::open_cases(&pool).await {
+            Ok(open) => applier.metrics.open_cases.set(open),
+            Err(e) => tracing::warn!(error = %e, "could not count the open cases"),
+        }
+    })
+    .await;
+}
+
+/// Components re-assessed per transaction; a full pass is followed by another at once.
+const PASS_LIMIT: i64 = 500;
