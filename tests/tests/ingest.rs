@@ -350,7 +350,7 @@ async fn a_referral_a_release_and_a_treatment_extract_make_an_engaged_case() {
         .unwrap();
     assert_eq!(
         timeliness.as_deref(),
-        Some("InWindow"),
+        Some("IN_WINDOW"),
         "recorded in the window, not reported late"
     );
     matcher.stop().await;

@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::coded::coded;
 use uuid::Uuid;
 
 use crate::events::{
@@ -37,56 +39,30 @@ impl CaseId {
     }
 }
 
-/// Why a case left the cohort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExclusionReason {
-    /// Died before engaging and before the window closed (including a death in custody
-    /// recorded as a release). Someone who engaged and then died did engage.
-    Died,
-    /// Re-admitted to custody before engaging, inside the window.
-    Readmitted,
-    /// Transferred to another secure setting inside the window.
-    TransferredSecure,
-    /// Deported or removed.
-    Deported,
-    /// Released to hospital.
-    ReleasedToHospital,
-    /// Released to a local authority outside England.
-    ReleasedOutsideEngland,
-    /// Under 18 on the release date.
-    Under18,
-}
-
-impl ExclusionReason {
-    /// Every reason.
-    pub const ALL: [ExclusionReason; 7] = [
-        ExclusionReason::Died,
-        ExclusionReason::Readmitted,
-        ExclusionReason::TransferredSecure,
-        ExclusionReason::Deported,
-        ExclusionReason::ReleasedToHospital,
-        ExclusionReason::ReleasedOutsideEngland,
-        ExclusionReason::Under18,
-    ];
-
-    /// Stable code for schemas and reports.
-    pub fn code(self) -> &'static str {
-        match self {
-            ExclusionReason::Died => "died",
-            ExclusionReason::Readmitted => "readmitted",
-            ExclusionReason::TransferredSecure => "transferred_secure",
-            ExclusionReason::Deported => "deported",
-            ExclusionReason::ReleasedToHospital => "released_to_hospital",
-            ExclusionReason::ReleasedOutsideEngland => "released_outside_england",
-            ExclusionReason::Under18 => "under_18",
-        }
+coded! {
+    /// Why a case left the cohort.
+    pub enum ExclusionReason {
+        /// Died before engaging and before the window closed (including a death in custody
+        /// recorded as a release). Someone who engaged and then died did engage.
+        Died = "died",
+        /// Re-admitted to custody before engaging, inside the window.
+        Readmitted = "readmitted",
+        /// Transferred to another secure setting inside the window.
+        TransferredSecure = "transferred_secure",
+        /// Deported or removed.
+        Deported = "deported",
+        /// Released to hospital.
+        ReleasedToHospital = "released_to_hospital",
+        /// Released to a local authority outside England.
+        ReleasedOutsideEngland = "released_outside_england",
+        /// Under 18 on the release date.
+        Under18 = "under_18" also "under18",
     }
 }
 
-/// Where a case stands for the measure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "status", content = "reason")]
+/// Where a case stands for the measure. Stored and published as two codes, [`Outcome::code`]
+/// and [`Outcome::exclusion_code`]; its serde form is `{"status": code, "reason": code}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Outcome {
     /// The window has not closed: neither success nor failure yet.
     Open,
@@ -98,6 +74,38 @@ pub enum Outcome {
     Excluded(ExclusionReason),
     /// The release was withdrawn (recorded in error or cancelled).
     Withdrawn,
+}
+
+/// The serde form of an [`Outcome`].
+#[derive(Serialize, Deserialize)]
+struct OutcomeForm<'a> {
+    status: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<ExclusionReason>,
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let reason = match self {
+            Outcome::Excluded(r) => Some(*r),
+            _ => None,
+        };
+        OutcomeForm {
+            status: self.code().into(),
+            reason,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let form = OutcomeForm::deserialize(d)?;
+        // States stored before the codes were the serde form spelled the status in lower case.
+        let status = form.status.to_ascii_uppercase();
+        Outcome::from_codes(&status, form.reason.map(ExclusionReason::code))
+            .ok_or_else(|| serde::de::Error::custom("outcome status or exclusion reason unknown"))
+    }
 }
 
 impl Outcome {
@@ -144,29 +152,30 @@ impl Outcome {
     }
 }
 
-/// How the engagement relates to the window, for caseworkers and audit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Timeliness {
-    /// Dated in the window and reported before the case became overdue.
-    InWindow,
-    /// Dated in the window but reported after the case became overdue.
-    ReportedLate,
-    /// Already in community treatment at release: an episode begun before the person's custody
-    /// began and not discharged before the release.
-    AlreadyInTreatment,
-    /// Dated after the window: a failure for the measure, but the caseworker's flag resolves.
-    Late,
+coded! {
+    /// How the engagement relates to the window, for caseworkers and audit.
+    pub enum Timeliness {
+        /// Dated in the window and reported before the case became overdue.
+        InWindow = "IN_WINDOW" also "in_window",
+        /// Dated in the window but reported after the case became overdue.
+        ReportedLate = "REPORTED_LATE" also "reported_late",
+        /// Already in community treatment at release: an episode begun before the person's
+        /// custody began and not discharged before the release.
+        AlreadyInTreatment = "ALREADY_IN_TREATMENT" also "already_in_treatment",
+        /// Dated after the window: a failure for the measure, but the caseworker's flag
+        /// resolves.
+        Late = "LATE" also "late",
+    }
 }
 
-/// Whether the treatment record was matched by identifier or by attributor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MatchStrength {
-    /// A shared identifier.
-    Definite,
-    /// Attributor and local authority.
-    Probable,
+coded! {
+    /// Whether the treatment record was matched by identifier or by attributor.
+    pub enum MatchStrength {
+        /// A shared identifier.
+        Definite = "DEFINITE" also "definite",
+        /// Attributor and local authority.
+        Probable = "PROBABLE" also "probable",
+    }
 }
 
 /// The engagement that counts for a case.
@@ -184,9 +193,9 @@ pub struct Engagement {
     pub strength: MatchStrength,
 }
 
-/// The kinds of caseworker flag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "day")]
+/// The kinds of caseworker flag. Stored as a code and the at-risk day ([`FlagKind::code`]);
+/// its serde form is `{"kind": code, "day": n}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FlagKind {
     /// Not engaged by this day after release.
     AtRisk(u32),
@@ -202,31 +211,56 @@ impl FlagKind {
             FlagKind::Overdue => ("OVERDUE", None),
         }
     }
-}
 
-/// Where a flag stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FlagState {
-    /// Needs action.
-    Raised,
-    /// Settled by an engagement (in the window, reported late, or after it).
-    ResolvedEngaged,
-    /// Settled because the case left the cohort.
-    ResolvedExcluded,
-    /// The release was withdrawn.
-    Withdrawn,
-}
-
-impl FlagState {
-    /// Stable code as stored and published (the same as its Avro symbol).
-    pub fn code(self) -> &'static str {
-        match self {
-            FlagState::Raised => "RAISED",
-            FlagState::ResolvedEngaged => "RESOLVED_ENGAGED",
-            FlagState::ResolvedExcluded => "RESOLVED_EXCLUDED",
-            FlagState::Withdrawn => "WITHDRAWN",
+    /// The kind from its stored code and day; `None` for a code this build does not know.
+    pub fn from_code(code: &str, day: Option<u32>) -> Option<Self> {
+        match (code, day) {
+            ("AT_RISK", Some(day)) => Some(FlagKind::AtRisk(day)),
+            ("OVERDUE", _) => Some(FlagKind::Overdue),
+            _ => None,
         }
+    }
+}
+
+/// The serde form of a [`FlagKind`].
+#[derive(Serialize, Deserialize)]
+struct FlagKindForm<'a> {
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day: Option<u32>,
+}
+
+impl Serialize for FlagKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (kind, day) = self.code();
+        FlagKindForm {
+            kind: kind.into(),
+            day,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for FlagKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let form = FlagKindForm::deserialize(d)?;
+        // States stored before the codes spelled the kind in lower case.
+        FlagKind::from_code(&form.kind.to_ascii_uppercase(), form.day)
+            .ok_or_else(|| serde::de::Error::custom("flag kind unknown"))
+    }
+}
+
+coded! {
+    /// Where a flag stands.
+    pub enum FlagState {
+        /// Needs action.
+        Raised = "RAISED",
+        /// Settled by an engagement (in the window, reported late, or after it).
+        ResolvedEngaged = "RESOLVED_ENGAGED",
+        /// Settled because the case left the cohort.
+        ResolvedExcluded = "RESOLVED_EXCLUDED",
+        /// The release was withdrawn.
+        Withdrawn = "WITHDRAWN",
     }
 }
 

@@ -4,34 +4,34 @@
 //! produces the same ids and consumers can drop duplicates.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::case::{Case, CaseId, Flag, FlagState, Outcome};
+use crate::coded::coded;
 
 const CHANGE_NAMESPACE: Uuid = Uuid::from_u128(0x6368_616e_6765_732d_636f_6e74_696e_7569);
 
-/// The kind of a case change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum CaseChangeKind {
-    /// A release met a need.
-    Opened,
-    /// An engagement was recorded for the case.
-    Engaged,
-    /// An at-risk warning fell due.
-    AtRisk,
-    /// The window closed without engagement.
-    Overdue,
-    /// A flag was resolved.
-    Resolved,
-    /// The case left the cohort.
-    Excluded,
-    /// The release was withdrawn, or the case no longer exists (its release merged into
-    /// another case, or its need was withdrawn).
-    Withdrawn,
-    /// Anything else changed (provider, prison, engagement date).
-    Updated,
+coded! {
+    /// The kind of a case change.
+    pub enum CaseChangeKind {
+        /// A release met a need.
+        Opened = "OPENED",
+        /// An engagement was recorded for the case.
+        Engaged = "ENGAGED",
+        /// An at-risk warning fell due.
+        AtRisk = "AT_RISK",
+        /// The window closed without engagement.
+        Overdue = "OVERDUE",
+        /// A flag was resolved.
+        Resolved = "RESOLVED",
+        /// The case left the cohort.
+        Excluded = "EXCLUDED",
+        /// The release was withdrawn, or the case no longer exists (its release merged into
+        /// another case, or its need was withdrawn).
+        Withdrawn = "WITHDRAWN",
+        /// Anything else changed (provider, prison, engagement date).
+        Updated = "UPDATED",
+    }
 }
 
 /// A change to publish.
@@ -56,25 +56,42 @@ pub struct FlagChange {
 
 fn change_id(case: CaseId, kind: CaseChangeKind, new: Option<&Case>) -> Uuid {
     // What the downstream event says identifies the transition: the case, the change, the
-    // outcome, the engagement, the flags' states and what the case is attributed to.
+    // outcome, the engagement, the flags' states and what the case is attributed to, each
+    // written by its code.
     let state = new.map(|c| {
-        let flags: Vec<_> = c.flags.iter().map(|f| (f.kind, f.state)).collect();
-        let engagement = c.engagement.as_ref().map(|e| (e.date, e.timeliness));
+        let flags: Vec<String> = c
+            .flags
+            .iter()
+            .map(|f| {
+                let (kind, day) = f.kind.code();
+                format!("{kind}/{}/{}", day.unwrap_or(0), f.state.code())
+            })
+            .collect();
+        let engagement = c
+            .engagement
+            .as_ref()
+            .map(|e| format!("{}/{}", e.date, e.timeliness.code()))
+            .unwrap_or_default();
         format!(
-            "{:?}|{engagement:?}|{flags:?}|{}|{:?}|{:?}",
-            c.outcome, c.local_authority, c.prison, c.provider
+            "{}/{}|{engagement}|{}|{}|{}|{}",
+            c.outcome.code(),
+            c.outcome.exclusion_code().unwrap_or(""),
+            flags.join(","),
+            c.local_authority,
+            c.prison.as_ref().map_or("", |p| p.as_str()),
+            c.provider.as_ref().map_or("", |p| p.as_str()),
         )
     });
     Uuid::new_v5(
         &CHANGE_NAMESPACE,
-        format!("{}:{kind:?}:{}", case.0, state.unwrap_or_default()).as_bytes(),
+        format!("{}:{}:{}", case.0, kind.code(), state.unwrap_or_default()).as_bytes(),
     )
 }
 
 fn flag_event_id(flag: &Flag) -> Uuid {
     Uuid::new_v5(
         &CHANGE_NAMESPACE,
-        format!("{}:{:?}", flag.flag_id, flag.state).as_bytes(),
+        format!("{}:{}", flag.flag_id, flag.state.code()).as_bytes(),
     )
 }
 

@@ -11,6 +11,7 @@ pub mod attributor;
 pub mod calendar;
 pub mod case;
 pub mod changes;
+mod coded;
 pub mod codes;
 pub mod disclosure;
 pub mod events;

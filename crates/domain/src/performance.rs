@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::coded::coded;
+
 use crate::calendar::CohortPeriod;
 use crate::case::{ExclusionReason, Outcome};
 use crate::disclosure::{suppress, CountTable};
@@ -109,13 +111,14 @@ impl Regions {
 /// A cell: cohort, breakdown and area.
 pub type CellKey = (CohortPeriod, Breakdown, String);
 
-/// Whether a figure can still change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FigureStatus {
-    /// Windows still open, or closed within the settling period.
-    Provisional,
-    /// Settled; a later change is published as a revision.
-    Final,
+coded! {
+    /// Whether a figure can still change.
+    pub enum FigureStatus {
+        /// Windows still open, or closed within the settling period.
+        Provisional = "PROVISIONAL",
+        /// Settled; a later change is published as a revision.
+        Final = "FINAL",
+    }
 }
 
 /// The status of `period`'s figures on `today`: final once the last window of the cohort

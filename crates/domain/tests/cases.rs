@@ -1061,3 +1061,52 @@ fn a_flag_raised_on_partial_knowledge_is_resolved_not_dropped() {
     carry_over_flags(Some(&now_case), &mut again, day(11));
     assert_eq!(again.flags, now_case.flags);
 }
+
+/// Ids consumers deduplicate by and key on are built from codes and explicit fields: renaming
+/// a variant must not change them. These are pinned; a change here is a change every consumer
+/// sees.
+#[test]
+fn ids_are_pinned() {
+    let mut s = released_with_need();
+    s.start(
+        "E1",
+        vec![noms("A1234BC")],
+        None,
+        d(2026, 11, 30),
+        at(d(2026, 11, 30), 9),
+    );
+    let now = at(d(2026, 12, 10), 0);
+    let case = only_case(&s.assess(now)).clone();
+    assert_eq!(
+        case.case_id.0.to_string(),
+        "ee5afff5-b83c-546c-ab1f-d289a11bd9d6"
+    );
+    let flag_ids: Vec<String> = case.flags.iter().map(|f| f.flag_id.to_string()).collect();
+    assert_eq!(
+        flag_ids,
+        [
+            "c627c80f-a88f-543f-95d9-cc74514201ac",
+            "225aad53-226a-56c3-91b9-36617e94c5e5",
+            "098e6a16-b5ed-5eca-930f-965fe154e041"
+        ]
+    );
+    let (case_changes, flag_changes) = continuity_domain::changes(None, Some(&case), now);
+    let ids: Vec<String> = case_changes
+        .iter()
+        .map(|c| format!("{}={}", c.kind, c.event_id))
+        .chain(
+            flag_changes
+                .iter()
+                .map(|c| format!("{}={}", c.flag.state, c.event_id)),
+        )
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "OPENED=5d0910f3-8cca-5c98-85f4-65d8810940dc",
+            "RESOLVED_ENGAGED=d853528a-be14-5105-9959-65bf5822626b",
+            "RESOLVED_ENGAGED=4f88c867-fce0-504c-b595-c507cd23b93e",
+            "RESOLVED_ENGAGED=cc89e24f-c032-5ca3-92e9-f8574499c59e"
+        ]
+    );
+}

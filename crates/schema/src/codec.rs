@@ -51,6 +51,47 @@ pub enum RecordType {
     DeadLetter,
 }
 
+impl RecordType {
+    /// Every record type.
+    pub const ALL: [RecordType; 14] = [
+        RecordType::PrisonRelease,
+        RecordType::ReleaseWithdrawn,
+        RecordType::CustodyAdmission,
+        RecordType::PersonDied,
+        RecordType::IdentityLinked,
+        RecordType::IdentityMerged,
+        RecordType::IdentityUnmerged,
+        RecordType::Referral,
+        RecordType::TreatmentStart,
+        RecordType::TreatmentDischarge,
+        RecordType::CaseEvent,
+        RecordType::EngagementFlag,
+        RecordType::ContinuityPerformance,
+        RecordType::DeadLetter,
+    ];
+
+    /// The Avro record name (a test checks it against every schema): how answers, the audit
+    /// trail and metric labels name the record type.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordType::PrisonRelease => "PrisonRelease",
+            RecordType::ReleaseWithdrawn => "ReleaseWithdrawn",
+            RecordType::CustodyAdmission => "CustodyAdmission",
+            RecordType::PersonDied => "PersonDied",
+            RecordType::IdentityLinked => "IdentityLinked",
+            RecordType::IdentityMerged => "IdentityMerged",
+            RecordType::IdentityUnmerged => "IdentityUnmerged",
+            RecordType::Referral => "Referral",
+            RecordType::TreatmentStart => "TreatmentStart",
+            RecordType::TreatmentDischarge => "TreatmentDischarge",
+            RecordType::CaseEvent => "CaseEvent",
+            RecordType::EngagementFlag => "EngagementFlag",
+            RecordType::ContinuityPerformance => "ContinuityPerformance",
+            RecordType::DeadLetter => "DeadLetter",
+        }
+    }
+}
+
 /// Every version of every schema, oldest first. To change a schema, add a new version here
 /// and in `schemas/`, never edit a published one (the tests check the fingerprints).
 const SCHEMA_FILES: &[(RecordType, &[(&str, &str)])] = &[

@@ -683,7 +683,7 @@ pub fn flag_event_message(
         case_id: case.case_id.0,
         kind,
         at_risk_day,
-        state: flag.state,
+        state: flag.state.into(),
         due_at: flag.due_at.timestamp_micros(),
         raised_at: flag.raised_at.timestamp_micros(),
         settled_at: flag.settled_at.map(|t| t.timestamp_micros()),
@@ -766,6 +766,11 @@ pub struct Figure<'a> {
     pub previous: Option<continuity_domain::Published>,
 }
 
+/// The spelling of a performance message's content hash ([`PerformanceMessage::content`]):
+/// a hash stored under an older one cannot be compared with a new one, so the reporter treats
+/// such a cell as unchanged once, rather than as a revision.
+pub const CONTENT_SCHEME: i16 = 2;
+
 /// A `ContinuityPerformance` message and what identifies it.
 #[derive(Debug, Clone)]
 pub struct PerformanceMessage {
@@ -792,9 +797,15 @@ pub fn performance_message(
     } else {
         wire::Audience::Internal
     };
+    // The cohort id keys a consumer's series: its text is frozen, including the audience's
+    // spelling here (which predates the codes).
+    let audience_key = if figure.published {
+        "Published"
+    } else {
+        "Internal"
+    };
     let cell = format!(
-        "performance/{:?}/{}/{}/{}",
-        audience,
+        "performance/{audience_key}/{}/{}/{}",
         figure.period,
         figure.breakdown.code(),
         figure.area
@@ -816,13 +827,28 @@ pub fn performance_message(
     let change = rate
         .zip(figure.previous.and_then(|p| p.rate()))
         .map(|(now, before)| (now.rate - before.rate) * 100.0);
+    // Everything the message says but its revision, each by its code: equal exactly when
+    // nothing changed (`CONTENT_SCHEME` names this spelling).
+    let count = |n: Option<u64>| n.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    let counts =
+        |c: &continuity_domain::Published| format!("{}/{}", count(c.finalised), count(c.engaged));
+    let excluded_text = figure.tally.map_or_else(String::new, |t| {
+        t.excluded
+            .iter()
+            .map(|(r, n)| format!("{}={n}", r.code()))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
     let content = format!(
-        "{cell}/{:?}/{:?}/{open:?}/{:?}/{:?}/{:?}",
-        figure.counts,
-        figure.status,
-        figure.tally.map(|t| &t.excluded),
+        "{cell}/{}/{}/{}/{excluded_text}/{}/{}",
+        counts(&figure.counts),
+        figure.status.code(),
+        count(open.map(|n| n as u64)),
         figure.published,
-        figure.previous,
+        figure
+            .previous
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), counts),
     );
     let content_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, content.as_bytes());
     let event_id = match figure.revision {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use continuity_domain::events::{AdmissionKind, ReleaseReason, WithdrawalReason};
-pub use continuity_domain::{FlagState, Sex};
+pub use continuity_domain::Sex;
 
 use crate::codec::{AvroRecord, RecordType};
 
@@ -402,6 +402,48 @@ pub enum FlagKind {
     Other,
 }
 
+/// Flag states: the Avro enum's symbols, which are the domain's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum FlagState {
+    Raised,
+    ResolvedEngaged,
+    ResolvedExcluded,
+    Withdrawn,
+}
+
+impl From<continuity_domain::FlagState> for FlagState {
+    fn from(state: continuity_domain::FlagState) -> Self {
+        use continuity_domain::FlagState as D;
+        match state {
+            D::Raised => FlagState::Raised,
+            D::ResolvedEngaged => FlagState::ResolvedEngaged,
+            D::ResolvedExcluded => FlagState::ResolvedExcluded,
+            D::Withdrawn => FlagState::Withdrawn,
+        }
+    }
+}
+
+impl From<FlagState> for continuity_domain::FlagState {
+    fn from(state: FlagState) -> Self {
+        use continuity_domain::FlagState as D;
+        match state {
+            FlagState::Raised => D::Raised,
+            FlagState::ResolvedEngaged => D::ResolvedEngaged,
+            FlagState::ResolvedExcluded => D::ResolvedExcluded,
+            FlagState::Withdrawn => D::Withdrawn,
+        }
+    }
+}
+
+impl FlagState {
+    /// The state's code, as the domain writes it.
+    pub fn code(self) -> &'static str {
+        continuity_domain::FlagState::from(self).code()
+    }
+}
+
 record! {
     /// `EngagementFlag` record.
     #[allow(missing_docs)]
@@ -665,98 +707,95 @@ macro_rules! identity_record {
 
 identity_record!(IdentityLinked, IdentityMerged, IdentityUnmerged);
 
-/// Any source record in its wire form: what a source sends, before validation.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub enum SourceRecord {
-    PrisonRelease(PrisonRelease),
-    ReleaseWithdrawn(ReleaseWithdrawn),
-    CustodyAdmission(CustodyAdmission),
-    PersonDied(PersonDied),
-    IdentityLinked(IdentityLinked),
-    IdentityMerged(IdentityMerged),
-    IdentityUnmerged(IdentityUnmerged),
-    Referral(Referral),
-    TreatmentStart(TreatmentStart),
-    TreatmentDischarge(TreatmentDischarge),
-}
-
-impl SourceRecord {
-    /// The record type.
-    pub fn record_type(&self) -> RecordType {
-        match self {
-            SourceRecord::PrisonRelease(_) => RecordType::PrisonRelease,
-            SourceRecord::ReleaseWithdrawn(_) => RecordType::ReleaseWithdrawn,
-            SourceRecord::CustodyAdmission(_) => RecordType::CustodyAdmission,
-            SourceRecord::PersonDied(_) => RecordType::PersonDied,
-            SourceRecord::IdentityLinked(_) => RecordType::IdentityLinked,
-            SourceRecord::IdentityMerged(_) => RecordType::IdentityMerged,
-            SourceRecord::IdentityUnmerged(_) => RecordType::IdentityUnmerged,
-            SourceRecord::Referral(_) => RecordType::Referral,
-            SourceRecord::TreatmentStart(_) => RecordType::TreatmentStart,
-            SourceRecord::TreatmentDischarge(_) => RecordType::TreatmentDischarge,
-        }
-    }
-
+/// A source record's envelope, whichever record it is.
+pub trait Enveloped {
     /// The envelope, to set the id, time and source.
-    pub fn envelope_mut(&mut self) -> &mut Envelope {
-        match self {
-            SourceRecord::PrisonRelease(r) => &mut r.envelope,
-            SourceRecord::ReleaseWithdrawn(r) => &mut r.envelope,
-            SourceRecord::CustodyAdmission(r) => &mut r.envelope,
-            SourceRecord::PersonDied(r) => &mut r.envelope,
-            SourceRecord::IdentityLinked(r) => &mut r.0.envelope,
-            SourceRecord::IdentityMerged(r) => &mut r.0.envelope,
-            SourceRecord::IdentityUnmerged(r) => &mut r.0.envelope,
-            SourceRecord::Referral(r) => &mut r.envelope,
-            SourceRecord::TreatmentStart(r) => &mut r.envelope,
-            SourceRecord::TreatmentDischarge(r) => &mut r.envelope,
-        }
-    }
-
-    /// Encode as a single-object message.
-    pub fn to_message(&self) -> Result<Vec<u8>, crate::CodecError> {
-        match self {
-            SourceRecord::PrisonRelease(r) => r.to_message(),
-            SourceRecord::ReleaseWithdrawn(r) => r.to_message(),
-            SourceRecord::CustodyAdmission(r) => r.to_message(),
-            SourceRecord::PersonDied(r) => r.to_message(),
-            SourceRecord::IdentityLinked(r) => r.to_message(),
-            SourceRecord::IdentityMerged(r) => r.to_message(),
-            SourceRecord::IdentityUnmerged(r) => r.to_message(),
-            SourceRecord::Referral(r) => r.to_message(),
-            SourceRecord::TreatmentStart(r) => r.to_message(),
-            SourceRecord::TreatmentDischarge(r) => r.to_message(),
-        }
-    }
-
-    /// Decode a single-object message holding a source record; `Ok(None)` for an output
-    /// record type.
-    pub fn from_message(message: &[u8]) -> Result<Option<Self>, crate::CodecError> {
-        let record = crate::Registry::get().writer_of(message)?.record;
-        Ok(Some(match record {
-            RecordType::PrisonRelease => Self::PrisonRelease(AvroRecord::from_message(message)?),
-            RecordType::ReleaseWithdrawn => {
-                Self::ReleaseWithdrawn(AvroRecord::from_message(message)?)
-            }
-            RecordType::CustodyAdmission => {
-                Self::CustodyAdmission(AvroRecord::from_message(message)?)
-            }
-            RecordType::PersonDied => Self::PersonDied(AvroRecord::from_message(message)?),
-            RecordType::IdentityLinked => Self::IdentityLinked(AvroRecord::from_message(message)?),
-            RecordType::IdentityMerged => Self::IdentityMerged(AvroRecord::from_message(message)?),
-            RecordType::IdentityUnmerged => {
-                Self::IdentityUnmerged(AvroRecord::from_message(message)?)
-            }
-            RecordType::Referral => Self::Referral(AvroRecord::from_message(message)?),
-            RecordType::TreatmentStart => Self::TreatmentStart(AvroRecord::from_message(message)?),
-            RecordType::TreatmentDischarge => {
-                Self::TreatmentDischarge(AvroRecord::from_message(message)?)
-            }
-            RecordType::CaseEvent
-            | RecordType::EngagementFlag
-            | RecordType::ContinuityPerformance
-            | RecordType::DeadLetter => return Ok(None),
-        }))
-    }
+    fn envelope_mut(&mut self) -> &mut Envelope;
 }
+
+macro_rules! enveloped {
+    ($($name:ident $(. $inner:tt)?),+ $(,)?) => {
+        $(impl Enveloped for $name {
+            fn envelope_mut(&mut self) -> &mut Envelope {
+                &mut self $(. $inner)? .envelope
+            }
+        })+
+    };
+}
+
+enveloped!(
+    PrisonRelease,
+    ReleaseWithdrawn,
+    CustodyAdmission,
+    PersonDied,
+    IdentityLinked.0,
+    IdentityMerged.0,
+    IdentityUnmerged.0,
+    Referral,
+    TreatmentStart,
+    TreatmentDischarge,
+);
+
+/// The source record kinds, one line each: each name is its `RecordType` variant, its wire
+/// struct here and its `SourceRecord` variant. Every match over source records is generated
+/// from this list.
+macro_rules! source_records {
+    ($($name:ident),+ $(,)?) => {
+        /// Any source record in its wire form: what a source sends, before validation.
+        #[derive(Debug, Clone, PartialEq)]
+        #[allow(missing_docs)]
+        pub enum SourceRecord {
+            $($name($name)),+
+        }
+
+        impl SourceRecord {
+            /// The record types of source records.
+            pub const TYPES: [RecordType; [$(stringify!($name)),+].len()] =
+                [$(RecordType::$name),+];
+
+            /// The record type.
+            pub fn record_type(&self) -> RecordType {
+                match self {
+                    $(SourceRecord::$name(_) => RecordType::$name),+
+                }
+            }
+
+            /// The envelope, to set the id, time and source.
+            pub fn envelope_mut(&mut self) -> &mut Envelope {
+                match self {
+                    $(SourceRecord::$name(r) => r.envelope_mut()),+
+                }
+            }
+
+            /// Encode as a single-object message.
+            pub fn to_message(&self) -> Result<Vec<u8>, crate::CodecError> {
+                match self {
+                    $(SourceRecord::$name(r) => r.to_message()),+
+                }
+            }
+
+            /// Decode a single-object message holding a source record; `Ok(None)` for an
+            /// output record type.
+            pub fn from_message(message: &[u8]) -> Result<Option<Self>, crate::CodecError> {
+                let record = crate::Registry::get().writer_of(message)?.record;
+                $(if record == RecordType::$name {
+                    return Ok(Some(SourceRecord::$name(AvroRecord::from_message(message)?)));
+                })+
+                Ok(None)
+            }
+        }
+    };
+}
+
+source_records!(
+    PrisonRelease,
+    ReleaseWithdrawn,
+    CustodyAdmission,
+    PersonDied,
+    IdentityLinked,
+    IdentityMerged,
+    IdentityUnmerged,
+    Referral,
+    TreatmentStart,
+    TreatmentDischarge,
+);

@@ -86,11 +86,21 @@ fn every_schema_parses_is_documented_and_carries_the_envelope() {
             "{}",
             v.file
         );
+        assert_eq!(
+            json["name"].as_str(),
+            Some(v.record.name()),
+            "{}: RecordType::name is the record's Avro name",
+            v.file
+        );
         assert_eq!(json["fields"][0]["type"]["logicalType"], "uuid");
         assert_eq!(json["fields"][1]["type"]["logicalType"], "timestamp-micros");
         assert!(json.get("doc").is_some(), "{}: record doc", v.file);
     }
     assert!(problems.is_empty(), "{problems:#?}");
+    // Every record type has a schema.
+    for record in continuity_schema::RecordType::ALL {
+        assert_eq!(registry.latest(record).record, record);
+    }
     // Every schema file is compiled in.
     let dir = format!("{}/../../schemas", env!("CARGO_MANIFEST_DIR"));
     let files: BTreeSet<String> = std::fs::read_dir(dir)
@@ -592,4 +602,38 @@ proptest! {
         bytes.truncate(keep);
         let _ = decode_source_event(&bytes, today());
     }
+}
+
+/// A performance cell's cohort id keys consumers' series; its spelling is frozen. Pinned, with
+/// the content hash of one set of figures (a new spelling of it needs a new `CONTENT_SCHEME`).
+#[test]
+fn performance_cohort_ids_and_content_are_pinned() {
+    use continuity_domain::{Breakdown, CohortPeriod, FigureStatus, Published};
+    let figure = continuity_schema::Figure {
+        period: CohortPeriod::IsoWeek {
+            year: 2026,
+            week: 47,
+        },
+        breakdown: Breakdown::LocalAuthority,
+        area: "E10000025",
+        published: true,
+        counts: Published {
+            engaged: Some(12),
+            finalised: Some(20),
+        },
+        tally: None,
+        status: FigureStatus::Final,
+        revision: 0,
+        previous: None,
+    };
+    let now = chrono::Utc::now();
+    let m = continuity_schema::performance_message(&figure, now, "continuity-reporter").unwrap();
+    assert_eq!(
+        m.cohort_id.to_string(),
+        "a237aef7-711e-5e16-9d12-d3835069fd73"
+    );
+    assert_eq!(
+        m.content.to_string(),
+        "f7d9e59a-ecf9-5730-81a0-2ecc0822ad0c"
+    );
 }

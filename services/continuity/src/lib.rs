@@ -205,7 +205,7 @@ pub fn summarise(a: &Assessment, received: &Received, now: DateTime<Utc>) -> Str
         let engagement = c
             .engagement
             .as_ref()
-            .map(|e| format!("{} {:?}", e.date, e.timeliness))
+            .map(|e| format!("{} {}", e.date, e.timeliness))
             .unwrap_or_else(|| "-".into());
         let flags: Vec<String> = c
             .flags

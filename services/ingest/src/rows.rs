@@ -90,7 +90,7 @@ impl AcceptedEvent {
 
 /// A record type's name in answers, metric labels and the audit trail (`PrisonRelease`).
 pub fn record_name(record: RecordType) -> String {
-    format!("{record:?}")
+    record.name().to_owned()
 }
 
 /// The answer for one row.

@@ -473,7 +473,7 @@ impl Applier {
         for change in case_changes {
             self.metrics
                 .case_events
-                .with_label_values(&[&format!("{:?}", change.kind).to_lowercase()])
+                .with_label_values(&[change.kind.code()])
                 .inc();
             outbox.push(
                 self.kafka.topic(Topic::CaseEvents),

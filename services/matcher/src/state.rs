@@ -120,6 +120,53 @@ mod tests {
         assert_eq!(decode(&serde_json::to_vec(&case).unwrap()).unwrap(), case);
     }
 
+    /// A state as builds before the codes wrote it: variant names in lower case (`excluded`,
+    /// `under18`, `at_risk`, `in_window`, `definite`).
+    #[test]
+    fn states_written_before_the_codes_still_read() {
+        let old = r#"{"case_id":"0b9a4c2e-7f3d-5a1b-9c8d-2e4f6a8b0c1d","release_id":"R1",
+            "release_date":"2026-11-02","last_window_day":"2026-11-23",
+            "overdue_at":"2026-11-24T00:00:00Z","prison":"MDI","local_authority":"E10000025",
+            "provider":"OXPROV","known_at":"2026-11-02T12:00:00Z",
+            "outcome":{"status":"excluded","reason":"under18"},
+            "engagement":{"date":"2026-11-05","timeliness":"in_window",
+                "recorded_at":"2026-11-05T09:00:00Z","provider":"OXPROV","strength":"definite"},
+            "flags":[{"flag_id":"0b9a4c2e-7f3d-5a1b-9c8d-2e4f6a8b0c1e","kind":{"kind":"at_risk","day":7},
+                "due_at":"2026-11-09T00:00:00Z","raised_at":"2026-11-09T00:00:00Z",
+                "state":"RESOLVED_EXCLUDED","settled_at":"2026-11-10T00:00:00Z"},
+                {"flag_id":"0b9a4c2e-7f3d-5a1b-9c8d-2e4f6a8b0c1f","kind":{"kind":"overdue"},
+                "due_at":"2026-11-24T00:00:00Z","raised_at":"2026-11-24T00:00:00Z",
+                "state":"RAISED","settled_at":null,"notified":false}]}"#;
+        let case = decode(old.as_bytes()).unwrap();
+        assert_eq!(
+            case.outcome,
+            continuity_domain::Outcome::Excluded(continuity_domain::ExclusionReason::Under18)
+        );
+        let engagement = case.engagement.as_ref().unwrap();
+        assert_eq!(
+            engagement.timeliness,
+            continuity_domain::Timeliness::InWindow
+        );
+        assert_eq!(
+            engagement.strength,
+            continuity_domain::MatchStrength::Definite
+        );
+        assert_eq!(case.flags[0].kind, continuity_domain::FlagKind::AtRisk(7));
+        assert!(case.flags[0].notified, "stored before the field: sent");
+        assert_eq!(case.flags[1].kind, continuity_domain::FlagKind::Overdue);
+        // Written again, it is spelled by the codes.
+        let json = String::from_utf8(serde_json::to_vec(&case).unwrap()).unwrap();
+        for code in [
+            r#""EXCLUDED""#,
+            r#""under_18""#,
+            r#""AT_RISK""#,
+            r#""IN_WINDOW""#,
+        ] {
+            assert!(json.contains(code), "{code} in {json}");
+        }
+        assert_eq!(decode(&encode(&case)).unwrap(), case);
+    }
+
     #[test]
     fn damaged_states_are_errors_not_panics() {
         let stored = encode(&a_case());

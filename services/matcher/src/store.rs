@@ -289,7 +289,7 @@ pub struct CaseWrites {
     outcome: Vec<&'static str>,
     exclusion: Vec<Option<&'static str>>,
     engagement_date: Vec<Option<chrono::NaiveDate>>,
-    timeliness: Vec<Option<String>>,
+    timeliness: Vec<Option<&'static str>>,
     next_due: Vec<Option<DateTime<Utc>>>,
     person: Vec<Option<String>>,
     state: Vec<Vec<u8>>,
@@ -329,11 +329,8 @@ impl CaseWrites {
         self.exclusion.push(exclusion);
         self.engagement_date
             .push(case.engagement.as_ref().map(|e| e.date));
-        self.timeliness.push(
-            case.engagement
-                .as_ref()
-                .map(|e| format!("{:?}", e.timeliness)),
-        );
+        self.timeliness
+            .push(case.engagement.as_ref().map(|e| e.timeliness.code()));
         self.next_due.push(case.next_due(rules, now));
         self.person.push(person.map(|p| p.value().to_owned()));
         self.state.push(crate::state::encode(case));

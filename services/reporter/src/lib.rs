@@ -30,7 +30,7 @@ use continuity_domain::{
     PublishedCells, Regions, Rules, Tally,
 };
 use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
-use continuity_schema::{performance_message, Figure, PerformanceMessage};
+use continuity_schema::{performance_message, Figure, PerformanceMessage, CONTENT_SCHEME};
 use continuity_stream::{send_all, KafkaSettings, Topic};
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
@@ -316,26 +316,30 @@ pub async fn publish(
         .map(|f| performance_message(&f, now, SOURCE).map(|m| (f, m)))
         .collect::<Result<_, _>>()?;
     let ids: Vec<uuid::Uuid> = first.iter().map(|(_, m)| m.cohort_id).collect();
-    let previous: HashMap<uuid::Uuid, (uuid::Uuid, String, i32)> = sqlx::query_as(
-        "select cohort_id, content, status, revision from published_figures where cohort_id = any($1)",
+    let previous: HashMap<uuid::Uuid, (uuid::Uuid, String, i32, i16)> = sqlx::query_as(
+        "select cohort_id, content, status, revision, content_scheme
+         from published_figures where cohort_id = any($1)",
     )
     .bind(&ids)
     .fetch_all(pool)
     .await?
     .into_iter()
-    .map(|(id, content, status, revision)| (id, (content, status, revision)))
+    .map(|(id, content, status, revision, scheme)| (id, (content, status, revision, scheme)))
     .collect();
     let mut messages = Vec::with_capacity(first.len());
     for (mut figure, message) in first {
         let revision = match previous.get(&message.cohort_id) {
             None => 0,
-            Some((content, _, revision)) if *content == message.content => *revision,
-            Some((_, status, revision))
+            Some((content, _, revision, _)) if *content == message.content => *revision,
+            // Hashed the way an older build did: not comparable, so taken as unchanged (its
+            // revision stands) and stored the new way.
+            Some((_, _, revision, scheme)) if *scheme < CONTENT_SCHEME => *revision,
+            Some((_, status, revision, _))
                 if status != "PROVISIONAL" && figure.status == FigureStatus::Final =>
             {
                 revision + 1
             }
-            Some((_, _, revision)) => *revision,
+            Some((_, _, revision, _)) => *revision,
         };
         let status = match (figure.status, revision) {
             (FigureStatus::Provisional, _) => "PROVISIONAL",
@@ -366,18 +370,20 @@ pub async fn publish(
         send_all(&producer, batch).await?;
     }
     sqlx::query(
-        "insert into published_figures (cohort_id, content, status, revision, published_at)
-         select id, content, status, revision, $5
+        "insert into published_figures (cohort_id, content, status, revision, published_at,
+             content_scheme)
+         select id, content, status, revision, $5, $6
          from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[]) as t(id, content, status, revision)
          on conflict (cohort_id) do update set content = excluded.content,
              status = excluded.status, revision = excluded.revision,
-             published_at = excluded.published_at",
+             published_at = excluded.published_at, content_scheme = excluded.content_scheme",
     )
     .bind(messages.iter().map(|(m, _, _)| m.cohort_id).collect::<Vec<_>>())
     .bind(messages.iter().map(|(m, _, _)| m.content).collect::<Vec<_>>())
     .bind(messages.iter().map(|(_, s, _)| *s).collect::<Vec<_>>())
     .bind(messages.iter().map(|(_, _, r)| *r).collect::<Vec<_>>())
     .bind(now)
+    .bind(CONTENT_SCHEME)
     .execute(pool)
     .await?;
     Ok(messages.len())
