@@ -54,8 +54,8 @@ CONTINUITY_HTTP_ADDR="127.0.0.1:$port" CONTINUITY_SOURCES_FILE="$dir/sources.tom
 RUST_LOG=warn "$bin" serve >"$dir/ingest.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
-"$ROOT/target/debug/continuity" --topic-prefix "$prefix" topics >/dev/null 2>&1 \
-  || cargo run --quiet --bin continuity -- --topic-prefix "$prefix" topics >/dev/null
+CONTINUITY_TOPIC_PREFIX="$prefix" "$ROOT/target/debug/continuity" topics >/dev/null 2>&1 \
+  || CONTINUITY_TOPIC_PREFIX="$prefix" cargo run --quiet --bin continuity -- topics >/dev/null
 wait_for 30 port_open 127.0.0.1 "$port" || die "ingest did not start; see $dir/ingest.log"
 
 run() { # name, content type, body option (-D file or -Z file of lines), body file, connections

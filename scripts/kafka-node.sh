@@ -64,9 +64,12 @@ start() {
   local classpath="$KAFKA_HOME/libs/*"
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     # A cluster id is 16 random bytes in URL-safe base64 without padding, as StorageTool's
-    # random-uuid makes (one JVM start fewer).
-    local cluster
-    cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    # random-uuid makes (one JVM start fewer). Like Kafka's Uuid.randomUuid, draw again when it
+    # starts with '-', which the tool's argument parser would take for an option.
+    local cluster="-"
+    while [[ $cluster == -* ]]; do
+      cluster="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
     "$JAVA" -cp "$classpath" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" \
       -Dkafka.logs.dir="$dir" kafka.tools.StorageTool format -t "$cluster" \
       -c "$dir/server.properties" >>"$dir/format.log" 2>&1 \

@@ -2,7 +2,7 @@
 //! fresh topics, runs matchers in-process with a hand-moved clock, produces source events and
 //! checks the cases in PostgreSQL and the events on the output topics.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use continuity::{produce, sample};
 use continuity_domain::{assess, Rules};
@@ -33,6 +33,26 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     let expected = expected_outcomes(&sample.events, now());
     assert_eq!(outcomes(&env.pool).await, expected);
 
+    // The case read model counts the same outcomes, by their codes.
+    let mut read: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, outcome, n) in continuity_store::cases::outcomes_by_area(&env.pool)
+        .await
+        .unwrap()
+    {
+        let code = match outcome.exclusion_code() {
+            Some(r) => format!("{}:{r}", outcome.code()),
+            None => outcome.code().to_string(),
+        };
+        *read.entry(code).or_default() += n;
+    }
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for o in expected.values() {
+        *want.entry(o.clone()).or_default() += 1;
+    }
+    assert_eq!(read, want);
+    let facts = continuity_store::cases::facts(&env.pool).await.unwrap();
+    assert_eq!((facts.cases.len(), facts.unknown), (expected.len(), 0));
+
     // Metrics are served and count what happened.
     let body = get_body(matcher.http, "/metrics").await;
     assert!(
@@ -46,6 +66,20 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     // Outbox drained to the topics.
     until_outbox_drained(&env.pool, 30).await;
     matcher.stop().await;
+
+    // Every stored flag reads back through the read model with a kind and state it knows.
+    let stored: i64 = sqlx::query_scalar("select count(*) from flags")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let counted: u64 = continuity_store::cases::flag_counts(&env.pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, _, n)| n)
+        .sum();
+    assert!(stored > 0);
+    assert_eq!(counted, stored as u64);
 
     // The invalid release is on the dead-letter topic with where it came from and why.
     let dead = read_topic(&env.kafka, Topic::DeadLetter).await;

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use chrono::{NaiveDate, TimeZone, Utc};
 use continuity_domain::{assess, Breakdown, Rules};
 use continuity_e2e::*;
-use continuity_reporter::{load_cases, Reporter, Settings};
+use continuity_reporter::{Reporter, Settings};
+use continuity_runtime::{ClockSettings, DatabaseSettings};
 use continuity_schema::{wire, AvroRecord};
 use continuity_stream::Topic;
 use continuity_synthetic::{generate, Config};
@@ -100,11 +101,12 @@ async fn cohorts_by_sql(env: &Env) -> BTreeMap<(String, String, String), (i64, i
 
 fn settings(env: &Env, dir: &std::path::Path) -> Settings {
     Settings {
-        database_url: env.db_url.clone().into(),
-        brokers: env.kafka.brokers.clone(),
-        topic_prefix: env.kafka.topic_prefix.clone(),
+        database: DatabaseSettings::new(env.db_url.clone(), 4),
+        kafka: env.kafka.clone(),
         reports_dir: dir.to_path_buf(),
-        fixed_now: Some(Utc.with_ymd_and_hms(2026, 3, 9, 6, 0, 0).unwrap()),
+        clock: ClockSettings {
+            fixed_now: Some(Utc.with_ymd_and_hms(2026, 3, 9, 6, 0, 0).unwrap()),
+        },
         ..Settings::default()
     }
 }
@@ -114,7 +116,10 @@ async fn every_cohort_equals_an_independent_sql_computation() {
     let env = env().await;
     let n = a_year_of_cases(&env).await;
     assert!(n > 1_000, "a year of cases ({n})");
-    let cases = load_cases(&env.pool).await.unwrap();
+    let cases = continuity_store::cases::facts(&env.pool)
+        .await
+        .unwrap()
+        .cases;
     let today = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
     let cells = continuity_domain::tabulate(&cases, &continuity_domain::Regions::default(), today);
     let ours: BTreeMap<_, _> = cells
@@ -309,7 +314,7 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     a_year_of_cases(&env).await;
     let dir = std::env::temp_dir().join(format!("reports-{}", uuid::Uuid::new_v4().simple()));
     let s = settings(&env, &dir);
-    let now = s.fixed_now.unwrap();
+    let now = s.clock.fixed_now.unwrap();
     let reporter = Reporter::connect(s).await.unwrap();
     let week = continuity_reporter::report::parse_week(WEEK).unwrap();
     reporter.run(week, Some(now)).await.unwrap();

@@ -29,14 +29,19 @@ pub struct Tally {
 impl Tally {
     /// Count one case.
     pub fn add(&mut self, outcome: Outcome) {
+        self.add_count(outcome, 1);
+    }
+
+    /// Count `n` cases with the same outcome.
+    pub fn add_count(&mut self, outcome: Outcome, n: u64) {
         match outcome {
-            Outcome::Open => self.open += 1,
+            Outcome::Open => self.open += n,
             Outcome::Engaged => {
-                self.finalised += 1;
-                self.engaged += 1;
+                self.finalised += n;
+                self.engaged += n;
             }
-            Outcome::NotEngaged => self.finalised += 1,
-            Outcome::Excluded(reason) => *self.excluded.entry(reason).or_default() += 1,
+            Outcome::NotEngaged => self.finalised += n,
+            Outcome::Excluded(reason) => *self.excluded.entry(reason).or_default() += n,
             Outcome::Withdrawn => {}
         }
     }

@@ -1,8 +1,11 @@
-//! PostgreSQL: the migrations (`crates/store/migrations`) and a connection pool. The schema is
-//! documented in the migration files; services hold their own queries next to the logic that
-//! needs them, always inside the transaction that owns the change.
+//! PostgreSQL: the migrations (`crates/store/migrations`), a connection pool, and the case read
+//! model ([`cases`]) every reader of the matcher's cases uses. The schema is documented in the
+//! migration files; a service that writes a table holds those statements next to the logic that
+//! needs them, inside the transaction that owns the change.
 
 #![warn(missing_docs)]
+
+pub mod cases;
 
 use std::time::Duration;
 

@@ -131,13 +131,21 @@ impl Topic {
     }
 }
 
-/// How to reach the broker and name topics.
-#[derive(Debug, Clone)]
+/// How to reach the broker and name topics: a section of every service's configuration
+/// (`brokers`, `topic_prefix`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default)]
 pub struct KafkaSettings {
     /// Bootstrap servers, e.g. `127.0.0.1:9092`.
     pub brokers: String,
     /// Prefix of every topic name, e.g. `continuity.` (tests use a fresh one each).
     pub topic_prefix: String,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        Self::new("127.0.0.1:9092")
+    }
 }
 
 impl KafkaSettings {

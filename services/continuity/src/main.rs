@@ -3,7 +3,20 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use continuity_runtime::{Checked, DatabaseSettings};
 use continuity_stream::{KafkaSettings, Topic};
+
+/// The sections of the services' configuration the commands use.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct Config {
+    #[serde(flatten)]
+    kafka: KafkaSettings,
+    #[serde(flatten)]
+    database: DatabaseSettings,
+}
+
+impl Checked for Config {}
 
 #[derive(Parser)]
 #[command(
@@ -11,22 +24,10 @@ use continuity_stream::{KafkaSettings, Topic};
     about = "Continuity of care from prison to community treatment"
 )]
 struct Cli {
-    /// Kafka bootstrap servers.
-    #[arg(
-        long,
-        env = "CONTINUITY_BROKERS",
-        default_value = "127.0.0.1:9092",
-        global = true
-    )]
-    brokers: String,
-    /// Prefix of every topic name.
-    #[arg(
-        long,
-        env = "CONTINUITY_TOPIC_PREFIX",
-        default_value = "continuity.",
-        global = true
-    )]
-    topic_prefix: String,
+    /// TOML configuration; CONTINUITY_* environment variables override it (`brokers`,
+    /// `topic_prefix`, `database_url`, as for the services).
+    #[arg(long, global = true)]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,9 +70,6 @@ enum Command {
     },
     /// Wait for the matcher to catch up, then print cases, rates and flags from PostgreSQL.
     Summary {
-        /// PostgreSQL URL of the matcher's database.
-        #[arg(long, env = "CONTINUITY_DATABASE_URL", hide_env_values = true)]
-        database_url: String,
         /// Wait until the matcher has consumed this many messages (0: do not wait).
         #[arg(long, default_value_t = 0)]
         wait_for: i64,
@@ -82,10 +80,8 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     continuity_runtime::init_logging();
     let cli = Cli::parse();
-    let settings = KafkaSettings {
-        brokers: cli.brokers,
-        topic_prefix: cli.topic_prefix,
-    };
+    let config: Config = continuity_runtime::load_config(cli.config.as_deref())?;
+    let settings = config.kafka;
     match cli.command {
         Command::Topics => {
             settings.ensure_topics(&Topic::ALL).await?;
@@ -130,11 +126,8 @@ async fn main() -> anyhow::Result<()> {
             }
             println!("{}", sent.events);
         }
-        Command::Summary {
-            database_url,
-            wait_for,
-        } => {
-            let pool = sqlx::PgPool::connect(&database_url).await?;
+        Command::Summary { wait_for } => {
+            let pool = sqlx::PgPool::connect(config.database.url()).await?;
             if wait_for > 0 {
                 let consumed = continuity::summary::wait_for_matcher(
                     &pool,

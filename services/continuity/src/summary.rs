@@ -1,14 +1,18 @@
 //! What the person running the pipeline locally sees at the end: cases by outcome, the
 //! continuity rate per local authority against the 75% ambition, the flags raised and
-//! resolved, from the matcher's tables. Codes and counts only: no personal data.
+//! resolved, from the case read model (`continuity_store::cases`). Codes and counts only: no
+//! personal data.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use continuity_domain::{FlagKind, Outcome, Tally, AMBITION};
+use continuity_store::cases;
 use sqlx::PgPool;
 
 /// Wait until the matcher has consumed at least `messages` source messages (its stored
-/// offsets), or `timeout` passes. Returns how many it has consumed.
+/// offsets) and relayed its outbox, or `timeout` passes. Returns how many it has consumed.
 pub async fn wait_for_matcher(pool: &PgPool, messages: i64, timeout: Duration) -> i64 {
     let until = tokio::time::Instant::now() + timeout;
     loop {
@@ -32,43 +36,45 @@ pub async fn wait_for_matcher(pool: &PgPool, messages: i64, timeout: Duration) -
     }
 }
 
+/// An outcome as the summary prints it: its code, and the exclusion reason's.
+fn outcome_label(outcome: Outcome) -> String {
+    match outcome.exclusion_code() {
+        Some(reason) => format!("{} ({reason})", outcome.code()),
+        None => outcome.code().to_owned(),
+    }
+}
+
 /// The summary table.
 pub async fn summary(pool: &PgPool) -> anyhow::Result<String> {
     let mut out = String::new();
-    let by_outcome: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-        "select outcome, exclusion_reason, count(*) from cases group by 1, 2 order by 1, 2",
-    )
-    .fetch_all(pool)
-    .await?;
+    let by_area = cases::outcomes_by_area(pool).await?;
+    let mut by_outcome: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tallies: BTreeMap<&str, Tally> = BTreeMap::new();
+    for (area, outcome, n) in &by_area {
+        *by_outcome.entry(outcome_label(*outcome)).or_default() += n;
+        tallies
+            .entry(area.as_str())
+            .or_default()
+            .add_count(*outcome, *n);
+    }
     writeln!(out, "cases by outcome")?;
-    for (outcome, reason, n) in &by_outcome {
-        let label = match reason {
-            Some(r) => format!("{outcome} ({r})"),
-            None => outcome.clone(),
-        };
+    for (label, n) in &by_outcome {
         writeln!(out, "  {label:<42} {n:>6}")?;
     }
-    let rates: Vec<(String, i64, i64, i64)> = sqlx::query_as(
-        "select local_authority,
-                count(*) filter (where outcome in ('ENGAGED', 'NOT_ENGAGED')),
-                count(*) filter (where outcome = 'ENGAGED'),
-                count(*) filter (where outcome = 'OPEN')
-         from cases group by 1 order by 2 desc, 1 limit 12",
-    )
-    .fetch_all(pool)
-    .await?;
+    let mut areas: Vec<(&str, Tally)> = tallies.into_iter().collect();
+    areas.sort_by(|a, b| b.1.finalised.cmp(&a.1.finalised).then(a.0.cmp(b.0)));
     writeln!(
         out,
-        "\ncontinuity rate by local authority (engaged within 21 days / finalised; ambition 75%)"
+        "\ncontinuity rate by local authority (engaged within 21 days / finalised; ambition {:.0}%)",
+        AMBITION * 100.0
     )?;
     writeln!(
         out,
         "  {:<10} {:>9} {:>8} {:>6} {:>19} {:>6}",
         "area", "finalised", "engaged", "rate", "95% interval", "open"
     )?;
-    for (la, finalised, engaged, open) in &rates {
-        let rate = continuity_domain::ContinuityRate::new(*engaged as u64, *finalised as u64);
-        let (r, ci) = match rate {
+    for (la, tally) in areas.iter().take(12) {
+        let (r, ci) = match tally.rate() {
             Some(r) => (
                 format!("{:.0}%", r.rate * 100.0),
                 format!("{:.0}-{:.0}%", r.lower * 100.0, r.upper * 100.0),
@@ -77,20 +83,19 @@ pub async fn summary(pool: &PgPool) -> anyhow::Result<String> {
         };
         writeln!(
             out,
-            "  {la:<10} {finalised:>9} {engaged:>8} {r:>6} {ci:>19} {open:>6}"
+            "  {la:<10} {:>9} {:>8} {r:>6} {ci:>19} {:>6}",
+            tally.finalised, tally.engaged, tally.open
         )?;
     }
-    let flags: Vec<(String, String, i64)> =
-        sqlx::query_as("select kind, state, count(*) from flags group by 1, 2 order by 1, 2")
-            .fetch_all(pool)
-            .await?;
     writeln!(out, "\ncaseworker flags")?;
-    for (kind, state, n) in &flags {
-        writeln!(out, "  {:<42} {n:>6}", format!("{kind} {state}"))?;
+    for (kind, state, n) in cases::flag_counts(pool).await? {
+        let kind = match kind {
+            FlagKind::AtRisk(day) => format!("AT_RISK day {day}"),
+            FlagKind::Overdue => "OVERDUE".to_owned(),
+        };
+        writeln!(out, "  {:<42} {n:>6}", format!("{kind} {}", state.code()))?;
     }
-    let reviews: i64 = sqlx::query_scalar("select count(*) from match_reviews")
-        .fetch_one(pool)
-        .await?;
+    let reviews = cases::match_reviews(pool).await?;
     writeln!(out, "\nambiguous matches awaiting review: {reviews}")?;
     Ok(out)
 }

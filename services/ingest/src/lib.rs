@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use continuity_domain::KeyedHasher;
-use continuity_runtime::{Clock, ExposeSecret, SecretString};
+use continuity_runtime::{Checked, Clock, ClockSettings, DatabaseSettings, HashSecret};
 use continuity_stream::KafkaSettings;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use rdkafka::producer::FutureProducer;
@@ -60,16 +60,14 @@ pub const OPENAPI: &str = include_str!("../openapi.yaml");
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// PostgreSQL URL, for the audit trail (`CONTINUITY_DATABASE_URL`).
-    pub database_url: SecretString,
-    /// Maximum database connections.
-    pub database_pool: u32,
-    /// Kafka bootstrap servers (`CONTINUITY_BROKERS`).
-    pub brokers: String,
-    /// Prefix of every topic name.
-    pub topic_prefix: String,
+    /// PostgreSQL, for the audit trail (`database_url`, `database_pool`).
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// The broker and topic names (`brokers`, `topic_prefix`).
+    #[serde(flatten)]
+    pub kafka: KafkaSettings,
     /// Secret for keyed hashes of message keys (`CONTINUITY_HASH_SECRET`); the matcher's.
-    pub hash_secret: SecretString,
+    pub hash_secret: HashSecret,
     /// Address of the API and of `/metrics`, `/healthz`, `/readyz`.
     pub http_addr: SocketAddr,
     /// Sources, inline.
@@ -86,18 +84,20 @@ pub struct Settings {
     pub csv_columns: ndtms::Columns,
     /// Run migrations at start-up.
     pub migrate_on_start: bool,
-    /// Evaluate as at this instant instead of the wall clock (tests). Unset in production.
-    pub fixed_now: Option<DateTime<Utc>>,
+    /// The clock (`fixed_now`; tests only).
+    #[serde(flatten)]
+    pub clock: ClockSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
-            database_pool: 6,
-            brokers: "127.0.0.1:9092".into(),
-            topic_prefix: "continuity.".into(),
-            hash_secret: SecretString::from(""),
+            database: DatabaseSettings {
+                database_pool: 6,
+                ..DatabaseSettings::default()
+            },
+            kafka: KafkaSettings::default(),
+            hash_secret: HashSecret::default(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
             sources: Vec::new(),
             sources_file: None,
@@ -106,8 +106,14 @@ impl Default for Settings {
             produce_timeout_ms: 5_000,
             csv_columns: ndtms::Columns::default(),
             migrate_on_start: true,
-            fixed_now: None,
+            clock: ClockSettings::default(),
         }
+    }
+}
+
+impl Checked for Settings {
+    fn check(&self) -> Result<(), String> {
+        self.hash_secret.expose().map(|_| ()).map_err(str::to_owned)
     }
 }
 
@@ -122,21 +128,11 @@ impl Settings {
     pub fn all_sources(&self) -> anyhow::Result<Vec<SourceConfig>> {
         let mut all = self.sources.clone();
         if let Some(path) = &self.sources_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read sources_file {}: {e}", path.display()))?;
-            let file: SourcesFile = toml_from_str(&text)
-                .map_err(|e| anyhow::anyhow!("sources_file {} is invalid: {e}", path.display()))?;
+            let file: SourcesFile = continuity_runtime::load_file(path)?;
             all.extend(file.sources);
         }
         Ok(all)
     }
-}
-
-fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, config::ConfigError> {
-    config::Config::builder()
-        .add_source(config::File::from_str(text, config::FileFormat::Toml))
-        .build()?
-        .try_deserialize()
 }
 
 /// The service's counters.
@@ -228,30 +224,22 @@ pub struct Ingest {
 impl Ingest {
     /// Connect (lazily) to PostgreSQL and the broker and load the sources.
     pub async fn new(settings: &Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let secret = settings.hash_secret.expose_secret();
-        if secret.is_empty() {
-            anyhow::bail!(
-                "hash_secret is not set (CONTINUITY_HASH_SECRET): it must be the matcher's"
-            );
-        }
+        let secret = settings.hash_secret.expose().map_err(anyhow::Error::msg)?;
         let configs = settings.all_sources()?;
         let sources = Sources::new(&configs, settings.requests_per_second)?;
         if sources.is_empty() {
             tracing::warn!("no sources are configured: every request will be refused (401)");
         }
         let pool = continuity_store::pool(
-            settings.database_url.expose_secret(),
-            settings.database_pool,
+            settings.database.url(),
+            settings.database.database_pool,
             Duration::from_secs(3),
             continuity_store::Access::General,
         )?;
         if settings.migrate_on_start {
             continuity_store::migrate(&pool).await?;
         }
-        let kafka = KafkaSettings {
-            brokers: settings.brokers.clone(),
-            topic_prefix: settings.topic_prefix.clone(),
-        };
+        let kafka = settings.kafka.clone();
         let produce_timeout = Duration::from_millis(settings.produce_timeout_ms.max(1));
         let producer = kafka.producer_with_timeout(produce_timeout)?;
         Ok(Ingest {
@@ -265,7 +253,7 @@ impl Ingest {
             produce_timeout,
             audit_trail: audit::AuditTrail::start(pool.clone()),
             pool,
-            hasher: KeyedHasher::new(secret.as_bytes()),
+            hasher: KeyedHasher::new(secret),
             clock,
             columns: settings.csv_columns.clone(),
             max_body_bytes: settings.max_body_bytes,

@@ -1,4 +1,5 @@
-//! `continuity-ingest [--config FILE] serve | migrate | new-token | hash-token`.
+//! `continuity-ingest [--config FILE] [serve | migrate | new-token | hash-token]`: serve the API
+//! (the default), apply the migrations, or make and hash source tokens.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ struct Cli {
     #[arg(long)]
     config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -35,7 +36,8 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     continuity_runtime::init_logging();
     let cli = Cli::parse();
-    match cli.command {
+    let command = cli.command.unwrap_or(Command::Serve);
+    match command {
         Command::NewToken => {
             let token = sources::new_token();
             println!("{token}");
@@ -50,16 +52,19 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve | Command::Migrate => {}
     }
-    let settings: Settings = continuity_runtime::load_config(cli.config.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
-        if matches!(cli.command, Command::Migrate) {
-            use continuity_runtime::ExposeSecret;
-            continuity_store::migrate_url(settings.database_url.expose_secret()).await?;
+    if matches!(command, Command::Migrate) {
+        let settings: continuity_runtime::MigrateSettings =
+            continuity_runtime::load_config(cli.config.as_deref())?;
+        return runtime.block_on(async {
+            continuity_store::migrate_url(settings.database.url()).await?;
             println!("migrations applied");
-            return Ok(());
-        }
-        let clock = continuity_runtime::clock(settings.fixed_now);
+            Ok(())
+        });
+    }
+    let settings: Settings = continuity_runtime::load_config(cli.config.as_deref())?;
+    runtime.block_on(async move {
+        let clock = settings.clock.clock();
         let ingest = Arc::new(Ingest::new(&settings, clock).await?);
         let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
         continuity_ingest::serve(ingest, listener, continuity_runtime::shutdown_signal()).await

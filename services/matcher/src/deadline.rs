@@ -66,7 +66,7 @@ pub(crate) async fn deadline_loop(
             .deadline_seconds
             .with_label_values(&[label])
             .observe(started.elapsed().as_secs_f64());
-        match store::open_cases(&pool).await {
+        match continuity_store::cases::open_cases(&pool).await {
             Ok(open) => applier.metrics.open_cases.set(open),
             Err(e) => tracing::warn!(error = %e, "could not count the open cases"),
         }

@@ -36,9 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use continuity_domain::{KeyedHasher, Rules};
-use continuity_runtime::{periodically, Clock, ExposeSecret, SecretString, Supervisor};
+use continuity_runtime::{
+    periodically, Checked, Clock, ClockSettings, DatabaseSettings, HashSecret, Supervisor,
+};
 use continuity_stream::{KafkaSettings, Topic};
 use rdkafka::consumer::Consumer;
 use serde::Deserialize;
@@ -55,18 +56,16 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// PostgreSQL URL (`CONTINUITY_DATABASE_URL`).
-    pub database_url: SecretString,
-    /// Maximum database connections for batches and the deadline clock; leases, the relay,
-    /// lag and health checks use up to 4 more.
-    pub database_pool: u32,
-    /// Kafka bootstrap servers (`CONTINUITY_BROKERS`).
-    pub brokers: String,
-    /// Prefix of every topic name.
-    pub topic_prefix: String,
+    /// PostgreSQL (`database_url`; `database_pool`: connections for batches and the deadline
+    /// clock; leases, the relay, lag and health checks use up to 4 more).
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// The broker and topic names (`brokers`, `topic_prefix`).
+    #[serde(flatten)]
+    pub kafka: KafkaSettings,
     /// Secret for keyed hashes (`CONTINUITY_HASH_SECRET`). Must be the same for every
     /// instance and never change without re-keying the store.
-    pub hash_secret: SecretString,
+    pub hash_secret: HashSecret,
     /// This instance's id; defaults to host name and process id.
     pub instance_id: Option<String>,
     /// Most messages per batch (one transaction).
@@ -88,9 +87,9 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Run migrations at start-up.
     pub migrate_on_start: bool,
-    /// Evaluate as at this instant instead of the wall clock: for replaying history to a
-    /// point in time, and for tests. Unset in production.
-    pub fixed_now: Option<DateTime<Utc>>,
+    /// The clock (`fixed_now`).
+    #[serde(flatten)]
+    pub clock: ClockSettings,
     /// The rules of the measure.
     pub rules: Rules,
 }
@@ -98,11 +97,9 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
-            database_pool: 8,
-            brokers: "127.0.0.1:9092".into(),
-            topic_prefix: "continuity.".into(),
-            hash_secret: SecretString::from(""),
+            database: DatabaseSettings::default(),
+            kafka: KafkaSettings::default(),
+            hash_secret: HashSecret::default(),
             instance_id: None,
             batch_size: 2000,
             linger_ms: 20,
@@ -113,26 +110,19 @@ impl Default for Settings {
             relay_interval_ms: 50,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
             migrate_on_start: true,
-            fixed_now: None,
+            clock: ClockSettings::default(),
             rules: Rules::default(),
         }
     }
 }
 
+impl Checked for Settings {
+    fn check(&self) -> Result<(), String> {
+        self.hash_secret.expose().map(|_| ()).map_err(str::to_owned)
+    }
+}
+
 impl Settings {
-    /// The clock: fixed when `fixed_now` is set, the system clock otherwise.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        continuity_runtime::clock(self.fixed_now)
-    }
-
-    /// The topic names.
-    pub fn kafka(&self) -> KafkaSettings {
-        KafkaSettings {
-            brokers: self.brokers.clone(),
-            topic_prefix: self.topic_prefix.clone(),
-        }
-    }
-
     fn instance(&self) -> String {
         self.instance_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/etc/hostname")
@@ -150,29 +140,23 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    if settings.hash_secret.expose_secret().is_empty() {
-        anyhow::bail!(
-            "CONTINUITY_HASH_SECRET is not set: set it to the deployment's secret for keyed hashes"
-        );
-    }
+    let hasher = KeyedHasher::new(settings.hash_secret.expose().map_err(anyhow::Error::msg)?);
     // Batches and the deadline clock look up keys; leases, the relay, lag and health checks
     // read small tables whole and get plans for their own parameters.
     let connect = |max, access| {
-        continuity_store::pool(
-            settings.database_url.expose_secret(),
-            max,
-            Duration::from_secs(5),
-            access,
-        )
+        continuity_store::pool(settings.database.url(), max, Duration::from_secs(5), access)
     };
-    let batches = connect(settings.database_pool, continuity_store::Access::KeyLookups)?;
+    let batches = connect(
+        settings.database.database_pool,
+        continuity_store::Access::KeyLookups,
+    )?;
     let pool = connect(4, continuity_store::Access::General)?;
     if settings.migrate_on_start {
         continuity_store::migrate(&pool)
             .await
             .context("running migrations")?;
     }
-    let kafka = settings.kafka();
+    let kafka = settings.kafka.clone();
     kafka.ensure_topics(&Topic::ALL).await?;
     // Topics that existed keep their configuration: say where it could lose events.
     match kafka.config_drift(&Topic::ALL).await {
@@ -206,7 +190,7 @@ pub async fn run(
 
     let applier = Applier {
         pool: batches,
-        hasher: KeyedHasher::new(settings.hash_secret.expose_secret().as_bytes()),
+        hasher,
         rules: settings.rules.clone(),
         kafka: kafka.clone(),
         instance,
@@ -270,7 +254,7 @@ pub async fn run(
         "outbox relay",
         relay::Relay::new(
             pool.clone(),
-            settings.database_url.expose_secret().to_owned(),
+            settings.database.url().to_owned(),
             kafka.clone(),
             metrics.clone(),
         )

@@ -493,10 +493,3 @@ pub async fn lock_due(
     .fetch_all(tx)
     .await
 }
-
-/// The number of cases whose window is open (a whole-table count).
-pub async fn open_cases(pool: &PgPool) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
-        .fetch_one(pool)
-        .await
-}

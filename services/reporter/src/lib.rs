@@ -29,7 +29,7 @@ use continuity_domain::{
     published_cells, tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome,
     PublishedCells, Regions, Rules, Tally,
 };
-use continuity_runtime::{Clock, ExposeSecret, Readiness, SecretString};
+use continuity_runtime::{Checked, ClockSettings, DatabaseSettings, Readiness};
 use continuity_schema::{performance_message, Figure, PerformanceMessage, CONTENT_SCHEME};
 use continuity_stream::{send_all, KafkaSettings, Topic};
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
@@ -45,12 +45,12 @@ pub const SOURCE: &str = "continuity-reporter";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// PostgreSQL URL of the matcher's store (`CONTINUITY_DATABASE_URL`); read only.
-    pub database_url: SecretString,
-    /// Kafka bootstrap servers.
-    pub brokers: String,
-    /// Prefix of every topic name.
-    pub topic_prefix: String,
+    /// PostgreSQL: the matcher's store, read only (`database_url`, `database_pool`).
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// The broker and topic names (`brokers`, `topic_prefix`).
+    #[serde(flatten)]
+    pub kafka: KafkaSettings,
     /// Where reports are written and served from.
     pub reports_dir: PathBuf,
     /// Address of the reports, `/metrics`, `/healthz` and `/readyz`.
@@ -63,8 +63,9 @@ pub struct Settings {
     pub schedule_weekday: Weekday,
     /// Hour of the weekly run (Europe/London).
     pub schedule_hour: u32,
-    /// Evaluate as at this instant instead of the wall clock (replays and tests).
-    pub fixed_now: Option<DateTime<Utc>>,
+    /// The clock (`fixed_now`: replays and tests).
+    #[serde(flatten)]
+    pub clock: ClockSettings,
     /// The rules of the measure (the window length is used).
     pub rules: Rules,
 }
@@ -72,35 +73,26 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
-            brokers: "127.0.0.1:9092".into(),
-            topic_prefix: "continuity.".into(),
+            database: DatabaseSettings {
+                database_pool: 4,
+                ..DatabaseSettings::default()
+            },
+            kafka: KafkaSettings::default(),
             reports_dir: PathBuf::from("reports"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
             settling_days: 28,
             regions_file: None,
             schedule_weekday: Weekday::Mon,
             schedule_hour: 6,
-            fixed_now: None,
+            clock: ClockSettings::default(),
             rules: Rules::default(),
         }
     }
 }
 
+impl Checked for Settings {}
+
 impl Settings {
-    /// Topic names.
-    pub fn kafka(&self) -> KafkaSettings {
-        KafkaSettings {
-            brokers: self.brokers.clone(),
-            topic_prefix: self.topic_prefix.clone(),
-        }
-    }
-
-    /// The clock: fixed when `fixed_now` is set.
-    pub fn clock(&self) -> Arc<dyn Clock> {
-        continuity_runtime::clock(self.fixed_now)
-    }
-
     /// The region lookup.
     pub fn regions(&self) -> anyhow::Result<Regions> {
         match &self.regions_file {
@@ -132,47 +124,19 @@ pub fn load_regions(path: &Path) -> anyhow::Result<Regions> {
     Ok(Regions::new(pairs))
 }
 
-/// Every case's facts, from the matcher's `cases` table.
-pub async fn load_cases(pool: &PgPool) -> anyhow::Result<Vec<CaseFacts>> {
-    type Row = (
-        chrono::NaiveDate,
-        String,
-        Option<String>,
-        Option<String>,
-        String,
-        Option<String>,
-    );
-    let rows: Vec<Row> = sqlx::query_as(
-        "select release_date, local_authority, prison, provider, outcome, exclusion_reason
-         from cases",
-    )
-    .fetch_all(pool)
-    .await
-    .context("reading cases")?;
-    let mut unknown = 0;
-    let cases = rows
-        .into_iter()
-        .filter_map(|(release_date, la, prison, provider, outcome, exclusion)| {
-            let outcome = Outcome::from_codes(&outcome, exclusion.as_deref());
-            if outcome.is_none() {
-                unknown += 1;
-            }
-            Some(CaseFacts {
-                release_date,
-                local_authority: la,
-                prison,
-                provider,
-                outcome: outcome?,
-            })
-        })
-        .collect();
-    if unknown > 0 {
+/// Every case's facts, from the case read model; rows a newer matcher wrote with codes this
+/// build does not know are left out, with a warning.
+async fn load_cases(pool: &PgPool) -> anyhow::Result<Vec<CaseFacts>> {
+    let facts = continuity_store::cases::facts(pool)
+        .await
+        .context("reading cases")?;
+    if facts.unknown > 0 {
         tracing::warn!(
-            cases = unknown,
+            cases = facts.unknown,
             "cases with an outcome this build does not know were left out"
         );
     }
-    Ok(cases)
+    Ok(facts.cases)
 }
 
 /// Every cohort's tallies as at the end of the reporting week.
@@ -492,8 +456,8 @@ impl Reporter {
     /// Connect (the reporter only reads the store) and load the region lookup.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let pool = continuity_store::pool(
-            settings.database_url.expose_secret(),
-            4,
+            settings.database.url(),
+            settings.database.database_pool,
             std::time::Duration::from_secs(10),
             continuity_store::Access::General,
         )
@@ -523,7 +487,7 @@ impl Reporter {
         let written = write_report(&self.settings.reports_dir, &report)?;
         self.metrics.record(&report, &cells, &cases);
         let published = match publish_at {
-            Some(now) => publish(&self.pool, &self.settings.kafka(), &report, &cells, now).await?,
+            Some(now) => publish(&self.pool, &self.settings.kafka, &report, &cells, now).await?,
             None => 0,
         };
         self.metrics
@@ -552,7 +516,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let clock = reporter.settings.clock();
+    let clock = reporter.settings.clock.clock();
     let scheduled = {
         let reporter = reporter.clone();
         tokio::spawn(async move {
@@ -654,7 +618,7 @@ async fn run_now(State(r): State<Arc<Reporter>>, UrlPath(week): UrlPath<String>)
         Ok(p) => p,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    let now = r.settings.clock().now();
+    let now = r.settings.clock.clock().now();
     match r.run(period, Some(now)).await {
         Ok((report, _, n)) => (
             StatusCode::OK,

@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
     let settings: Settings = continuity_runtime::load_config(cli.config.as_deref())?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let now = settings.clock().now();
+        let now = settings.clock.clock().now();
         let reporter = Reporter::connect(settings).await?;
         match cli.command {
             Command::Report { week, publish } => {

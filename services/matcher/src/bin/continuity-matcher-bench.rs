@@ -18,6 +18,37 @@ use rdkafka::Message;
 
 const SECRET: &str = "bench-secret";
 
+#[derive(clap::Parser)]
+#[command(about = "Replay generated events through the matcher and report its throughput")]
+struct Args {
+    /// Events to generate (ten years of national-scale releases, scaled).
+    #[arg(default_value_t = 1_000_000)]
+    events: usize,
+    /// Seed of the generator.
+    #[arg(default_value_t = 1)]
+    seed: u64,
+    /// PostgreSQL URL of a database the bench may create others from.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "CONTINUITY_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Matcher processes on the same partitions.
+    #[arg(long, env = "BENCH_INSTANCES", default_value_t = 1)]
+    instances: usize,
+    /// The matchers' batch size.
+    #[arg(long, env = "BENCH_BATCH", default_value_t = 5000)]
+    batch: usize,
+    /// The matchers' RUST_LOG; their log (stderr) then goes to target/bench-matcher.log.
+    #[arg(long, env = "BENCH_LOG")]
+    log: Option<String>,
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -186,16 +217,16 @@ fn histogram(body: &str, name: &str) -> Vec<(f64, f64)> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let events: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
-    let seed: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let brokers = std::env::var("CONTINUITY_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let Args {
+        events,
+        seed,
+        database_url: base,
+        brokers,
+        instances,
+        batch,
+        log,
+    } = clap::Parser::parse();
+    let batch = batch.to_string();
 
     // Fresh database and topics.
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
@@ -290,14 +321,6 @@ async fn main() -> anyhow::Result<()> {
         .parent()
         .context("bench binary has a directory")?
         .join("continuity-matcher");
-    let instances: usize = std::env::var("BENCH_INSTANCES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let batch = std::env::var("BENCH_BATCH").unwrap_or_else(|_| "5000".into());
-    // BENCH_LOG sets the matcher's RUST_LOG; its log (stderr) then goes to
-    // target/bench-matcher.log.
-    let log = std::env::var("BENCH_LOG").ok();
     let log_to = || -> anyhow::Result<Stdio> {
         Ok(match &log {
             Some(_) => Stdio::from(std::fs::File::create("target/bench-matcher.log")?),
@@ -398,7 +421,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_or(0, |(_, high)| high);
         }
     }
-    let open = scalar(&pool, "select count(*) from cases where outcome = 'OPEN'").await?;
+    let open = continuity_store::cases::open_cases(&pool).await?;
     let keys = scalar(&pool, "select count(*) from match_keys").await?;
     let components = scalar(
         &pool,

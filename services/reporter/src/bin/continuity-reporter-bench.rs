@@ -9,12 +9,16 @@ use continuity_domain::{tabulate, CaseFacts, ExclusionReason, Outcome, Regions, 
 use continuity_reporter::report;
 use continuity_synthetic::local_authority;
 
+#[derive(clap::Parser)]
+#[command(about = "Time every cohort and one weekly report over generated cases")]
+struct Args {
+    /// Cases to generate.
+    #[arg(default_value_t = 600_000)]
+    cases: usize,
+}
+
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(600_000);
+    let Args { cases: n } = clap::Parser::parse();
     let start = NaiveDate::from_ymd_opt(2016, 4, 1).unwrap_or_default();
     // Deterministic spread: 150 local authorities in 9 regions, 120 prisons, 300 providers.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
