@@ -205,7 +205,7 @@ pub fn send(
     };
     let mut batches: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
     for event in events {
-        let (kind, json) = to_json(&source_record(event));
+        let (kind, json) = to_json(&source_record(event))?;
         batches
             .entry((event.meta().source.to_string(), kind.path()))
             .or_default()
@@ -225,7 +225,7 @@ pub fn send(
     for message in invalid {
         if let Ok(Some(mut record)) = SourceRecord::from_message(message) {
             let org = record.envelope_mut().source.clone();
-            let (kind, json) = to_json(&record);
+            let (kind, json) = to_json(&record)?;
             client.post(
                 &org,
                 &format!("/v1/events/{}", kind.path()),

@@ -144,42 +144,42 @@ impl EventKind {
 }
 
 /// The JSON form of a wire record, with its kind: what a source would send.
-pub fn to_json(record: &SourceRecord) -> (EventKind, Value) {
-    fn value<T: Serialize>(t: T) -> Value {
-        serde_json::to_value(t).unwrap_or_default()
+pub fn to_json(record: &SourceRecord) -> Result<(EventKind, Value), JsonFormError> {
+    fn value<T: Serialize>(t: Result<T, JsonFormError>) -> Result<Value, JsonFormError> {
+        Ok(serde_json::to_value(t?)?)
     }
-    match record {
-        SourceRecord::PrisonRelease(w) => (EventKind::Releases, value(Release::from_wire(w))),
+    Ok(match record {
+        SourceRecord::PrisonRelease(w) => (EventKind::Releases, value(Release::from_wire(w))?),
         SourceRecord::ReleaseWithdrawn(w) => (
             EventKind::ReleaseWithdrawals,
-            value(Withdrawal::from_wire(w)),
+            value(Withdrawal::from_wire(w))?,
         ),
         SourceRecord::CustodyAdmission(w) => {
-            (EventKind::Admissions, value(Admission::from_wire(w)))
+            (EventKind::Admissions, value(Admission::from_wire(w))?)
         }
-        SourceRecord::PersonDied(w) => (EventKind::Deaths, value(Death::from_wire(w))),
+        SourceRecord::PersonDied(w) => (EventKind::Deaths, value(Death::from_wire(w))?),
         SourceRecord::IdentityLinked(w) => (
             EventKind::IdentityLinks,
-            value(IdentityChange::from_wire(&w.0)),
+            value(IdentityChange::from_wire(&w.0))?,
         ),
         SourceRecord::IdentityMerged(w) => (
             EventKind::IdentityMerges,
-            value(IdentityChange::from_wire(&w.0)),
+            value(IdentityChange::from_wire(&w.0))?,
         ),
         SourceRecord::IdentityUnmerged(w) => (
             EventKind::IdentityUnmerges,
-            value(IdentityChange::from_wire(&w.0)),
+            value(IdentityChange::from_wire(&w.0))?,
         ),
-        SourceRecord::Referral(w) => (EventKind::Referrals, value(Referral::from_wire(w))),
+        SourceRecord::Referral(w) => (EventKind::Referrals, value(Referral::from_wire(w))?),
         SourceRecord::TreatmentStart(w) => (
             EventKind::TreatmentStarts,
-            value(TreatmentStart::from_wire(w)),
+            value(TreatmentStart::from_wire(w))?,
         ),
         SourceRecord::TreatmentDischarge(w) => (
             EventKind::TreatmentDischarges,
-            value(TreatmentDischarge::from_wire(w)),
+            value(TreatmentDischarge::from_wire(w))?,
         ),
-    }
+    })
 }
 
 /// A JSON body that does not parse into its record: where and what.
@@ -289,10 +289,22 @@ impl<'de> Deserialize<'de> for Instant {
 }
 
 /// Between a JSON field and its wire form.
-trait ToWire {
+trait ToWire: Sized {
     type Wire;
     fn to_wire(self) -> Self::Wire;
-    fn from_wire(w: &Self::Wire) -> Self;
+    /// Fails only for a value the JSON form cannot hold (a date outside chrono's range).
+    fn from_wire(w: &Self::Wire) -> Result<Self, JsonFormError>;
+}
+
+/// Why a wire record has no JSON form.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonFormError {
+    /// A date or instant outside the range the JSON form's types hold.
+    #[error("{0} is outside the range of dates the JSON form can hold")]
+    OutOfRange(&'static str),
+    /// Serialising the JSON form failed (a defect).
+    #[error("the JSON form could not be written: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 macro_rules! same_on_the_wire {
@@ -302,8 +314,8 @@ macro_rules! same_on_the_wire {
             fn to_wire(self) -> $t {
                 self
             }
-            fn from_wire(w: &$t) -> Self {
-                w.clone()
+            fn from_wire(w: &$t) -> Result<Self, JsonFormError> {
+                Ok(w.clone())
             }
         }
     )*};
@@ -325,8 +337,10 @@ impl ToWire for Date {
     fn to_wire(self) -> i32 {
         days_from_date(self.0)
     }
-    fn from_wire(w: &i32) -> Self {
-        Date(date_from_days(*w).unwrap_or_default())
+    fn from_wire(w: &i32) -> Result<Self, JsonFormError> {
+        date_from_days(*w)
+            .map(Date)
+            .ok_or(JsonFormError::OutOfRange("a date"))
     }
 }
 
@@ -335,8 +349,10 @@ impl ToWire for Instant {
     fn to_wire(self) -> i64 {
         self.0.timestamp_micros()
     }
-    fn from_wire(w: &i64) -> Self {
-        Instant(DateTime::from_timestamp_micros(*w).unwrap_or_default())
+    fn from_wire(w: &i64) -> Result<Self, JsonFormError> {
+        DateTime::from_timestamp_micros(*w)
+            .map(Instant)
+            .ok_or(JsonFormError::OutOfRange("an instant"))
     }
 }
 
@@ -345,8 +361,8 @@ impl<T: ToWire> ToWire for Option<T> {
     fn to_wire(self) -> Self::Wire {
         self.map(T::to_wire)
     }
-    fn from_wire(w: &Self::Wire) -> Self {
-        w.as_ref().map(T::from_wire)
+    fn from_wire(w: &Self::Wire) -> Result<Self, JsonFormError> {
+        w.as_ref().map(T::from_wire).transpose()
     }
 }
 
@@ -378,14 +394,14 @@ impl ToWire for Person {
             nhs: self.nhs,
         }
     }
-    fn from_wire(w: &Self::Wire) -> Self {
-        Person {
+    fn from_wire(w: &Self::Wire) -> Result<Self, JsonFormError> {
+        Ok(Person {
             noms: w.noms.clone(),
             crn: w.crn.clone(),
             pnc: w.pnc.clone(),
             cro: w.cro.clone(),
             nhs: w.nhs.clone(),
-        }
+        })
     }
 }
 
@@ -410,13 +426,13 @@ impl ToWire for Attributor {
             sex: self.sex,
         }
     }
-    fn from_wire(w: &Self::Wire) -> Self {
-        Attributor {
+    fn from_wire(w: &Self::Wire) -> Result<Self, JsonFormError> {
+        Ok(Attributor {
             first_initial: w.first_initial.clone(),
             surname_initial: w.surname_initial.clone(),
-            date_of_birth: Date::from_wire(&w.date_of_birth),
+            date_of_birth: Date::from_wire(&w.date_of_birth)?,
             sex: w.sex,
-        }
+        })
     }
 }
 
@@ -441,12 +457,12 @@ impl ToWire for Need {
             substances: self.substances,
         }
     }
-    fn from_wire(w: &Self::Wire) -> Self {
-        Need {
+    fn from_wire(w: &Self::Wire) -> Result<Self, JsonFormError> {
+        Ok(Need {
             local_authority: w.local_authority.clone(),
             provider: w.provider.clone(),
             substances: w.substances.clone(),
-        }
+        })
     }
 }
 
@@ -488,12 +504,12 @@ macro_rules! json_record {
                 }
             }
 
-            fn from_wire(w: &wire::$wire) -> Self {
-                Self {
+            fn from_wire(w: &wire::$wire) -> Result<Self, JsonFormError> {
+                Ok(Self {
                     event_id: Some(w.envelope.event_id),
-                    occurred_at: Some(Instant::from_wire(&w.envelope.occurred_at)),
-                    $( $field: ToWire::from_wire(&w.$field), )*
-                }
+                    occurred_at: Some(Instant::from_wire(&w.envelope.occurred_at)?),
+                    $( $field: ToWire::from_wire(&w.$field)?, )*
+                })
             }
         }
     };

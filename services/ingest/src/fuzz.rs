@@ -211,7 +211,7 @@ fn json_seeds() -> Vec<(EventKind, Vec<u8>)> {
     });
     let mut seeds: BTreeMap<&str, (EventKind, Vec<u8>)> = BTreeMap::new();
     for e in &events {
-        let (kind, json) = api::to_json(&continuity_schema::source_record(e));
+        let (kind, json) = api::to_json(&continuity_schema::source_record(e)).unwrap();
         seeds
             .entry(kind.path())
             .or_insert_with(|| (kind, json.to_string().into_bytes()));

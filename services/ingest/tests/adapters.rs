@@ -411,7 +411,7 @@ fn json_round_trips_every_kind() {
     let mut kinds = std::collections::BTreeSet::new();
     for e in &events {
         let record = continuity_schema::source_record(e);
-        let (kind, json) = continuity_ingest::api::to_json(&record);
+        let (kind, json) = continuity_ingest::api::to_json(&record).unwrap();
         kinds.insert(kind.path());
         let back = kind
             .parse(
@@ -427,6 +427,18 @@ fn json_round_trips_every_kind() {
         assert_eq!(back, record, "{}", kind.path());
     }
     assert!(kinds.len() >= 6, "{kinds:?}");
+
+    // A date the JSON form cannot hold is an error, never another date.
+    let mut release = events
+        .iter()
+        .map(continuity_schema::source_record)
+        .find(|r| matches!(r, SourceRecord::PrisonRelease(_)))
+        .unwrap();
+    if let SourceRecord::PrisonRelease(w) = &mut release {
+        w.release_date = i32::MAX;
+    }
+    let e = continuity_ingest::api::to_json(&release).unwrap_err();
+    assert!(e.to_string().contains("a date is outside"), "{e}");
 }
 
 #[test]

@@ -68,6 +68,9 @@ pub enum ApplyError {
     /// An output could not be encoded (a defect).
     #[error("encoding an output: {0}")]
     Encode(#[from] continuity_schema::CodecError),
+    /// A case's state could not be serialised (a defect).
+    #[error("serialising a case's state: {0}")]
+    State(#[source] serde_json::Error),
     /// Work moved to another thread failed to finish (a defect).
     #[error("worker thread: {0}")]
     Worker(#[from] tokio::task::JoinError),
@@ -81,7 +84,7 @@ impl ApplyError {
             ApplyError::Conflict(_) => "conflict",
             ApplyError::Database(e) if is_conflict(e) => "conflict",
             ApplyError::Database(_) => "database",
-            ApplyError::Encode(_) => "encode",
+            ApplyError::Encode(_) | ApplyError::State(_) => "encode",
             ApplyError::Worker(_) => "worker",
         }
     }
@@ -453,7 +456,8 @@ impl Applier {
             flag_changes.retain(|c| c.flag.notified);
             self.emit(&case, &case_changes, &flag_changes, now, &mut out.outbox)?;
             out.writes
-                .push(component, &case, person, &flag_changes, &self.rules, now);
+                .push(component, &case, person, &flag_changes, &self.rules, now)
+                .map_err(ApplyError::State)?;
             out.case_events += case_changes.len();
             out.flag_events += flag_changes.len();
         }

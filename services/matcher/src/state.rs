@@ -36,15 +36,15 @@ pub enum StateError {
     },
 }
 
-/// The stored form of `case`.
-pub fn encode(case: &Case) -> Vec<u8> {
-    // Serialising plain data cannot fail; an empty state would only force a rewrite.
-    let json = serde_json::to_vec(case).unwrap_or_default();
+/// The stored form of `case`. Serialising it fails only on a defect (a map with keys JSON
+/// cannot hold); the batch then fails rather than storing a state that cannot be read back.
+pub fn encode(case: &Case) -> Result<Vec<u8>, serde_json::Error> {
+    let json = serde_json::to_vec(case)?;
     let mut out = Vec::with_capacity(json.len() / 2 + 8);
     out.push(LZ4_JSON);
     out.extend_from_slice(&(json.len() as u32).to_le_bytes());
     out.extend_from_slice(&lz4_flex::block::compress(&json));
-    out
+    Ok(out)
 }
 
 /// The case stored as `state`.
@@ -102,7 +102,7 @@ mod tests {
     #[test]
     fn a_case_survives_the_round_trip_smaller_than_its_json() {
         let case = a_case();
-        let stored = encode(&case);
+        let stored = encode(&case).unwrap();
         let json = serde_json::to_vec(&case).unwrap();
         // Measured: 566 bytes for 952 of JSON.
         assert!(
@@ -164,12 +164,12 @@ mod tests {
         ] {
             assert!(json.contains(code), "{code} in {json}");
         }
-        assert_eq!(decode(&encode(&case)).unwrap(), case);
+        assert_eq!(decode(&encode(&case).unwrap()).unwrap(), case);
     }
 
     #[test]
     fn damaged_states_are_errors_not_panics() {
-        let stored = encode(&a_case());
+        let stored = encode(&a_case()).unwrap();
         assert!(matches!(decode(&[]), Err(StateError::Empty)));
         assert!(matches!(decode(&[7, 1, 2]), Err(StateError::Format(7))));
         assert!(matches!(

@@ -314,7 +314,8 @@ impl CaseWrites {
         flag_changes: &[continuity_domain::FlagChange],
         rules: &Rules,
         now: DateTime<Utc>,
-    ) {
+    ) -> Result<(), serde_json::Error> {
+        let state = crate::state::encode(case)?;
         let (outcome, exclusion) = (case.outcome.code(), case.outcome.exclusion_code());
         self.case_id.push(case.case_id.0);
         self.component.push(component);
@@ -333,7 +334,7 @@ impl CaseWrites {
             .push(case.engagement.as_ref().map(|e| e.timeliness.code()));
         self.next_due.push(case.next_due(rules, now));
         self.person.push(person.map(|p| p.value().to_owned()));
-        self.state.push(crate::state::encode(case));
+        self.state.push(state);
         for change in flag_changes {
             let f = &change.flag;
             self.flag_id.push(f.flag_id);
@@ -347,6 +348,7 @@ impl CaseWrites {
             self.flag_settled.push(f.settled_at);
             self.flag_notified.push(f.notified);
         }
+        Ok(())
     }
 
     /// Upsert the cases and flags.

@@ -29,7 +29,7 @@ use continuity_domain::{
     published_cells, tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome,
     PublishedCells, Regions, Rules, Tally,
 };
-use continuity_runtime::{Checked, ClockSettings, DatabaseSettings, Readiness};
+use continuity_runtime::{Checked, ClockSettings, DatabaseSettings, Readiness, Supervisor};
 use continuity_schema::{performance_message, Figure, PerformanceMessage, CONTENT_SCHEME};
 use continuity_stream::{send_all, KafkaSettings, Topic};
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
@@ -517,9 +517,12 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let clock = reporter.settings.clock.clock();
-    let scheduled = {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut tasks = Supervisor::new();
+    {
         let reporter = reporter.clone();
-        tokio::spawn(async move {
+        let mut stopped = stopped.clone();
+        tasks.spawn("weekly report", async move {
             loop {
                 let now = clock.now();
                 let next = report::next_run(
@@ -527,8 +530,12 @@ pub async fn serve(
                     reporter.settings.schedule_weekday,
                     reporter.settings.schedule_hour,
                 );
-                let wait = (next - now).to_std().unwrap_or_default();
-                tokio::time::sleep(wait).await;
+                // A run due now or in the past (the clock moved) starts at once.
+                let wait = (next - now).to_std().unwrap_or(std::time::Duration::ZERO);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped.wait_for(|s| *s) => return,
+                }
                 // The run reports on the week just ended.
                 let week = CohortPeriod::iso_week(continuity_domain::london_date(
                     next - Duration::days(1),
@@ -541,8 +548,8 @@ pub async fn serve(
                     Err(e) => tracing::error!(week = %week, error = %e, "weekly report failed"),
                 }
             }
-        })
-    };
+        });
+    }
     let app = continuity_runtime::operations_router(
         reporter.metrics.registry.clone(),
         Ready(reporter.pool.clone()),
@@ -556,22 +563,33 @@ pub async fn serve(
             .with_state(reporter),
     );
     tracing::info!(address = %listener.local_addr()?, "reporter listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    scheduled.abort();
-    served?;
-    Ok(())
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let result = tokio::select! {
+        served = served => served.map_err(anyhow::Error::from),
+        failure = tasks.next_exit() => Err(failure),
+    };
+    let _ = stop.send(true);
+    let joined = tasks.join(std::time::Duration::from_secs(30)).await;
+    result.and(joined)
 }
 
-async fn index(State(r): State<Arc<Reporter>>) -> Html<String> {
-    let mut weeks: Vec<String> = std::fs::read_dir(&r.settings.reports_dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|w| report::parse_week(w).is_ok())
-                .collect()
-        })
-        .unwrap_or_default();
+async fn index(State(r): State<Arc<Reporter>>) -> Response {
+    let mut weeks: Vec<String> = match std::fs::read_dir(&r.settings.reports_dir) {
+        Ok(d) => d
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|w| report::parse_week(w).is_ok())
+            .collect(),
+        // No report written yet.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            tracing::error!(error = %e, dir = %r.settings.reports_dir.display(), "the reports directory cannot be read");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the reports directory cannot be read; see the reporter's log\n",
+            )
+                .into_response();
+        }
+    };
     weeks.sort_unstable_by(|a, b| b.cmp(a));
     let items: String = weeks
         .iter()
@@ -586,6 +604,7 @@ async fn index(State(r): State<Arc<Reporter>>) -> Html<String> {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Continuity reports</title></head>\
          <body><h1>Continuity of care: weekly reports</h1><ul>{items}</ul></body></html>"
     ))
+    .into_response()
 }
 
 async fn file(
