@@ -11,9 +11,10 @@
 
 #![warn(missing_docs)]
 
+pub mod publish;
 pub mod report;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,12 +27,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Duration, Utc, Weekday};
 use continuity_domain::{
-    published_cells, tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, FigureStatus, Outcome,
-    PublishedCells, Regions, Rules, Tally,
+    tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, Outcome, Regions, Rules, Tally,
 };
 use continuity_runtime::{Checked, ClockSettings, DatabaseSettings, Readiness, Supervisor};
-use continuity_schema::{performance_message, Figure, PerformanceMessage, CONTENT_SCHEME};
-use continuity_stream::{send_all, KafkaSettings, Topic};
+use continuity_stream::KafkaSettings;
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -169,198 +168,6 @@ pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
     Ok(Written { html, csv })
 }
 
-/// Publish the report's figures: every published cell, and the internal figure of every cell
-/// of the report's cohorts. A cell whose figures changed after it was final is published as a
-/// revision (status `REVISION`, revision n + 1), never silently; unchanged cells repeat their
-/// last message, ids included. What was published is recorded in `published_figures` once
-/// the broker has acknowledged it. Returns how many messages were published.
-pub async fn publish(
-    pool: &PgPool,
-    kafka: &KafkaSettings,
-    report: &Report,
-    cells: &BTreeMap<CellKey, Tally>,
-    now: DateTime<Utc>,
-) -> anyhow::Result<usize> {
-    // One figure per cell: (published, cohort, breakdown, area).
-    type Cell = (bool, CohortPeriod, Breakdown, String);
-    let mut figures: Vec<Figure<'_>> = Vec::new();
-    for (grid, before) in report.grids.iter().zip(&report.previous) {
-        // England's own grid has one area, which is also its total row: the same cell twice.
-        let england = continuity_domain::performance::ENGLAND;
-        for (area, row) in grid.rows_with_total(england) {
-            // The week before the first: the last of the 52 before, published the same way.
-            let last_before = before
-                .rows_with_total(england)
-                .find(|(a, _)| *a == area)
-                .and_then(|(_, r)| r.get(before.weeks.len().saturating_sub(1)))
-                .copied();
-            for (i, week) in report.cohorts.iter().enumerate() {
-                let status = report.status[i];
-                let previous_week = week.previous();
-                figures.push(Figure {
-                    period: *week,
-                    breakdown: grid.breakdown,
-                    area,
-                    published: true,
-                    counts: row[i],
-                    tally: None,
-                    status,
-                    revision: 0,
-                    previous: if i > 0 { Some(row[i - 1]) } else { last_before },
-                });
-                if let Some(t) = cells.get(&(*week, grid.breakdown, area.to_string())) {
-                    figures.push(Figure {
-                        period: *week,
-                        breakdown: grid.breakdown,
-                        area,
-                        published: false,
-                        counts: internal(t),
-                        tally: Some(t),
-                        status,
-                        revision: 0,
-                        previous: cells
-                            .get(&(previous_week, grid.breakdown, area.to_string()))
-                            .map(internal),
-                    });
-                }
-            }
-        }
-    }
-    // Months, rolling 12 months and financial years: what may be published is decided per
-    // period (and as sums of published parts), so a figure is the same in every report.
-    let periods: Vec<CohortPeriod> = report.periods.iter().map(|(p, _)| *p).collect();
-    let asked: Vec<CohortPeriod> = periods.iter().flat_map(|p| [*p, p.previous()]).collect();
-    let published: Vec<(Breakdown, PublishedCells)> = Breakdown::ALL
-        .iter()
-        .map(|b| (*b, published_cells(cells, *b, &asked)))
-        .collect();
-    for (breakdown, published) in &published {
-        for (period, status) in &report.periods {
-            let areas = published
-                .range((*period, String::new())..)
-                .take_while(|((p, _), _)| p == period);
-            for ((_, area), counts) in areas {
-                figures.push(Figure {
-                    period: *period,
-                    breakdown: *breakdown,
-                    area,
-                    published: true,
-                    counts: *counts,
-                    tally: None,
-                    status: *status,
-                    revision: 0,
-                    previous: published
-                        .get(&(period.previous(), area.to_owned()))
-                        .copied(),
-                });
-                if let Some(t) = cells.get(&(*period, *breakdown, area.to_owned())) {
-                    figures.push(Figure {
-                        period: *period,
-                        breakdown: *breakdown,
-                        area,
-                        published: false,
-                        counts: internal(t),
-                        tally: Some(t),
-                        status: *status,
-                        revision: 0,
-                        previous: cells
-                            .get(&(period.previous(), *breakdown, area.to_owned()))
-                            .map(internal),
-                    });
-                }
-            }
-        }
-    }
-    let figures: BTreeMap<Cell, Figure<'_>> = figures
-        .into_iter()
-        .map(|f| ((f.published, f.period, f.breakdown, f.area.to_string()), f))
-        .collect();
-    let first: Vec<(Figure<'_>, PerformanceMessage)> = figures
-        .into_values()
-        .map(|f| performance_message(&f, now, SOURCE).map(|m| (f, m)))
-        .collect::<Result<_, _>>()?;
-    let ids: Vec<uuid::Uuid> = first.iter().map(|(_, m)| m.cohort_id).collect();
-    let previous: HashMap<uuid::Uuid, (uuid::Uuid, String, i32, i16)> = sqlx::query_as(
-        "select cohort_id, content, status, revision, content_scheme
-         from published_figures where cohort_id = any($1)",
-    )
-    .bind(&ids)
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .map(|(id, content, status, revision, scheme)| (id, (content, status, revision, scheme)))
-    .collect();
-    let mut messages = Vec::with_capacity(first.len());
-    for (mut figure, message) in first {
-        let revision = match previous.get(&message.cohort_id) {
-            None => 0,
-            Some((content, _, revision, _)) if *content == message.content => *revision,
-            // Hashed the way an older build did: not comparable, so taken as unchanged (its
-            // revision stands) and stored the new way.
-            Some((_, _, revision, scheme)) if *scheme < CONTENT_SCHEME => *revision,
-            Some((_, status, revision, _))
-                if status != "PROVISIONAL" && figure.status == FigureStatus::Final =>
-            {
-                revision + 1
-            }
-            Some((_, _, revision, _)) => *revision,
-        };
-        let status = match (figure.status, revision) {
-            (FigureStatus::Provisional, _) => "PROVISIONAL",
-            (FigureStatus::Final, 0) => "FINAL",
-            (FigureStatus::Final, _) => "REVISION",
-        };
-        let message = if revision == 0 {
-            message
-        } else {
-            figure.revision = revision as u32;
-            performance_message(&figure, now, SOURCE)?
-        };
-        messages.push((message, status, revision));
-    }
-    let producer = kafka.producer()?;
-    let topic = kafka.topic(Topic::Performance);
-    for chunk in messages.chunks(10_000) {
-        let batch: Vec<continuity_stream::Outgoing<'_>> = chunk
-            .iter()
-            .map(|(m, _, _)| {
-                continuity_stream::Outgoing::new(
-                    topic.as_str(),
-                    Some(m.cohort_id.as_bytes().as_slice()),
-                    m.message.as_slice(),
-                )
-            })
-            .collect();
-        send_all(&producer, batch).await?;
-    }
-    sqlx::query(
-        "insert into published_figures (cohort_id, content, status, revision, published_at,
-             content_scheme)
-         select id, content, status, revision, $5, $6
-         from unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[]) as t(id, content, status, revision)
-         on conflict (cohort_id) do update set content = excluded.content,
-             status = excluded.status, revision = excluded.revision,
-             published_at = excluded.published_at, content_scheme = excluded.content_scheme",
-    )
-    .bind(messages.iter().map(|(m, _, _)| m.cohort_id).collect::<Vec<_>>())
-    .bind(messages.iter().map(|(m, _, _)| m.content).collect::<Vec<_>>())
-    .bind(messages.iter().map(|(_, s, _)| *s).collect::<Vec<_>>())
-    .bind(messages.iter().map(|(_, _, r)| *r).collect::<Vec<_>>())
-    .bind(now)
-    .bind(CONTENT_SCHEME)
-    .execute(pool)
-    .await?;
-    Ok(messages.len())
-}
-
-/// A cell's figures without disclosure control.
-fn internal(t: &Tally) -> continuity_domain::Published {
-    continuity_domain::Published {
-        engaged: Some(t.engaged),
-        finalised: Some(t.finalised),
-    }
-}
-
 /// Operators' gauges: internal figures (no disclosure control) over the report's 52 cohorts,
 /// one series per local authority (about 150), plus England.
 #[derive(Clone)]
@@ -487,7 +294,9 @@ impl Reporter {
         let written = write_report(&self.settings.reports_dir, &report)?;
         self.metrics.record(&report, &cells, &cases);
         let published = match publish_at {
-            Some(now) => publish(&self.pool, &self.settings.kafka, &report, &cells, now).await?,
+            Some(now) => {
+                publish::publish(&self.pool, &self.settings.kafka, &report, &cells, now).await?
+            }
             None => 0,
         };
         self.metrics
