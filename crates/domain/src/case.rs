@@ -5,6 +5,9 @@
 //! depends on the order events arrived in or on duplicates: every choice between two records
 //! is made by (recorded time, event id). Outcomes depend on event dates only; `now` decides
 //! only whether a window has closed and which flags are due.
+//!
+//! Its length is the rule set: `assess` and the helpers it alone calls, kept in one module so
+//! the rules read top to bottom; identifiers, calendar, rates and changes are modules of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -6,6 +6,9 @@
 //! fingerprint names and resolved to the newest version of the same record, so old and new
 //! writers both decode. No registry is needed; a deployment with one can map registry ids to
 //! the same fingerprints (see the README).
+//!
+//! Its length is the encoding's: the single-object framing, the schema set compiled in and
+//! resolution between versions are one mechanism, and splitting them would scatter it.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -18,188 +21,70 @@ use serde::Serialize;
 /// The two marker bytes that start a single-object-encoded message.
 pub const MAGIC: [u8; 2] = [0xC3, 0x01];
 
-/// Every record type in the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordType {
-    /// A release movement (in).
-    PrisonRelease,
-    /// A release withdrawn (in).
-    ReleaseWithdrawn,
-    /// An admission to custody (in).
-    CustodyAdmission,
-    /// A death (in).
-    PersonDied,
-    /// Two identifiers of one person (in).
-    IdentityLinked,
-    /// Two records merged (in).
-    IdentityMerged,
-    /// A merge undone (in).
-    IdentityUnmerged,
-    /// A referral recording the need (in).
-    Referral,
-    /// A treatment episode start (in).
-    TreatmentStart,
-    /// A treatment episode end (in).
-    TreatmentDischarge,
-    /// A change to a case (out).
-    CaseEvent,
-    /// A caseworker flag (out).
-    EngagementFlag,
-    /// A cohort cell's figures (out).
-    ContinuityPerformance,
-    /// A message that could not be applied (out).
-    DeadLetter,
-}
-
-impl RecordType {
-    /// Every record type.
-    pub const ALL: [RecordType; 14] = [
-        RecordType::PrisonRelease,
-        RecordType::ReleaseWithdrawn,
-        RecordType::CustodyAdmission,
-        RecordType::PersonDied,
-        RecordType::IdentityLinked,
-        RecordType::IdentityMerged,
-        RecordType::IdentityUnmerged,
-        RecordType::Referral,
-        RecordType::TreatmentStart,
-        RecordType::TreatmentDischarge,
-        RecordType::CaseEvent,
-        RecordType::EngagementFlag,
-        RecordType::ContinuityPerformance,
-        RecordType::DeadLetter,
-    ];
-
-    /// The Avro record name (a test checks it against every schema): how answers, the audit
-    /// trail and metric labels name the record type.
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordType::PrisonRelease => "PrisonRelease",
-            RecordType::ReleaseWithdrawn => "ReleaseWithdrawn",
-            RecordType::CustodyAdmission => "CustodyAdmission",
-            RecordType::PersonDied => "PersonDied",
-            RecordType::IdentityLinked => "IdentityLinked",
-            RecordType::IdentityMerged => "IdentityMerged",
-            RecordType::IdentityUnmerged => "IdentityUnmerged",
-            RecordType::Referral => "Referral",
-            RecordType::TreatmentStart => "TreatmentStart",
-            RecordType::TreatmentDischarge => "TreatmentDischarge",
-            RecordType::CaseEvent => "CaseEvent",
-            RecordType::EngagementFlag => "EngagementFlag",
-            RecordType::ContinuityPerformance => "ContinuityPerformance",
-            RecordType::DeadLetter => "DeadLetter",
+/// Defines the record types of the contract, one row each: the variant (also the Avro record
+/// name), its direction, and its schema files under `schemas/`, oldest first. `RecordType`,
+/// `RecordType::ALL`, `RecordType::name` and the compiled-in schema set come from this table.
+macro_rules! record_types {
+    ($($(#[$doc:meta])* $name:ident: [$($file:literal),+]),+ $(,)?) => {
+        /// Every record type in the contract.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RecordType {
+            $($(#[$doc])* $name),+
         }
-    }
+
+        impl RecordType {
+            /// Every record type.
+            pub const ALL: [RecordType; [$(stringify!($name)),+].len()] =
+                [$(RecordType::$name),+];
+
+            /// The Avro record name (a test checks it against every schema): how answers, the
+            /// audit trail and metric labels name the record type.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(RecordType::$name => stringify!($name)),+
+                }
+            }
+        }
+
+        /// Every version of every schema, oldest first. To change a schema, add a new version
+        /// here and in `schemas/`, never edit a published one (the tests check the
+        /// fingerprints).
+        const SCHEMA_FILES: &[(RecordType, &[(&str, &str)])] = &[
+            $((RecordType::$name, &[$(($file, include_str!(concat!("../../../schemas/", $file)))),+])),+
+        ];
+    };
 }
 
-/// Every version of every schema, oldest first. To change a schema, add a new version here
-/// and in `schemas/`, never edit a published one (the tests check the fingerprints).
-const SCHEMA_FILES: &[(RecordType, &[(&str, &str)])] = &[
-    (
-        RecordType::PrisonRelease,
-        &[(
-            "prison_release.v1.avsc",
-            include_str!("../../../schemas/prison_release.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::ReleaseWithdrawn,
-        &[(
-            "release_withdrawn.v1.avsc",
-            include_str!("../../../schemas/release_withdrawn.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::CustodyAdmission,
-        &[(
-            "custody_admission.v1.avsc",
-            include_str!("../../../schemas/custody_admission.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::PersonDied,
-        &[(
-            "person_died.v1.avsc",
-            include_str!("../../../schemas/person_died.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::IdentityLinked,
-        &[(
-            "identity_linked.v1.avsc",
-            include_str!("../../../schemas/identity_linked.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::IdentityMerged,
-        &[(
-            "identity_merged.v1.avsc",
-            include_str!("../../../schemas/identity_merged.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::IdentityUnmerged,
-        &[(
-            "identity_unmerged.v1.avsc",
-            include_str!("../../../schemas/identity_unmerged.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::Referral,
-        &[(
-            "referral.v1.avsc",
-            include_str!("../../../schemas/referral.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::TreatmentStart,
-        &[(
-            "treatment_start.v1.avsc",
-            include_str!("../../../schemas/treatment_start.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::TreatmentDischarge,
-        &[(
-            "treatment_discharge.v1.avsc",
-            include_str!("../../../schemas/treatment_discharge.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::CaseEvent,
-        &[(
-            "case_event.v1.avsc",
-            include_str!("../../../schemas/case_event.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::EngagementFlag,
-        &[(
-            "engagement_flag.v1.avsc",
-            include_str!("../../../schemas/engagement_flag.v1.avsc"),
-        )],
-    ),
-    (
-        RecordType::ContinuityPerformance,
-        &[
-            (
-                "continuity_performance.v1.avsc",
-                include_str!("../../../schemas/continuity_performance.v1.avsc"),
-            ),
-            (
-                "continuity_performance.v2.avsc",
-                include_str!("../../../schemas/continuity_performance.v2.avsc"),
-            ),
-        ],
-    ),
-    (
-        RecordType::DeadLetter,
-        &[(
-            "dead_letter.v1.avsc",
-            include_str!("../../../schemas/dead_letter.v1.avsc"),
-        )],
-    ),
-];
+record_types! {
+    /// A release movement (in).
+    PrisonRelease: ["prison_release.v1.avsc"],
+    /// A release withdrawn (in).
+    ReleaseWithdrawn: ["release_withdrawn.v1.avsc"],
+    /// An admission to custody (in).
+    CustodyAdmission: ["custody_admission.v1.avsc"],
+    /// A death (in).
+    PersonDied: ["person_died.v1.avsc"],
+    /// Two identifiers of one person (in).
+    IdentityLinked: ["identity_linked.v1.avsc"],
+    /// Two records merged (in).
+    IdentityMerged: ["identity_merged.v1.avsc"],
+    /// A merge undone (in).
+    IdentityUnmerged: ["identity_unmerged.v1.avsc"],
+    /// A referral recording the need (in).
+    Referral: ["referral.v1.avsc"],
+    /// A treatment episode start (in).
+    TreatmentStart: ["treatment_start.v1.avsc"],
+    /// A treatment episode end (in).
+    TreatmentDischarge: ["treatment_discharge.v1.avsc"],
+    /// A change to a case (out).
+    CaseEvent: ["case_event.v1.avsc"],
+    /// A caseworker flag (out).
+    EngagementFlag: ["engagement_flag.v1.avsc"],
+    /// A cohort cell's figures (out).
+    ContinuityPerformance: ["continuity_performance.v1.avsc", "continuity_performance.v2.avsc"],
+    /// A message that could not be applied (out).
+    DeadLetter: ["dead_letter.v1.avsc"],
+}
 
 /// The most any one string, byte array or array length in a message may claim. Untrusted
 /// bytes can claim any length; without this bound a 20-byte message could make the decoder

@@ -1,6 +1,9 @@
 //! Validation at the boundary: wire records become domain events, or an error that lists every
 //! field at fault by its path (`person.noms`, `need.local_authority`) and what is wrong with it,
 //! never the rejected value. The reverse direction, domain to wire, is used by producers.
+//!
+//! Its length is one validation per record kind, each naming its fields' paths; they share the
+//! field checks at the top.
 
 use std::fmt;
 

@@ -3,6 +3,9 @@
 //! carry unvalidated data; [`crate::convert`] validates it into domain types. Enums whose
 //! symbols are exactly the domain's and need no fallback symbol are the domain's own types;
 //! the others have an `UNKNOWN` or `OTHER` default that the domain does not.
+//!
+//! Its length is one struct per Avro record, generated where the records repeat a shape
+//! (`source_records!`); each must match its schema field for field.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

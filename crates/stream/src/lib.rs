@@ -2,6 +2,9 @@
 //! configuration, never from string literals scattered through the code), producer and
 //! consumer settings, and creating topics at start-up. Written against Apache Kafka, which the
 //! local stack, docker-compose and Kubernetes all run.
+//!
+//! Its length is the topics table and the one consume/produce loop every service uses; kept
+//! together so a service never configures a client of its own.
 
 #![warn(missing_docs)]
 

@@ -11,6 +11,9 @@
 //! one, else the extract's own time given with the upload (`extracted_at`), else when ingest
 //! received the file. So an extract replayed later gives the same "reported late" decisions as
 //! when it was first sent; each row's answer says which was used.
+//!
+//! Its length is the column mapping, the date forms providers use and the per-row answers,
+//! which one format's parser needs together.
 
 use std::collections::BTreeMap;
 

@@ -22,6 +22,9 @@
 //! inserted, and the rules run while the new keys are inserted.
 //!
 //! The service only loads state, calls `continuity_domain::assess` and stores what it returns.
+//!
+//! Its length is the six steps above, which share one transaction and one batch's state; the
+//! SQL is in `store`, the grouping in `grouping`, the outbox in `outbox`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

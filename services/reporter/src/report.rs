@@ -1,6 +1,9 @@
 //! The weekly commissioners' report: the 52 weekly release cohorts whose windows had closed by
 //! the end of the reporting week, per breakdown, as published (disclosure control applied),
 //! rendered as a self-contained HTML page and a CSV of the same table.
+//!
+//! Its length is the page and the CSV, which must say the same thing: they are built from
+//! one table here, side by side.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;

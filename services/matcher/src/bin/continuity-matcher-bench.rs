@@ -3,6 +3,9 @@
 //! the ceiling. Uses a fresh database and fresh topics on the local stack; run it with
 //! `scripts/bench-matcher.sh` (release build). The matcher runs as its own process so its
 //! memory is measured alone.
+//!
+//! Its length is the bench's report (throughput, latency, CPU by process, memory); it is one
+//! program run by hand, not a module others use.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
