@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
 use continuity_domain::{assess, KeyedHasher, Rules};
-use continuity_runtime::{DatabaseSettings, HashSecret, ManualClock};
+use continuity_runtime::{Connections, DatabaseSettings, HashSecret, ManualClock};
 use continuity_schema::encode_source_event;
 use continuity_stream::{partition_key, KafkaSettings, Topic};
 use rdkafka::consumer::Consumer;
@@ -178,8 +178,10 @@ pub fn start(env: &Env, instance: &str, clock: &ManualClock) -> Running {
     continuity_runtime::init_logging();
     let http = free_port();
     let settings = continuity_matcher::Settings {
-        database: DatabaseSettings::new(env.db_url.clone(), 8),
-        kafka: env.kafka.clone(),
+        connections: Connections {
+            database: DatabaseSettings::new(env.db_url.clone(), 8),
+            kafka: env.kafka.clone(),
+        },
         hash_secret: HashSecret::new(SECRET).unwrap(),
         instance_id: Some(instance.into()),
         linger_ms: 10,

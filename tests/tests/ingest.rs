@@ -13,7 +13,7 @@ use continuity_domain::events::SourceEvent;
 use continuity_e2e::{env, free_port, read_topic, request, Env, HttpResponse, KafkaNode};
 use continuity_ingest::sources::{token_hash, Role, SourceConfig};
 use continuity_ingest::{Ingest, Settings};
-use continuity_runtime::{ClockSettings, DatabaseSettings, HashSecret, ManualClock};
+use continuity_runtime::{ClockSettings, Connections, DatabaseSettings, HashSecret, ManualClock};
 use continuity_schema::decode_source_event;
 use continuity_stream::{KafkaSettings, Topic};
 use serde_json::{json, Value};
@@ -58,10 +58,12 @@ async fn start(
     continuity_runtime::init_logging();
     let port = free_port();
     let mut settings = Settings {
-        database: DatabaseSettings::new(env.db_url.clone(), 6),
-        kafka: KafkaSettings {
-            brokers: brokers.into(),
-            topic_prefix: env.kafka.topic_prefix.clone(),
+        connections: Connections {
+            database: DatabaseSettings::new(env.db_url.clone(), 6),
+            kafka: KafkaSettings {
+                brokers: brokers.into(),
+                topic_prefix: env.kafka.topic_prefix.clone(),
+            },
         },
         hash_secret: HashSecret::new(continuity_e2e::SECRET).unwrap(),
         http_addr: ([127, 0, 0, 1], port).into(),

@@ -14,7 +14,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use continuity_domain::{assess, Breakdown, Rules};
 use continuity_e2e::*;
 use continuity_reporter::{Reporter, Settings};
-use continuity_runtime::{ClockSettings, DatabaseSettings};
+use continuity_runtime::{ClockSettings, Connections, DatabaseSettings};
 use continuity_schema::{wire, AvroRecord};
 use continuity_stream::Topic;
 use continuity_synthetic::{generate, Config};
@@ -101,8 +101,10 @@ async fn cohorts_by_sql(env: &Env) -> BTreeMap<(String, String, String), (i64, i
 
 fn settings(env: &Env, dir: &std::path::Path) -> Settings {
     Settings {
-        database: DatabaseSettings::new(env.db_url.clone(), 4),
-        kafka: env.kafka.clone(),
+        connections: Connections {
+            database: DatabaseSettings::new(env.db_url.clone(), 4),
+            kafka: env.kafka.clone(),
+        },
         reports_dir: dir.to_path_buf(),
         clock: ClockSettings {
             fixed_now: Some(Utc.with_ymd_and_hms(2026, 3, 9, 6, 0, 0).unwrap()),

@@ -23,18 +23,7 @@ macro_rules! code_type {
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
-        impl $name {
-            /// The code as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        crate::text::text_newtype!($name, CodeError);
 
         impl TryFrom<String> for $name {
             type Error = CodeError;
@@ -46,13 +35,6 @@ macro_rules! code_type {
         impl From<$name> for String {
             fn from(value: $name) -> String {
                 value.0
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = CodeError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::parse(s)
             }
         }
     };

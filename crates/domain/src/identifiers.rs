@@ -95,30 +95,12 @@ macro_rules! identifier_type {
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(String);
 
-        impl $name {
-            /// The canonical form of the identifier.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        crate::text::text_newtype!($name, IdentifierError);
 
         /// Debug output hides the value so identifiers never reach logs by accident.
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 write!(f, "{}(..)", stringify!($name))
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = IdentifierError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::parse(s)
             }
         }
 

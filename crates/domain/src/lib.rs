@@ -21,6 +21,7 @@ pub mod keyed;
 pub mod performance;
 pub mod rate;
 pub mod rules;
+mod text;
 
 pub use attributor::{Attributor, AttributorError, Sex};
 pub use calendar::{london_date, start_of_london_day, CohortPeriod};

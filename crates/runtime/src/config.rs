@@ -41,6 +41,30 @@ pub fn load_config<T: DeserializeOwned + Checked>(file: Option<&Path>) -> anyhow
     Ok(settings)
 }
 
+/// The `--config FILE` option of every binary (flattened into its clap command line).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFile {
+    /// TOML configuration; CONTINUITY_* environment variables override it.
+    #[arg(long, global = true)]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// The commands of a long-running service (ingest, the matcher).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum ServiceCommand {
+    /// Run until SIGTERM (the default).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+impl ConfigFile {
+    /// Load the settings `T` from the file, if given, and the environment ([`load_config`]).
+    pub fn load<T: DeserializeOwned + Checked>(&self) -> anyhow::Result<T> {
+        load_config(self.config.as_deref())
+    }
+}
+
 /// Read one TOML file into `T` (for files a setting names, such as ingest's sources).
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     config::Config::builder()

@@ -13,12 +13,14 @@ mod shutdown;
 mod tasks;
 
 pub use clock::{clock, Clock, ManualClock, SystemClock};
-pub use config::{load_config, load_file};
+pub use config::{load_config, load_file, ConfigFile, ServiceCommand};
 pub use logging::init_logging;
 pub use operations::{
     operations_router, serve_operations, serve_operations_on, DatabaseAndBroker, Readiness,
 };
 pub use secrecy::{ExposeSecret, SecretString};
-pub use settings::{Checked, ClockSettings, DatabaseSettings, HashSecret, MigrateSettings};
+pub use settings::{
+    Checked, ClockSettings, Connections, DatabaseSettings, HashSecret, MigrateSettings,
+};
 pub use shutdown::shutdown_signal;
 pub use tasks::{periodically, Supervisor};

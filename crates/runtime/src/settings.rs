@@ -1,8 +1,8 @@
 //! The sections of configuration every service shares, each defined once and flattened into a
 //! service's own settings, so their keys (and `CONTINUITY_` variables) are the same everywhere:
-//! the database (`database_url`, `database_pool`), the broker (`brokers`, `topic_prefix`, in
-//! `continuity_stream::KafkaSettings`), the keyed-hash secret (`hash_secret`) and the clock
-//! (`fixed_now`).
+//! the connections (the database: `database_url`, `database_pool`; the broker: `brokers`,
+//! `topic_prefix`, in `continuity_stream::KafkaSettings`), the keyed-hash secret
+//! (`hash_secret`) and the clock (`fixed_now`).
 
 use std::sync::Arc;
 
@@ -11,6 +11,32 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use crate::clock::Clock;
+
+/// How a service reaches PostgreSQL and the broker: the first section of every service's
+/// settings, flattened (`database_url`, `database_pool`, `brokers`, `topic_prefix`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Connections {
+    /// PostgreSQL.
+    #[serde(flatten)]
+    pub database: DatabaseSettings,
+    /// The broker and topic names.
+    #[serde(flatten)]
+    pub kafka: continuity_stream::KafkaSettings,
+}
+
+impl Connections {
+    /// The default broker and PostgreSQL with a pool of `pool` connections.
+    pub fn with_pool(pool: u32) -> Self {
+        Connections {
+            database: DatabaseSettings {
+                database_pool: pool,
+                ..DatabaseSettings::default()
+            },
+            kafka: continuity_stream::KafkaSettings::default(),
+        }
+    }
+}
 
 /// How to reach PostgreSQL.
 #[derive(Debug, Clone, Deserialize)]
@@ -134,14 +160,14 @@ pub trait Checked {
     }
 }
 
-/// The configuration a `migrate` command needs: the database alone (no secret is required to
-/// apply migrations).
+/// The configuration a `migrate` command needs: the connections alone (no secret is required
+/// to apply migrations).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct MigrateSettings {
-    /// PostgreSQL.
+    /// PostgreSQL (and the broker, unused).
     #[serde(flatten)]
-    pub database: DatabaseSettings,
+    pub connections: Connections,
 }
 
 impl Checked for MigrateSettings {}

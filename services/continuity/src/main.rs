@@ -3,17 +3,15 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use continuity_runtime::{Checked, DatabaseSettings};
-use continuity_stream::{KafkaSettings, Topic};
+use continuity_runtime::{Checked, Connections};
+use continuity_stream::Topic;
 
 /// The sections of the services' configuration the commands use.
 #[derive(Default, serde::Deserialize)]
 #[serde(default)]
 struct Config {
     #[serde(flatten)]
-    kafka: KafkaSettings,
-    #[serde(flatten)]
-    database: DatabaseSettings,
+    connections: Connections,
 }
 
 impl Checked for Config {}
@@ -24,10 +22,9 @@ impl Checked for Config {}
     about = "Continuity of care from prison to community treatment"
 )]
 struct Cli {
-    /// TOML configuration; CONTINUITY_* environment variables override it (`brokers`,
-    /// `topic_prefix`, `database_url`, as for the services).
-    #[arg(long, global = true)]
-    config: Option<std::path::PathBuf>,
+    /// `brokers`, `topic_prefix`, `database_url`, as for the services.
+    #[command(flatten)]
+    config: continuity_runtime::ConfigFile,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,8 +77,8 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     continuity_runtime::init_logging();
     let cli = Cli::parse();
-    let config: Config = continuity_runtime::load_config(cli.config.as_deref())?;
-    let settings = config.kafka;
+    let config: Config = cli.config.load()?;
+    let settings = config.connections.kafka.clone();
     match cli.command {
         Command::Topics => {
             settings.ensure_topics(&Topic::ALL).await?;
@@ -127,7 +124,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", sent.events);
         }
         Command::Summary { wait_for } => {
-            let pool = sqlx::PgPool::connect(config.database.url()).await?;
+            let pool = sqlx::PgPool::connect(config.connections.database.url()).await?;
             if wait_for > 0 {
                 let consumed = continuity::summary::wait_for_matcher(
                     &pool,

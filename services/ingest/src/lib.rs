@@ -93,8 +93,8 @@ impl Ingest {
             tracing::warn!("no sources are configured: every request will be refused (401)");
         }
         let pool = continuity_store::pool(
-            settings.database.url(),
-            settings.database.database_pool,
+            settings.connections.database.url(),
+            settings.connections.database.database_pool,
             Duration::from_secs(3),
             continuity_store::Access::General,
         )?;
@@ -104,7 +104,7 @@ impl Ingest {
         let produce_timeout = Duration::from_millis(settings.produce_timeout_ms.max(1));
         Ok(Ingest {
             sources,
-            publisher: Publisher::new(settings.kafka.clone(), produce_timeout)?,
+            publisher: Publisher::new(settings.connections.kafka.clone(), produce_timeout)?,
             audit_trail: audit::AuditTrail::start(pool.clone()),
             pool,
             hasher: KeyedHasher::new(secret),

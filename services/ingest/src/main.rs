@@ -2,11 +2,11 @@
 //! (the default), apply the migrations, or make and hash source tokens.
 
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use continuity_ingest::{sources, Ingest, Settings};
+use continuity_runtime::ServiceCommand;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -14,19 +14,17 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(about = "The HTTP front door for prisons, probation and treatment providers")]
 struct Cli {
-    /// TOML configuration; CONTINUITY_* environment variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: continuity_runtime::ConfigFile,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, PartialEq, Eq)]
 enum Command {
-    /// Serve the API (the default).
-    Serve,
-    /// Apply the database migrations and exit.
-    Migrate,
+    /// Serve the API until SIGTERM (the default), or apply the migrations.
+    #[command(flatten)]
+    Service(ServiceCommand),
     /// Print a new random source token and, on the next line, the SHA-256 to configure.
     NewToken,
     /// Read a token on standard input and print the SHA-256 to configure.
@@ -36,7 +34,9 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     continuity_runtime::init_logging();
     let cli = Cli::parse();
-    let command = cli.command.unwrap_or(Command::Serve);
+    let command = cli
+        .command
+        .unwrap_or(Command::Service(ServiceCommand::Serve));
     match command {
         Command::NewToken => {
             let token = sources::new_token();
@@ -50,19 +50,18 @@ fn main() -> anyhow::Result<()> {
             println!("{}", sources::token_hash(token.trim()));
             return Ok(());
         }
-        Command::Serve | Command::Migrate => {}
+        Command::Service(_) => {}
     }
     let runtime = tokio::runtime::Runtime::new()?;
-    if matches!(command, Command::Migrate) {
-        let settings: continuity_runtime::MigrateSettings =
-            continuity_runtime::load_config(cli.config.as_deref())?;
+    if command == Command::Service(ServiceCommand::Migrate) {
+        let settings: continuity_runtime::MigrateSettings = cli.config.load()?;
         return runtime.block_on(async {
-            continuity_store::migrate_url(settings.database.url()).await?;
+            continuity_store::migrate_url(settings.connections.database.url()).await?;
             println!("migrations applied");
             Ok(())
         });
     }
-    let settings: Settings = continuity_runtime::load_config(cli.config.as_deref())?;
+    let settings: Settings = cli.config.load()?;
     runtime.block_on(async move {
         let clock = settings.clock.clock();
         let ingest = Arc::new(Ingest::new(&settings, clock).await?);

@@ -4,8 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use continuity_runtime::{Checked, ClockSettings, DatabaseSettings, HashSecret};
-use continuity_stream::KafkaSettings;
+use continuity_runtime::{Checked, ClockSettings, Connections, HashSecret};
 use serde::Deserialize;
 
 use crate::ndtms;
@@ -15,12 +14,9 @@ use crate::sources::SourceConfig;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// PostgreSQL, for the audit trail (`database_url`, `database_pool`).
+    /// PostgreSQL (for the audit trail) and the broker.
     #[serde(flatten)]
-    pub database: DatabaseSettings,
-    /// The broker and topic names (`brokers`, `topic_prefix`).
-    #[serde(flatten)]
-    pub kafka: KafkaSettings,
+    pub connections: Connections,
     /// Secret for keyed hashes of message keys (`CONTINUITY_HASH_SECRET`); the matcher's.
     pub hash_secret: HashSecret,
     /// Address of the API and of `/metrics`, `/healthz`, `/readyz`.
@@ -47,11 +43,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            database: DatabaseSettings {
-                database_pool: 6,
-                ..DatabaseSettings::default()
-            },
-            kafka: KafkaSettings::default(),
+            connections: Connections::with_pool(6),
             hash_secret: HashSecret::default(),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9103)),
             sources: Vec::new(),

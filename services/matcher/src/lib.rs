@@ -38,7 +38,7 @@ use std::time::Duration;
 use anyhow::Context;
 use continuity_domain::{KeyedHasher, Rules};
 use continuity_runtime::{
-    periodically, Checked, Clock, ClockSettings, DatabaseSettings, HashSecret, Supervisor,
+    periodically, Checked, Clock, ClockSettings, Connections, HashSecret, Supervisor,
 };
 use continuity_stream::{KafkaSettings, Topic};
 use rdkafka::consumer::Consumer;
@@ -56,13 +56,10 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// PostgreSQL (`database_url`; `database_pool`: connections for batches and the deadline
+    /// PostgreSQL and the broker (`database_pool`: connections for batches and the deadline
     /// clock; leases, the relay, lag and health checks use up to 4 more).
     #[serde(flatten)]
-    pub database: DatabaseSettings,
-    /// The broker and topic names (`brokers`, `topic_prefix`).
-    #[serde(flatten)]
-    pub kafka: KafkaSettings,
+    pub connections: Connections,
     /// Secret for keyed hashes (`CONTINUITY_HASH_SECRET`). Must be the same for every
     /// instance and never change without re-keying the store.
     pub hash_secret: HashSecret,
@@ -97,8 +94,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            database: DatabaseSettings::default(),
-            kafka: KafkaSettings::default(),
+            connections: Connections::with_pool(8),
             hash_secret: HashSecret::default(),
             instance_id: None,
             batch_size: 2000,
@@ -144,10 +140,15 @@ pub async fn run(
     // Batches and the deadline clock look up keys; leases, the relay, lag and health checks
     // read small tables whole and get plans for their own parameters.
     let connect = |max, access| {
-        continuity_store::pool(settings.database.url(), max, Duration::from_secs(5), access)
+        continuity_store::pool(
+            settings.connections.database.url(),
+            max,
+            Duration::from_secs(5),
+            access,
+        )
     };
     let batches = connect(
-        settings.database.database_pool,
+        settings.connections.database.database_pool,
         continuity_store::Access::KeyLookups,
     )?;
     let pool = connect(4, continuity_store::Access::General)?;
@@ -156,7 +157,7 @@ pub async fn run(
             .await
             .context("running migrations")?;
     }
-    let kafka = settings.kafka.clone();
+    let kafka = settings.connections.kafka.clone();
     kafka.ensure_topics(&Topic::ALL).await?;
     // Topics that existed keep their configuration: say where it could lose events.
     match kafka.config_drift(&Topic::ALL).await {
@@ -254,7 +255,7 @@ pub async fn run(
         "outbox relay",
         relay::Relay::new(
             pool.clone(),
-            settings.database.url().to_owned(),
+            settings.connections.database.url().to_owned(),
             kafka.clone(),
             metrics.clone(),
         )

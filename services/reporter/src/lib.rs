@@ -29,8 +29,7 @@ use chrono::{DateTime, Duration, Utc, Weekday};
 use continuity_domain::{
     tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, Outcome, Regions, Rules, Tally,
 };
-use continuity_runtime::{Checked, ClockSettings, DatabaseSettings, Readiness, Supervisor};
-use continuity_stream::KafkaSettings;
+use continuity_runtime::{Checked, ClockSettings, Connections, Readiness, Supervisor};
 use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
 use serde::Deserialize;
 use sqlx::PgPool;
@@ -44,12 +43,9 @@ pub const SOURCE: &str = "continuity-reporter";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// PostgreSQL: the matcher's store, read only (`database_url`, `database_pool`).
+    /// PostgreSQL (the matcher's store, read only) and the broker.
     #[serde(flatten)]
-    pub database: DatabaseSettings,
-    /// The broker and topic names (`brokers`, `topic_prefix`).
-    #[serde(flatten)]
-    pub kafka: KafkaSettings,
+    pub connections: Connections,
     /// Where reports are written and served from.
     pub reports_dir: PathBuf,
     /// Address of the reports, `/metrics`, `/healthz` and `/readyz`.
@@ -72,11 +68,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            database: DatabaseSettings {
-                database_pool: 4,
-                ..DatabaseSettings::default()
-            },
-            kafka: KafkaSettings::default(),
+            connections: Connections::with_pool(4),
             reports_dir: PathBuf::from("reports"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9102)),
             settling_days: 28,
@@ -263,8 +255,8 @@ impl Reporter {
     /// Connect (the reporter only reads the store) and load the region lookup.
     pub async fn connect(settings: Settings) -> anyhow::Result<Self> {
         let pool = continuity_store::pool(
-            settings.database.url(),
-            settings.database.database_pool,
+            settings.connections.database.url(),
+            settings.connections.database.database_pool,
             std::time::Duration::from_secs(10),
             continuity_store::Access::General,
         )
@@ -295,7 +287,14 @@ impl Reporter {
         self.metrics.record(&report, &cells, &cases);
         let published = match publish_at {
             Some(now) => {
-                publish::publish(&self.pool, &self.settings.kafka, &report, &cells, now).await?
+                publish::publish(
+                    &self.pool,
+                    &self.settings.connections.kafka,
+                    &report,
+                    &cells,
+                    now,
+                )
+                .await?
             }
             None => 0,
         };

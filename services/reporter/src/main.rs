@@ -2,7 +2,6 @@
 //! report (and publishes its figures); `continuity-reporter [--config FILE] serve` runs the
 //! weekly schedule and serves the reports.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -11,9 +10,8 @@ use continuity_reporter::{report, Reporter, Settings};
 #[derive(Parser)]
 #[command(about = "The continuity rate against the 75% ambition, every week")]
 struct Cli {
-    /// TOML configuration; CONTINUITY_* environment variables override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: continuity_runtime::ConfigFile,
     #[command(subcommand)]
     command: Command,
 }
@@ -36,7 +34,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     continuity_runtime::init_logging();
     let cli = Cli::parse();
-    let settings: Settings = continuity_runtime::load_config(cli.config.as_deref())?;
+    let settings: Settings = cli.config.load()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let now = settings.clock.clock().now();
