@@ -14,6 +14,10 @@ if ! command -v chromium >/dev/null; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
+# The cross-language Avro check reads and writes messages with fastavro.
+CONTINUITY_PYTHON="$("$ROOT/scripts/install-python.sh")"
+export CONTINUITY_PYTHON
+
 started=""
 if ! "$ROOT/scripts/kafka-node.sh" running "$STACK_DIR/kafka" && ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
   started=yes

@@ -11,6 +11,7 @@
 //! resolution between versions are one mechanism, and splitting them would scatter it.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::OnceLock;
 
 use apache_avro::rabin::Rabin;
@@ -108,8 +109,15 @@ pub struct SchemaVersion {
     /// The same schema with every named reference replaced by the type it names, with the
     /// same binary form: schema-aware encoding then needs no table of names.
     pub encoding: Schema,
-    /// Its fingerprint.
+    /// Its fingerprint: CRC-64-AVRO of its Parsing Canonical Form ([`crate::canonical`]),
+    /// what this build writes and what any Avro implementation computes.
     pub fingerprint: Fingerprint,
+    /// The fingerprint builds before 2026-12 wrote (of apache-avro's canonical form, which
+    /// keeps logical types); still read until every message written with it has expired
+    /// from the topics (see docs/wire-format.md).
+    pub legacy_fingerprint: Fingerprint,
+    /// The single-object header this build writes and its decoder expects.
+    header: Vec<u8>,
     /// A decoder with the schema's names resolved once, not per message.
     decoder: Decoder,
 }
@@ -241,11 +249,19 @@ fn avro_error_kind(e: &apache_avro::Error) -> String {
     }
 }
 
-fn fingerprint_of(schema: &Schema) -> Fingerprint {
+/// The fingerprint of apache-avro's canonical form, which older builds wrote.
+fn legacy_fingerprint_of(schema: &Schema) -> Fingerprint {
     let bytes = schema.fingerprint::<Rabin>().bytes;
     let mut out = [0u8; 8];
     out.copy_from_slice(&bytes[..8]);
     out
+}
+
+/// The single-object header of a schema: the marker, then the fingerprint.
+fn header(fingerprint: &Fingerprint) -> Vec<u8> {
+    let mut header = MAGIC.to_vec();
+    header.extend_from_slice(fingerprint);
+    header
 }
 
 /// Hex form of a fingerprint, as the lock file and errors print it.
@@ -274,7 +290,9 @@ impl Registry {
         for (record, files) in SCHEMA_FILES {
             for (n, (file, text)) in files.iter().enumerate() {
                 let schema = Schema::parse_str(text).map_err(|e| format!("{file}: {e}"))?;
-                let fingerprint = fingerprint_of(&schema);
+                let fingerprint =
+                    crate::canonical::fingerprint(text).map_err(|e| format!("{file}: {e}"))?;
+                let legacy_fingerprint = legacy_fingerprint_of(&schema);
                 let names: HashMap<_, Schema> =
                     apache_avro::schema::ResolvedSchema::try_from(&schema)
                         .map_err(|e| format!("{file}: {e}"))?
@@ -286,11 +304,18 @@ impl Registry {
                     inline_refs(&schema, &names, 0).map_err(|e| format!("{file}: {e}"))?;
                 let decoder = apache_avro::GenericSingleObjectReader::builder()
                     .schema(schema.clone())
+                    .header(header(&fingerprint))
                     .build()
                     .map_err(|e| format!("{file}: {e}"))?;
                 let index = reg.versions.len();
-                if reg.by_fingerprint.insert(fingerprint, index).is_some() {
-                    return Err(format!("{file}: same fingerprint as another schema"));
+                for fp in [fingerprint, legacy_fingerprint] {
+                    if reg
+                        .by_fingerprint
+                        .insert(fp, index)
+                        .is_some_and(|i| i != index)
+                    {
+                        return Err(format!("{file}: same fingerprint as another schema"));
+                    }
                 }
                 reg.latest.insert(*record, index);
                 reg.versions.push(SchemaVersion {
@@ -300,6 +325,8 @@ impl Registry {
                     schema,
                     encoding,
                     fingerprint,
+                    legacy_fingerprint,
+                    header: header(&fingerprint),
                     decoder: Decoder(decoder),
                 });
             }
@@ -353,7 +380,10 @@ impl Registry {
             record,
             detail: avro_error_kind(&e),
         };
-        let mut rest = message;
+        // The decoder expects the header with the canonical fingerprint; a message written
+        // with the legacy one (checked by `writer_of`) is read as if it had that header.
+        let mut body = &message[writer.header.len()..];
+        let mut rest = writer.header.as_slice().chain(&mut body);
         let decoded = if reader.fingerprint == writer.fingerprint {
             writer.decoder.0.read_deser(&mut rest).map_err(body_error)?
         } else {
@@ -361,7 +391,7 @@ impl Registry {
             let value = value.resolve(&reader.schema).map_err(body_error)?;
             apache_avro::from_value(&value).map_err(body_error)?
         };
-        if !rest.is_empty() {
+        if !body.is_empty() {
             return Err(CodecError::TrailingBytes(record));
         }
         Ok(decoded)
@@ -378,8 +408,7 @@ pub trait AvroRecord: Serialize + DeserializeOwned {
     fn to_message(&self) -> Result<Vec<u8>, CodecError> {
         let v = Registry::get().latest(Self::RECORD);
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&v.fingerprint);
+        out.extend_from_slice(&v.header);
         // The error names the kind of failure only: its message can quote the value.
         // `encoding` names nothing: every reference is inlined.
         apache_avro::write_avro_datum_ref(&v.encoding, &HashMap::new(), self, &mut out).map_err(

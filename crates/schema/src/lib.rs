@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod canonical;
 pub mod codec;
 pub mod convert;
 pub mod wire;

@@ -123,7 +123,14 @@ fn published_schemas_never_change() {
     let actual: Vec<String> = Registry::get()
         .versions()
         .iter()
-        .map(|v| format!("{} {}", v.file, fingerprint_hex(&v.fingerprint)))
+        .map(|v| {
+            format!(
+                "{} {} {}",
+                v.file,
+                fingerprint_hex(&v.fingerprint),
+                fingerprint_hex(&v.legacy_fingerprint)
+            )
+        })
         .collect();
     let locked: Vec<&str> = LOCK
         .lines()
@@ -351,8 +358,13 @@ fn every_source_event_round_trips() {
     }
 }
 
-#[test]
-fn every_output_record_round_trips() {
+/// One record of each output type.
+fn outputs() -> (
+    wire::CaseEvent,
+    wire::EngagementFlag,
+    wire::ContinuityPerformance,
+    wire::DeadLetter,
+) {
     let env = wire::Envelope {
         event_id: Uuid::from_u128(7),
         occurred_at: 1_700_000_000_000_000,
@@ -373,10 +385,6 @@ fn every_output_record_round_trips() {
         engagement_date: None,
         timeliness: Some(wire::Timeliness::ReportedLate),
     };
-    assert_eq!(
-        wire::CaseEvent::from_message(&case.to_message().unwrap()).unwrap(),
-        case
-    );
     let flag = wire::EngagementFlag {
         envelope: env.clone(),
         flag_id: Uuid::from_u128(2),
@@ -392,10 +400,6 @@ fn every_output_record_round_trips() {
         provider: Some("OXPROV".into()),
         notify: true,
     };
-    assert_eq!(
-        wire::EngagementFlag::from_message(&flag.to_message().unwrap()).unwrap(),
-        flag
-    );
     let perf = wire::ContinuityPerformance {
         envelope: env.clone(),
         cohort_id: Uuid::from_u128(3),
@@ -419,10 +423,6 @@ fn every_output_record_round_trips() {
         suppressed: true,
         change: Some(-2.5),
     };
-    assert_eq!(
-        wire::ContinuityPerformance::from_message(&perf.to_message().unwrap()).unwrap(),
-        perf
-    );
     let dead = wire::DeadLetter {
         envelope: env,
         original_topic: "continuity.releases".into(),
@@ -433,6 +433,24 @@ fn every_output_record_round_trips() {
         error_kind: wire::ErrorKind::UnknownSchema,
         reason: "unknown writer schema".into(),
     };
+    (case, flag, perf, dead)
+}
+
+#[test]
+fn every_output_record_round_trips() {
+    let (case, flag, perf, dead) = outputs();
+    assert_eq!(
+        wire::CaseEvent::from_message(&case.to_message().unwrap()).unwrap(),
+        case
+    );
+    assert_eq!(
+        wire::EngagementFlag::from_message(&flag.to_message().unwrap()).unwrap(),
+        flag
+    );
+    assert_eq!(
+        wire::ContinuityPerformance::from_message(&perf.to_message().unwrap()).unwrap(),
+        perf
+    );
     assert_eq!(
         wire::DeadLetter::from_message(&dead.to_message().unwrap()).unwrap(),
         dead
@@ -442,6 +460,78 @@ fn every_output_record_round_trips() {
         decode_source_event(&case.to_message().unwrap(), today()),
         Err(DecodeError::NotASourceEvent(RecordType::CaseEvent))
     ));
+}
+
+#[test]
+fn messages_with_the_legacy_fingerprint_still_decode() {
+    let registry = Registry::get();
+    for event in one_of_each() {
+        let mut bytes = encode_source_event(&event).unwrap();
+        let writer = registry.writer_of(&bytes).unwrap();
+        assert_ne!(writer.fingerprint, writer.legacy_fingerprint);
+        bytes[2..10].copy_from_slice(&writer.legacy_fingerprint);
+        assert_eq!(decode_source_event(&bytes, today()).unwrap(), event);
+    }
+}
+
+/// Every record type's message as this build writes it.
+fn one_message_of_each_type() -> Vec<Vec<u8>> {
+    let (case, flag, perf, dead) = outputs();
+    let mut messages: Vec<Vec<u8>> = one_of_each()
+        .iter()
+        .map(|e| encode_source_event(e).unwrap())
+        .collect();
+    messages.push(case.to_message().unwrap());
+    messages.push(flag.to_message().unwrap());
+    messages.push(perf.to_message().unwrap());
+    messages.push(dead.to_message().unwrap());
+    messages
+}
+
+/// A message of every record type written here is read by fastavro, which finds the writer
+/// schema by its own fingerprint computation, and the same record written by fastavro is read
+/// here: the bytes are equal both ways. The Python comes from `scripts/install-python.sh`
+/// (`CONTINUITY_PYTHON`, set by `scripts/test.sh`).
+#[test]
+fn messages_interoperate_with_fastavro() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var("CONTINUITY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = std::env::temp_dir().join(format!("avro-interop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let messages = one_message_of_each_type();
+    let types: BTreeSet<RecordType> = messages
+        .iter()
+        .map(|m| Registry::get().writer_of(m).unwrap().record)
+        .collect();
+    assert_eq!(types.len(), RecordType::ALL.len());
+    for (i, m) in messages.iter().enumerate() {
+        std::fs::write(dir.join(format!("{i:02}.rust")), m).unwrap();
+    }
+    let out = std::process::Command::new(&python)
+        .arg(root.join("scripts/avro/interop.py"))
+        .arg(root.join("schemas"))
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}; run scripts/test.sh, which installs it"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "fastavro could not read our messages: {stderr}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        messages.len()
+    );
+    for (i, m) in messages.iter().enumerate() {
+        let theirs = std::fs::read(dir.join(format!("{i:02}.python"))).unwrap();
+        assert_eq!(&theirs, m, "message {i}: fastavro wrote other bytes");
+    }
+    // Read back by this build: what fastavro wrote decodes to the records sent.
+    for (event, i) in one_of_each().into_iter().zip(0..) {
+        let theirs = std::fs::read(dir.join(format!("{i:02}.python"))).unwrap();
+        assert_eq!(decode_source_event(&theirs, today()).unwrap(), event);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
