@@ -14,6 +14,11 @@ if ! command -v chromium >/dev/null; then
   $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
+# The alert rules, checked and unit-tested (deploy/prometheus/rules.test.yml).
+PROMTOOL="$("$ROOT/scripts/install-promtool.sh")"
+"$PROMTOOL" check rules "$ROOT/deploy/prometheus/rules.yml" >/dev/null
+(cd "$ROOT/deploy/prometheus" && "$PROMTOOL" test rules rules.test.yml)
+
 # The cross-language Avro check reads and writes messages with fastavro.
 CONTINUITY_PYTHON="$("$ROOT/scripts/install-python.sh")"
 export CONTINUITY_PYTHON

@@ -29,6 +29,16 @@ pub(crate) enum ExtractedAt {
 }
 
 impl Endpoint {
+    /// Every endpoint's name.
+    pub(crate) fn names() -> Vec<String> {
+        EventKind::ALL
+            .iter()
+            .map(|k| Endpoint::Events(*k))
+            .chain([Endpoint::Hmpps, Endpoint::Extracts(ExtractedAt::NotGiven)])
+            .map(Endpoint::name)
+            .collect()
+    }
+
     /// Its name in metric labels and the audit trail (from fixed lists only).
     pub(crate) fn name(self) -> String {
         match self {

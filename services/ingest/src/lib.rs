@@ -111,7 +111,7 @@ impl Ingest {
             clock,
             columns: settings.csv_columns.clone(),
             max_body_bytes: settings.max_body_bytes,
-            metrics: Metrics::new()?,
+            metrics: Metrics::new(&configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())?,
         })
     }
 
@@ -143,7 +143,13 @@ impl Ingest {
         let started = std::time::Instant::now();
         let name = endpoint.name();
         let (mut response, audited) = match self.authenticate(headers) {
-            None => (Refused::NotAuthenticated.into_response(), None),
+            None => {
+                self.metrics
+                    .refused
+                    .with_label_values(&[metrics::UNAUTHENTICATED, "401"])
+                    .inc();
+                (Refused::NotAuthenticated.into_response(), None)
+            }
             Some(principal) => {
                 let mut audited = Audited {
                     principal,
@@ -172,6 +178,13 @@ impl Ingest {
         // The audit is the last step: no answer leaves without its row stored.
         if let Some(audited) = audited {
             let status = response.status();
+            if status == StatusCode::FORBIDDEN && audited.results.is_empty() {
+                // Refused whole: the source sent to an endpoint its role may not use.
+                self.metrics
+                    .refused
+                    .with_label_values(&[audited.principal.name.as_str(), "403"])
+                    .inc();
+            }
             if self.audit(&audited, &name, status.as_u16()).await.is_err()
                 && status != StatusCode::SERVICE_UNAVAILABLE
             {

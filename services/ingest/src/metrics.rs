@@ -1,7 +1,22 @@
-//! Ingest's Prometheus metrics: requests by endpoint and status, rows by result, events
-//! written by record type, answer time, and broker failures. Labels come from fixed lists only.
+//! Ingest's Prometheus metrics: requests by endpoint and status, requests refused whole by
+//! authentication or authorisation by source, rows by result, events written by record type,
+//! answer time, and broker failures. Labels come from fixed lists and the configured source
+//! names only, and every series with known labels exists from start at zero (a series that
+//! first appears at its first increment reads as no change to `increase()`).
 
+use continuity_schema::wire::SourceRecord;
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::endpoint::Endpoint;
+use crate::rows::RowResult;
+
+/// The `source` of a refused request that named no configured source.
+pub(crate) const UNAUTHENTICATED: &str = "unauthenticated";
+
+/// The statuses an endpoint that carries events answers with.
+const ANSWERED: [&str; 10] = [
+    "202", "207", "400", "401", "403", "413", "422", "429", "500", "503",
+];
 
 /// The service's counters.
 #[derive(Clone)]
@@ -9,6 +24,7 @@ pub struct Metrics {
     /// The registry served at `/metrics`.
     pub registry: Registry,
     pub(crate) requests: IntCounterVec,
+    pub(crate) refused: IntCounterVec,
     pub(crate) rows: IntCounterVec,
     pub(crate) events: IntCounterVec,
     pub(crate) seconds: HistogramVec,
@@ -16,7 +32,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Result<Self, prometheus::Error> {
+    /// The metrics, with every known series at zero for the configured `sources` (names).
+    pub(crate) fn new(sources: &[&str]) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -24,6 +41,13 @@ impl Metrics {
                 "Requests answered, by endpoint and HTTP status",
             ),
             &["endpoint", "status"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "continuity_ingest_requests_refused_total",
+                "Requests refused whole: 401 (source `unauthenticated`: no valid token) or 403 (a source sending what its role may not)",
+            ),
+            &["source", "status"],
         )?;
         let rows = IntCounterVec::new(
             Opts::new(
@@ -53,14 +77,31 @@ impl Metrics {
             "continuity_ingest_broker_unavailable_total",
             "Requests answered 503 because the broker did not acknowledge in time",
         )?;
-        for c in [&requests, &rows, &events] {
+        for c in [&requests, &refused, &rows, &events] {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(seconds.clone()))?;
         registry.register(Box::new(broker_failures.clone()))?;
+        refused.with_label_values(&[UNAUTHENTICATED, "401"]);
+        for source in sources {
+            refused.with_label_values(&[source, "403"]);
+        }
+        for endpoint in Endpoint::names() {
+            for status in ANSWERED {
+                requests.with_label_values(&[endpoint.as_str(), status]);
+            }
+            for result in RowResult::CODES {
+                rows.with_label_values(&[endpoint.as_str(), result]);
+            }
+            seconds.with_label_values(&[endpoint.as_str()]);
+        }
+        for record in SourceRecord::TYPES {
+            events.with_label_values(&[record.name()]);
+        }
         Ok(Metrics {
             registry,
             requests,
+            refused,
             rows,
             events,
             seconds,

@@ -123,6 +123,9 @@ pub enum RowResult {
 }
 
 impl RowResult {
+    /// Every result's name.
+    pub const CODES: [&'static str; 4] = ["accepted", "ignored", "rejected", "forbidden"];
+
     /// The result's name, as in the answer's `status` and the `result` metric label.
     pub fn code(&self) -> &'static str {
         match self {

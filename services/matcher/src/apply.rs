@@ -80,6 +80,10 @@ pub enum ApplyError {
 }
 
 impl ApplyError {
+    /// Every `reason` label of the retry metric.
+    pub const REASONS: [&'static str; 5] =
+        ["lost_lease", "conflict", "database", "encode", "worker"];
+
     /// Label for the retry metric.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -294,9 +298,10 @@ impl Applier {
             topic = %m.topic, partition = m.partition, offset = m.offset,
             error = %error, "dead-lettering a message"
         );
+        let [undecodable, invalid] = crate::metrics::DEAD_LETTER_KINDS;
         let kind = match error {
-            continuity_schema::DecodeError::Codec(_) => "undecodable",
-            _ => "invalid",
+            continuity_schema::DecodeError::Codec(_) => undecodable,
+            _ => invalid,
         };
         self.metrics
             .dead_letters

@@ -172,6 +172,8 @@ pub async fn run(
         Err(e) => tracing::warn!(error = %e, "could not read the topics' configuration"),
     }
     let metrics = Metrics::new()?;
+    let source_topics: Vec<String> = Topic::SOURCES.iter().map(|t| kafka.topic(*t)).collect();
+    metrics.zeroed(&source_topics);
     let instance = settings.instance();
     tracing::info!(instance = %instance, "matcher starting");
 

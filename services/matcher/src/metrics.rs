@@ -6,6 +6,15 @@ use prometheus::{
     Registry,
 };
 
+/// The `result` of a consumed message.
+pub const CONSUMED: [&str; 3] = ["applied", "duplicate", "dead_letter"];
+
+/// The `kind` of a dead letter.
+pub const DEAD_LETTER_KINDS: [&str; 2] = ["undecodable", "invalid"];
+
+/// The `result` of a deadline-clock pass.
+pub const DEADLINE_RESULTS: [&str; 2] = ["ok", "error"];
+
 /// Every metric the matcher exports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -137,5 +146,33 @@ impl Metrics {
             deadline_seconds,
             offsets_missing,
         })
+    }
+
+    /// Create every series whose labels are known at start, at zero, for the source topics
+    /// `topics` (full names). A series that first appears at its first increment reads as
+    /// no change to `increase()`, so an alert on it could not fire for that first event.
+    pub fn zeroed(&self, topics: &[String]) {
+        for topic in topics {
+            for result in CONSUMED {
+                self.consumed.with_label_values(&[topic, result]);
+            }
+            for kind in DEAD_LETTER_KINDS {
+                self.dead_letters.with_label_values(&[topic, kind]);
+            }
+        }
+        for reason in crate::apply::ApplyError::REASONS {
+            self.retries.with_label_values(&[reason]);
+        }
+        for kind in ["AT_RISK", "OVERDUE"] {
+            for state in continuity_domain::FlagState::ALL {
+                self.flags.with_label_values(&[kind, state.code()]);
+            }
+        }
+        for change in continuity_domain::CaseChangeKind::ALL {
+            self.case_events.with_label_values(&[change.code()]);
+        }
+        for result in DEADLINE_RESULTS {
+            self.deadline_seconds.with_label_values(&[result]);
+        }
     }
 }

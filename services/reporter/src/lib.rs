@@ -325,6 +325,15 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let clock = reporter.settings.clock.clock();
+    match publish::last_published(&reporter.pool).await {
+        Ok(Some(at)) => reporter
+            .metrics
+            .last_report
+            .with_label_values(&["ok"])
+            .set(at.timestamp()),
+        Ok(None) => tracing::info!("no figures published yet: the first weekly run will be"),
+        Err(e) => tracing::warn!(error = %e, "could not read when figures were last published"),
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Supervisor::new();
     {

@@ -228,6 +228,14 @@ fn internal(t: &Tally) -> Published {
     }
 }
 
+/// When figures were last published, if ever: what the weekly-report gauge starts from after
+/// a restart, so the alert on a missed week sees the last run, not nothing.
+pub async fn last_published(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select max(published_at) from published_figures")
+        .fetch_one(pool)
+        .await
+}
+
 /// What was last published for each of `ids`.
 async fn stored(
     pool: &PgPool,
