@@ -23,6 +23,12 @@ PROMTOOL="$("$ROOT/scripts/install-promtool.sh")"
 CONTINUITY_PYTHON="$("$ROOT/scripts/install-python.sh")"
 export CONTINUITY_PYTHON
 
+# Ingest's API description: valid OpenAPI 3.1, and its per-kind request schemas as generated
+# from schemas/ (scripts/openapi/kinds.py).
+"$(dirname "$CONTINUITY_PYTHON")/openapi-spec-validator" "$ROOT/services/ingest/openapi.yaml" >/dev/null \
+  || die "services/ingest/openapi.yaml is not a valid OpenAPI document (see above)"
+"$CONTINUITY_PYTHON" "$ROOT/scripts/openapi/kinds.py" --check
+
 started=""
 if ! "$ROOT/scripts/kafka-node.sh" running "$STACK_DIR/kafka" && ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
   started=yes

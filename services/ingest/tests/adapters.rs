@@ -637,3 +637,51 @@ fn a_replayed_extract_gives_the_timeliness_it_gave_live() {
     });
     assert_eq!(timeliness(undated), Timeliness::ReportedLate);
 }
+
+/// The JSON forms ingest reads validate against the request schemas its OpenAPI document
+/// publishes (generated from the Avro schemas by `scripts/openapi/kinds.py`), so a client
+/// generated from the document sends what ingest accepts. The Python comes from
+/// `scripts/install-python.sh` (`CONTINUITY_PYTHON`, set by `scripts/test.sh`).
+#[test]
+fn json_forms_match_the_published_request_schemas() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var("CONTINUITY_PYTHON").unwrap_or_else(|_| "python3".into());
+    let events = continuity_synthetic::generate(&continuity_synthetic::Config {
+        seed: 5,
+        people: 300,
+        start: date(2025, 1, 1),
+        days: 300,
+        local_authorities: 5,
+        prisons: 5,
+    });
+    let mut forms: std::collections::BTreeMap<&str, Vec<Value>> = Default::default();
+    for e in &events {
+        let (kind, json) =
+            continuity_ingest::api::to_json(&continuity_schema::source_record(e)).unwrap();
+        forms.entry(kind.path()).or_default().push(json);
+    }
+    assert!(forms.len() >= 6, "{:?}", forms.keys());
+    let dir = std::env::temp_dir().join(format!("json-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (kind, values) in &forms {
+        std::fs::write(
+            dir.join(format!("{kind}.json")),
+            serde_json::to_vec(values).unwrap(),
+        )
+        .unwrap();
+    }
+    let out = std::process::Command::new(&python)
+        .arg(root.join("scripts/openapi/check_forms.py"))
+        .arg(root.join("services/ingest/openapi.yaml"))
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{python}: {e}; run scripts/test.sh, which installs it"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(checked, forms.values().map(Vec::len).sum::<usize>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
