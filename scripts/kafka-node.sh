@@ -3,7 +3,11 @@
 # process with its state under DIR. Used by scripts/stack.sh for the local stack's broker and
 # by tests that need a broker of their own to stop and start.
 #
-#   scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT   format DIR once, start, wait until it answers metadata
+#   scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT]
+#                                                          format DIR once, start, wait until it answers metadata;
+#                                                          with SASL_SSL_PORT also a TLS + SCRAM-SHA-256 listener
+#                                                          on localhost (a CA the script makes: DIR/tls/ca.pem;
+#                                                          user `continuity`, password `continuity-secret`)
 #   scripts/kafka-node.sh stop DIR                         SIGTERM (controlled shutdown), SIGKILL after 30 s
 #   scripts/kafka-node.sh kill DIR                         SIGKILL
 #   scripts/kafka-node.sh running DIR                      exit 0 when the node's process is alive
@@ -14,7 +18,25 @@
 # The heap is capped at $CONTINUITY_KAFKA_HEAP (default 1 GiB).
 source "$(dirname "$0")/lib.sh"
 
-usage() { die "usage: scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT | stop DIR | kill DIR | running DIR"; }
+usage() { die "usage: scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT] | stop DIR | kill DIR | running DIR"; }
+
+# A CA, a broker certificate for `localhost` signed by it (key and chain in one PEM file, as
+# Kafka's PEM keystore takes them) and a second CA that signed nothing, under DIR/tls.
+tls_material() {
+  local tls="$1/tls"
+  [[ -f "$tls/broker.pem" ]] && return 0
+  mkdir -p "$tls"
+  ( cd "$tls"
+    for ca in ca other-ca; do
+      openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=continuity test $ca" \
+        -keyout "$ca.key" -out "$ca.pem" 2>/dev/null
+    done
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile broker.ext -out broker.crt 2>/dev/null
+    cat broker.key broker.crt >broker.pem ) || die "making the TLS material under $tls failed"
+}
 
 node_pid() { cat "$1/kafka.pid" 2>/dev/null; }
 
@@ -26,17 +48,23 @@ node_running() {
 node_ready() { python3 "$ROOT/scripts/kafka/ready.py" 127.0.0.1 "$1"; }
 
 write_config() {
-  local dir=$1 port=$2 controller=$3
+  local dir=$1 port=$2 controller=$3 sasl=${4:-}
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller"
+  local advertised="PLAINTEXT://127.0.0.1:$port"
+  if [[ -n "$sasl" ]]; then
+    listeners+=",SASL_SSL://127.0.0.1:$sasl"
+    advertised+=",SASL_SSL://localhost:$sasl"
+  fi
   cat >"$dir/server.properties" <<PROPERTIES
 # Written by scripts/kafka-node.sh; rewritten at every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 log.dirs=$dir/data
 num.partitions=6
 auto.create.topics.enable=false
@@ -49,10 +77,18 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPERTIES
+  if [[ -n "$sasl" ]]; then
+    cat >>"$dir/server.properties" <<PROPERTIES
+sasl.enabled.mechanisms=SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/broker.pem
+PROPERTIES
+  fi
 }
 
 start() {
-  local dir=$1 port=$2 controller=$3
+  local dir=$1 port=$2 controller=$3 sasl=${4:-}
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   if node_running "$dir"; then
@@ -60,7 +96,10 @@ start() {
     return 0
   fi
   "$ROOT/scripts/install-broker.sh"
-  write_config "$dir" "$port" "$controller"
+  [[ -z "$sasl" ]] || tls_material "$dir"
+  write_config "$dir" "$port" "$controller" "$sasl"
+  local scram=()
+  [[ -z "$sasl" ]] || scram=(--add-scram 'SCRAM-SHA-256=[name=continuity,password=continuity-secret]')
   local classpath="$KAFKA_HOME/libs/*"
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     # A cluster id is 16 random bytes in URL-safe base64 without padding, as StorageTool's
@@ -72,7 +111,7 @@ start() {
     done
     "$JAVA" -cp "$classpath" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" \
       -Dkafka.logs.dir="$dir" kafka.tools.StorageTool format -t "$cluster" \
-      -c "$dir/server.properties" >>"$dir/format.log" 2>&1 \
+      -c "$dir/server.properties" "${scram[@]}" >>"$dir/format.log" 2>&1 \
       || die "formatting Kafka's storage failed; see $dir/format.log"
   fi
   # JVM options as Kafka's own kafka-server-start.sh sets them.
@@ -99,7 +138,7 @@ stop() {
 }
 
 case "${1:-}" in
-  start) [[ $# -eq 4 ]] || usage; start "$2" "$3" "$4" ;;
+  start) [[ $# -eq 4 || $# -eq 5 ]] || usage; start "$2" "$3" "$4" "${5:-}" ;;
   stop) [[ $# -eq 2 ]] || usage; stop "$2" TERM ;;
   kill) [[ $# -eq 2 ]] || usage; stop "$2" KILL ;;
   running) [[ $# -eq 2 ]] || usage; node_running "$2" ;;

@@ -80,6 +80,7 @@ pub async fn env() -> Env {
     let kafka = KafkaSettings {
         brokers,
         topic_prefix: format!("m{}.", uuid::Uuid::new_v4().simple()),
+        security: Default::default(),
     };
     kafka.ensure_topics(&Topic::ALL).await.unwrap();
     Env {
@@ -97,6 +98,8 @@ pub struct KafkaNode {
     /// The client port on 127.0.0.1.
     pub port: u16,
     controller: u16,
+    /// The TLS + SCRAM-SHA-256 listener on `localhost`, when started with one.
+    pub sasl_ssl_port: Option<u16>,
 }
 
 impl KafkaNode {
@@ -119,15 +122,42 @@ impl KafkaNode {
             dir,
             port: free_port(),
             controller: free_port(),
+            sasl_ssl_port: None,
         };
         node.restart();
         node
     }
 
+    /// [`KafkaNode::start`] with a TLS + SCRAM-SHA-256 listener as well: its CA is
+    /// [`KafkaNode::tls_file`]`("ca.pem")` (and `other-ca.pem` signed nothing); the user is
+    /// `continuity`, the password `continuity-secret`.
+    pub fn start_secured() -> Self {
+        let dir = std::env::temp_dir().join(format!("kafka-{}", uuid::Uuid::new_v4().simple()));
+        let node = KafkaNode {
+            dir,
+            port: free_port(),
+            controller: free_port(),
+            sasl_ssl_port: Some(free_port()),
+        };
+        node.restart();
+        node
+    }
+
+    /// A file of the TLS material the node was started with.
+    pub fn tls_file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join("tls").join(name)
+    }
+
     /// Start the node again on its storage; returns once it answers metadata.
     pub fn restart(&self) {
         let (port, controller) = (self.port.to_string(), self.controller.to_string());
-        Self::script(&["start", self.dir_str(), &port, &controller]);
+        match self.sasl_ssl_port {
+            None => Self::script(&["start", self.dir_str(), &port, &controller]),
+            Some(sasl) => {
+                let sasl = sasl.to_string();
+                Self::script(&["start", self.dir_str(), &port, &controller, &sasl]);
+            }
+        }
     }
 
     /// Kill the node with SIGKILL.

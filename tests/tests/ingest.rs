@@ -63,6 +63,7 @@ async fn start(
             kafka: KafkaSettings {
                 brokers: brokers.into(),
                 topic_prefix: env.kafka.topic_prefix.clone(),
+                security: Default::default(),
             },
         },
         hash_secret: HashSecret::new(continuity_e2e::SECRET).unwrap(),
@@ -651,6 +652,7 @@ async fn broker_stopped_means_503_and_nothing_is_lost_or_doubled() {
     let kafka = KafkaSettings {
         brokers: broker.brokers(),
         topic_prefix: env.kafka.topic_prefix.clone(),
+        security: Default::default(),
     };
     kafka.ensure_topics(&Topic::ALL).await.unwrap();
     let server = start(&env, &kafka.brokers, at(2026, 11, 24), |_| {}).await;

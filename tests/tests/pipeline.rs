@@ -17,6 +17,7 @@ fn settings() -> KafkaSettings {
     KafkaSettings {
         brokers,
         topic_prefix: format!("test-{}.", uuid::Uuid::new_v4().simple()),
+        security: Default::default(),
     }
 }
 

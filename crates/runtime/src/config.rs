@@ -10,7 +10,14 @@ use crate::settings::Checked;
 /// Keys whose environment values are text however they look: the environment source parses
 /// values (so `CONTINUITY_DATABASE_POOL=4` is a number), which would turn a secret of digits
 /// such as `007` into the number 7.
-const TEXT_KEYS: &[&str] = &["hash_secret", "database_url", "topic_prefix", "brokers"];
+const TEXT_KEYS: &[&str] = &[
+    "hash_secret",
+    "database_url",
+    "topic_prefix",
+    "brokers",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+];
 
 /// Load configuration: an optional TOML file, then `CONTINUITY_`-prefixed environment
 /// variables (`CONTINUITY_DATABASE_URL`; `__` between the keys of a nested table). Later

@@ -135,7 +135,7 @@ impl Topic {
 }
 
 /// How to reach the broker and name topics: a section of every service's configuration
-/// (`brokers`, `topic_prefix`).
+/// (`brokers`, `topic_prefix`, and the `kafka_*` security keys of [`KafkaSecurity`]).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(default)]
 pub struct KafkaSettings {
@@ -143,11 +143,80 @@ pub struct KafkaSettings {
     pub brokers: String,
     /// Prefix of every topic name, e.g. `continuity.` (tests use a fresh one each).
     pub topic_prefix: String,
+    /// TLS and SASL.
+    #[serde(flatten)]
+    pub security: KafkaSecurity,
 }
 
 impl Default for KafkaSettings {
     fn default() -> Self {
         Self::new("127.0.0.1:9092")
+    }
+}
+
+/// How the broker is secured, as librdkafka names it: plaintext (the local stack), TLS, SASL
+/// over TLS (every managed Kafka, Strimzi). With TLS the broker's certificate is verified,
+/// host name included, against `kafka_ca_location` (or the system's CAs).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct KafkaSecurity {
+    /// `plaintext` (default), `ssl`, `sasl_plaintext` or `sasl_ssl` (librdkafka's
+    /// `security.protocol`).
+    pub kafka_security_protocol: SecurityProtocol,
+    /// A PEM file of the CA(s) the broker's certificate must chain to.
+    pub kafka_ca_location: Option<std::path::PathBuf>,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512`, `PLAIN` or `OAUTHBEARER`, with SASL.
+    pub kafka_sasl_mechanism: Option<String>,
+    /// The SASL user name.
+    pub kafka_sasl_username: Option<String>,
+    /// The SASL password (`CONTINUITY_KAFKA_SASL_PASSWORD`); never logged.
+    pub kafka_sasl_password: Option<secrecy::SecretString>,
+}
+
+/// librdkafka's `security.protocol`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecurityProtocol {
+    /// No TLS, no SASL: a broker on the same host only.
+    #[default]
+    Plaintext,
+    /// TLS.
+    Ssl,
+    /// SASL without TLS: the password crosses the network in the clear unless SCRAM.
+    SaslPlaintext,
+    /// SASL over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// librdkafka's spelling.
+    pub fn code(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "plaintext",
+            SecurityProtocol::Ssl => "ssl",
+            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
+            SecurityProtocol::SaslSsl => "sasl_ssl",
+        }
+    }
+}
+
+impl KafkaSecurity {
+    /// Set these on a client's configuration.
+    fn apply(&self, c: &mut ClientConfig) {
+        use secrecy::ExposeSecret;
+        c.set("security.protocol", self.kafka_security_protocol.code());
+        if let Some(ca) = &self.kafka_ca_location {
+            c.set("ssl.ca.location", ca.to_string_lossy());
+        }
+        if let Some(m) = &self.kafka_sasl_mechanism {
+            c.set("sasl.mechanism", m);
+        }
+        if let Some(u) = &self.kafka_sasl_username {
+            c.set("sasl.username", u);
+        }
+        if let Some(p) = &self.kafka_sasl_password {
+            c.set("sasl.password", p.expose_secret());
+        }
     }
 }
 
@@ -157,6 +226,7 @@ impl KafkaSettings {
         Self {
             brokers: brokers.into(),
             topic_prefix: "continuity.".into(),
+            security: KafkaSecurity::default(),
         }
     }
 
@@ -170,6 +240,7 @@ impl KafkaSettings {
         c.set("bootstrap.servers", &self.brokers)
             .set("socket.timeout.ms", "10000")
             .set("log_level", "4");
+        self.security.apply(&mut c);
         c
     }
 

@@ -245,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
     let kafka = KafkaSettings {
         brokers,
         topic_prefix: format!("bench{stamp}."),
+        security: Default::default(),
     };
     kafka.ensure_topics(&Topic::ALL).await?;
 
