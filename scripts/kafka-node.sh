@@ -20,24 +20,6 @@ source "$(dirname "$0")/lib.sh"
 
 usage() { die "usage: scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT] | stop DIR | kill DIR | running DIR"; }
 
-# A CA, a broker certificate for `localhost` signed by it (key and chain in one PEM file, as
-# Kafka's PEM keystore takes them) and a second CA that signed nothing, under DIR/tls.
-tls_material() {
-  local tls="$1/tls"
-  [[ -f "$tls/broker.pem" ]] && return 0
-  mkdir -p "$tls"
-  ( cd "$tls"
-    for ca in ca other-ca; do
-      openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=continuity test $ca" \
-        -keyout "$ca.key" -out "$ca.pem" 2>/dev/null
-    done
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr 2>/dev/null
-    printf 'subjectAltName=DNS:localhost\n' >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
-      -extfile broker.ext -out broker.crt 2>/dev/null
-    cat broker.key broker.crt >broker.pem ) || die "making the TLS material under $tls failed"
-}
-
 node_pid() { cat "$1/kafka.pid" 2>/dev/null; }
 
 node_running() {
@@ -82,7 +64,7 @@ PROPERTIES
 sasl.enabled.mechanisms=SCRAM-SHA-256
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.ssl.keystore.type=PEM
-listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/broker.pem
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/server.pem
 PROPERTIES
   fi
 }
@@ -96,7 +78,7 @@ start() {
     return 0
   fi
   "$ROOT/scripts/install-broker.sh"
-  [[ -z "$sasl" ]] || tls_material "$dir"
+  [[ -z "$sasl" ]] || test_certificates "$dir/tls"
   write_config "$dir" "$port" "$controller" "$sasl"
   local scram=()
   [[ -z "$sasl" ]] || scram=(--add-scram 'SCRAM-SHA-256=[name=continuity,password=continuity-secret]')

@@ -53,3 +53,24 @@ as_pg_user() {
     "$@"
   fi
 }
+
+# Test TLS material under directory $1, once: a CA (ca.pem), a second CA that signed nothing
+# (other-ca.pem), and a certificate for `localhost` signed by the first (server.crt with its
+# key server.key, both also in server.pem, key first, as Kafka's PEM keystore takes them).
+test_certificates() {
+  local dir=$1
+  [[ -f "$dir/server.pem" ]] && return 0
+  command -v openssl >/dev/null || die "openssl is not installed"
+  mkdir -p "$dir"
+  ( cd "$dir"
+    for ca in ca other-ca; do
+      openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=continuity test $ca" \
+        -keyout "$ca.key" -out "$ca.pem" 2>/dev/null
+    done
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    cat server.key server.crt >server.pem
+    chmod 600 server.key server.pem ) || die "making test TLS material under $dir failed"
+}

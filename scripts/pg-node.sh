@@ -15,36 +15,20 @@ usage() { die "usage: scripts/pg-node.sh start DIR PORT | stop DIR"; }
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
-certificates() {
-  local dir=$1
-  [[ -f "$dir/server.key" ]] && return 0
-  command -v openssl >/dev/null || die "openssl is not installed"
-  ( cd "$dir"
-    for ca in ca other-ca; do
-      openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=continuity test $ca" \
-        -keyout "$ca.key" -out "$ca.pem" 2>/dev/null
-    done
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
-    printf 'subjectAltName=DNS:localhost\n' >server.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
-      -extfile server.ext -out server.pem 2>/dev/null
-    chmod 600 server.key )
-}
-
 start() {
   local dir=$1 port=$2 bin
   bin="$(pg_bin)"
   [[ -x "$bin/initdb" ]] || die "no PostgreSQL binaries under /usr/lib/postgresql; run scripts/stack.sh up first"
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
-  certificates "$dir"
+  test_certificates "$dir"
   if [[ ! -f "$dir/data/PG_VERSION" ]]; then
     as_pg_user "$dir" "$bin/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
     printf 'local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n' \
       >"$dir/data/pg_hba.conf"
   fi
   as_pg_user "$dir" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -o \
-    "-p $port -k $dir -c listen_addresses=localhost -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key" \
+    "-p $port -k $dir -c listen_addresses=localhost -c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key" \
     start >/dev/null || die "PostgreSQL did not start; see $dir/postgres.log"
 }
 
