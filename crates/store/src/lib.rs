@@ -55,6 +55,13 @@ pub fn pool(
     access: Access,
 ) -> Result<PgPool, StoreError> {
     let options: PgConnectOptions = url.parse().map_err(StoreError::Url)?;
+    if !verifies_tls(url) && !is_local(options.get_host()) {
+        // sqlx's default sslmode is `prefer`: without TLS on offer it connects in the clear.
+        tracing::warn!(
+            host = options.get_host(),
+            "database_url names a remote PostgreSQL without sslmode=verify-full (or verify-ca): the connection may be unencrypted or its server unverified"
+        );
+    }
     // Index probes gain nothing from parallel workers, whose start-up costs more than the scan.
     let options = match access {
         Access::KeyLookups => options.options([
@@ -73,6 +80,20 @@ pub fn pool(
         .connect_lazy_with(options))
 }
 
+/// Whether `url` asks for the server's certificate to be verified.
+fn verifies_tls(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|p| p == "sslmode=verify-full" || p == "sslmode=verify-ca")
+    })
+}
+
+/// A host on this machine (or a Unix socket directory).
+fn is_local(host: &str) -> bool {
+    host.starts_with('/') || matches!(host, "localhost" | "127.0.0.1" | "::1")
+}
+
 /// Apply the migrations that have not been applied.
 pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await?;
@@ -86,4 +107,23 @@ pub async fn migrate_url(url: &str) -> Result<(), StoreError> {
     migrate(&pool).await?;
     pool.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_verified_tls_or_a_local_server_goes_without_a_warning() {
+        assert!(verifies_tls(
+            "postgres://u@db.example:5432/c?sslmode=verify-full&sslrootcert=/ca.pem"
+        ));
+        assert!(verifies_tls(
+            "postgres://u@db.example/c?sslrootcert=/ca.pem&sslmode=verify-ca"
+        ));
+        assert!(!verifies_tls("postgres://u@db.example/c?sslmode=require"));
+        assert!(!verifies_tls("postgres://u@db.example/c"));
+        assert!(is_local("127.0.0.1") && is_local("localhost") && is_local("/var/run/postgresql"));
+        assert!(!is_local("db.example"));
+    }
 }
