@@ -81,7 +81,7 @@ async fn cohorts_by_sql(env: &Env) -> BTreeMap<(String, String, String), (i64, i
                 date_trunc('month', d) + interval '11 months', interval '1 month') m),
         b as (
             select period, 'england' breakdown, 'E92000001' area, outcome from p
-            union all select period, 'local_authority', la, outcome from p
+            union all select period, 'local_authority', la, outcome from p where la like 'E%'
             union all select period, 'prison', prison, outcome from p
             union all select period, 'provider', provider, outcome from p)
         select period, breakdown, area,
@@ -122,6 +122,8 @@ async fn every_cohort_equals_an_independent_sql_computation() {
         .await
         .unwrap()
         .cases;
+    // Some go to Wales: their releases are England's exclusions, never rows of their own.
+    assert!(cases.iter().any(|c| c.local_authority.starts_with('W')));
     let today = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
     let cells = continuity_domain::tabulate(&cases, &continuity_domain::Regions::default(), today);
     let ours: BTreeMap<_, _> = cells
@@ -274,6 +276,28 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     let csv = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.csv")).await;
     assert!(csv.starts_with("breakdown,area,cohort,status,finalised,engaged,rate"));
     assert!(csv.lines().count() > 1_000);
+    // Each area once: no total rows repeating England in every breakdown, and England's own
+    // rows (52 cohorts and their total) under its breakdown only.
+    let areas: Vec<(&str, &str)> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            Some((f.next()?, f.next()?))
+        })
+        .collect();
+    assert!(!areas.iter().any(|(_, a)| *a == "ALL"));
+    let england: Vec<&str> = areas
+        .iter()
+        .filter(|(_, a)| *a == "E92000001")
+        .map(|(b, _)| *b)
+        .collect();
+    assert_eq!(england.len(), 53);
+    assert!(england.iter().all(|b| *b == "england"));
+    // Areas outside England are never rows.
+    assert!(!areas
+        .iter()
+        .any(|(b, a)| *b == "local_authority" && !a.starts_with('E')));
     assert!(get_body(port, "/reports").await.contains(WEEK));
     let metrics = get_body(port, "/metrics").await;
     assert!(metrics.contains("continuity_reporter_rate{area=\"england\",bound=\"rate\"}"));

@@ -97,7 +97,7 @@ impl LocalAuthorityCode {
 
     /// True for English local authorities (codes beginning `E`).
     pub fn is_in_england(&self) -> bool {
-        self.0.starts_with('E')
+        is_english_area(&self.0)
     }
 }
 
@@ -141,6 +141,12 @@ impl OrganisationCode {
         )
         .map(Self)
     }
+}
+
+/// Whether an ONS GSS area code is in England: its first letter names the country (`E`
+/// England, `W` Wales, `S` Scotland, `N` Northern Ireland).
+pub fn is_english_area(gss: &str) -> bool {
+    gss.starts_with('E')
 }
 
 #[cfg(test)]

@@ -161,7 +161,13 @@ pub fn tabulate<'a>(
             CohortPeriod::iso_week(case.release_date),
             CohortPeriod::month(case.release_date),
         ];
+        let in_england = crate::codes::is_english_area(&case.local_authority);
         for breakdown in Breakdown::ALL {
+            // The measure is England's: an area outside it is never a row (its releases are
+            // excluded cases of England's, its prison's and its provider's figures).
+            if !in_england && matches!(breakdown, Breakdown::LocalAuthority | Breakdown::Region) {
+                continue;
+            }
             let area = breakdown.area(case, regions);
             let id = match area_ids.get(area) {
                 Some(&id) => id,

@@ -196,7 +196,8 @@ impl Report {
             self.cohorts[self.cohorts.len() - 1]
         );
         for grid in &self.grids {
-            for (area, cells) in grid.rows_with_total("ALL") {
+            // Each area once, England's under its own breakdown: a column sums to England.
+            for (area, cells) in grid.areas.iter().zip(&grid.rows) {
                 for (i, cell) in cells.iter().enumerate() {
                     let (cohort, status) = match self.cohorts.get(i) {
                         Some(c) => (c.to_string(), status_code(self.status[i])),
@@ -314,7 +315,7 @@ impl Report {
         let _ = write!(
             h,
             "<h2>{heading}</h2><table class=\"{}\"><thead><tr><th>Area</th><th>Finalised</th>\
-             <th>Engaged</th><th>Rate</th><th>95% interval</th><th>Gap to 75%</th>\
+             <th>Engaged</th><th>Rate</th><th>95% interval</th><th>Against 75%</th>\
              <th>Change since previous 52 weeks</th><th>Newest week</th></tr></thead><tbody>",
             grid.breakdown.code()
         );
@@ -426,11 +427,11 @@ fn gap_words(r: &ContinuityRate) -> String {
 fn rate_cells(cell: &Published) -> String {
     match cell.rate() {
         Some(r) => format!(
-            "<td>{}</td><td>{} – {}</td><td>{:+.1} pp</td>",
+            "<td>{}</td><td>{} – {}</td><td>{}</td>",
             pct(r.rate),
             pct(r.lower),
             pct(r.upper),
-            -r.gap_to_ambition()
+            gap_words(&r)
         ),
         None => {
             let w = withheld_or_dash(cell);
