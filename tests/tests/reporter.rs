@@ -168,6 +168,11 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
         let _ = stopped.await;
     }));
 
+    // Before any run, the gauges already hold the last scheduled week's figures (computed at
+    // start, so a restarted reporter's dashboards are not empty), and nothing was written.
+    let metrics = get_body(port, "/metrics").await;
+    assert!(metrics.contains("continuity_reporter_rate{"), "{metrics}");
+
     // Not produced yet: a clear 404; a bad week: 400.
     let (status, body) = http_get(port, &format!("/reports/{WEEK}/continuity-{WEEK}.html")).await;
     assert_eq!(status, 404);

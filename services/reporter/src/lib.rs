@@ -269,6 +269,21 @@ impl Reporter {
         })
     }
 
+    /// Compute `week`'s figures and set the gauges from them, writing and publishing nothing:
+    /// what a restarted reporter serves on `/metrics` until its next scheduled run.
+    pub async fn refresh_gauges(&self, week: CohortPeriod) -> anyhow::Result<()> {
+        let cases = load_cases(&self.pool).await?;
+        let cells = cells_for(&cases, &self.regions, week);
+        let report = report::build(
+            &cells,
+            week,
+            &self.settings.rules,
+            self.settings.settling_days,
+        );
+        self.metrics.record(&report, &cells, &cases);
+        Ok(())
+    }
+
     /// Build and write the report for `week`; with `publish_at`, also publish its figures.
     pub async fn run(
         &self,
@@ -333,6 +348,19 @@ pub async fn serve(
             .set(at.timestamp()),
         Ok(None) => tracing::info!("no figures published yet: the first weekly run will be"),
         Err(e) => tracing::warn!(error = %e, "could not read when figures were last published"),
+    }
+    // The gauges as at the last scheduled run, so dashboards are not empty after a restart.
+    {
+        let now = clock.now();
+        let last = report::next_run(
+            now - Duration::days(7),
+            reporter.settings.schedule_weekday,
+            reporter.settings.schedule_hour,
+        );
+        let week = CohortPeriod::iso_week(continuity_domain::london_date(last - Duration::days(1)));
+        if let Err(e) = reporter.refresh_gauges(week).await {
+            tracing::warn!(error = %e, "could not compute the gauges at start; they fill at the next run");
+        }
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut tasks = Supervisor::new();
