@@ -272,6 +272,14 @@ impl Reporter {
     /// Compute `week`'s figures and set the gauges from them, writing and publishing nothing:
     /// what a restarted reporter serves on `/metrics` until its next scheduled run.
     pub async fn refresh_gauges(&self, week: CohortPeriod) -> anyhow::Result<()> {
+        self.figures(week).await.map(drop)
+    }
+
+    /// `week`'s report and cells from the cases now stored; the gauges set from them.
+    async fn figures(
+        &self,
+        week: CohortPeriod,
+    ) -> anyhow::Result<(Report, BTreeMap<CellKey, Tally>)> {
         let cases = load_cases(&self.pool).await?;
         let cells = cells_for(&cases, &self.regions, week);
         let report = report::build(
@@ -281,7 +289,7 @@ impl Reporter {
             self.settings.settling_days,
         );
         self.metrics.record(&report, &cells, &cases);
-        Ok(())
+        Ok((report, cells))
     }
 
     /// Build and write the report for `week`; with `publish_at`, also publish its figures.
@@ -290,16 +298,8 @@ impl Reporter {
         week: CohortPeriod,
         publish_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<(Report, Written, usize)> {
-        let cases = load_cases(&self.pool).await?;
-        let cells = cells_for(&cases, &self.regions, week);
-        let report = report::build(
-            &cells,
-            week,
-            &self.settings.rules,
-            self.settings.settling_days,
-        );
+        let (report, cells) = self.figures(week).await?;
         let written = write_report(&self.settings.reports_dir, &report)?;
-        self.metrics.record(&report, &cells, &cases);
         let published = match publish_at {
             Some(now) => {
                 publish::publish(
