@@ -106,6 +106,8 @@ fn settings(env: &Env, dir: &std::path::Path) -> Settings {
             kafka: env.kafka.clone(),
         },
         reports_dir: dir.to_path_buf(),
+        // Tests run the reports they check; the start-up catch-up has a test of its own.
+        catch_up: false,
         clock: ClockSettings {
             fixed_now: Some(Utc.with_ymd_and_hms(2026, 3, 9, 6, 0, 0).unwrap()),
         },
@@ -500,4 +502,43 @@ fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
         dom,
         chart_drawn: red > 200 && blue > 200,
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_missed_while_the_reporter_was_down_is_run_at_start() {
+    let env = env().await;
+    a_year_of_cases(&env).await;
+    let dir = std::env::temp_dir().join(format!("reports-{}", uuid::Uuid::new_v4().simple()));
+    let s = Settings {
+        catch_up: true,
+        ..settings(&env, &dir)
+    };
+    // Nothing was ever published: the run due on Monday 9 March 06:00 (the settings' clock)
+    // was missed, and reports on week 2026-W10.
+    let reporter = Arc::new(Reporter::connect(s).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(continuity_reporter::serve(reporter, listener, async {
+        let _ = stopped.await;
+    }));
+    let pool = env.pool.clone();
+    eventually(120, "the missed week's figures published", || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("select count(*) from published_figures")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                > 0
+        }
+    })
+    .await;
+    assert!(dir
+        .join("2026-W10")
+        .join("continuity-2026-W10.html")
+        .exists());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    env.cleanup().await;
 }

@@ -58,6 +58,9 @@ pub struct Settings {
     pub schedule_weekday: Weekday,
     /// Hour of the weekly run (Europe/London).
     pub schedule_hour: u32,
+    /// At start, run the last scheduled week's report at once when no figures were published
+    /// since that run was due (the reporter was down then).
+    pub catch_up: bool,
     /// The clock (`fixed_now`: replays and tests).
     #[serde(flatten)]
     pub clock: ClockSettings,
@@ -75,6 +78,7 @@ impl Default for Settings {
             regions_file: None,
             schedule_weekday: Weekday::Mon,
             schedule_hour: 6,
+            catch_up: true,
             clock: ClockSettings::default(),
             rules: Rules::default(),
         }
@@ -333,6 +337,17 @@ impl Readiness for Ready {
     }
 }
 
+/// One scheduled run: write and publish `week`'s report, logging what happened.
+async fn scheduled_run(reporter: &Reporter, week: CohortPeriod, now: DateTime<Utc>) {
+    match reporter.run(week, Some(now)).await {
+        Ok((_, written, n)) => tracing::info!(
+            week = %week, messages = n, html = %written.html.display(),
+            "weekly report written and published"
+        ),
+        Err(e) => tracing::error!(week = %week, error = %e, "weekly report failed"),
+    }
+}
+
 /// Serve the reports and run the weekly schedule until `shutdown`.
 pub async fn serve(
     reporter: Arc<Reporter>,
@@ -340,25 +355,33 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let clock = reporter.settings.clock.clock();
-    match publish::last_published(&reporter.pool).await {
-        Ok(Some(at)) => reporter
-            .metrics
-            .last_report
-            .with_label_values(&["ok"])
-            .set(at.timestamp()),
-        Ok(None) => tracing::info!("no figures published yet: the first weekly run will be"),
-        Err(e) => tracing::warn!(error = %e, "could not read when figures were last published"),
-    }
-    // The gauges as at the last scheduled run, so dashboards are not empty after a restart.
-    {
-        let now = clock.now();
-        let last = report::next_run(
-            now - Duration::days(7),
-            reporter.settings.schedule_weekday,
-            reporter.settings.schedule_hour,
-        );
-        let week = CohortPeriod::iso_week(continuity_domain::london_date(last - Duration::days(1)));
-        if let Err(e) = reporter.refresh_gauges(week).await {
+    // The last scheduled run at or before now, and the week it reports on.
+    let last_due = report::next_run(
+        clock.now() - Duration::days(7),
+        reporter.settings.schedule_weekday,
+        reporter.settings.schedule_hour,
+    );
+    let last_week =
+        CohortPeriod::iso_week(continuity_domain::london_date(last_due - Duration::days(1)));
+    let missed = match publish::last_published(&reporter.pool).await {
+        Ok(Some(at)) => {
+            reporter
+                .metrics
+                .last_report
+                .with_label_values(&["ok"])
+                .set(at.timestamp());
+            at < last_due
+        }
+        Ok(None) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read when figures were last published");
+            false
+        }
+    };
+    let catch_up = missed && reporter.settings.catch_up;
+    if !catch_up {
+        // The gauges as at the last scheduled run, so dashboards are not empty after a restart.
+        if let Err(e) = reporter.refresh_gauges(last_week).await {
             tracing::warn!(error = %e, "could not compute the gauges at start; they fill at the next run");
         }
     }
@@ -368,6 +391,10 @@ pub async fn serve(
         let reporter = reporter.clone();
         let mut stopped = stopped.clone();
         tasks.spawn("weekly report", async move {
+            if catch_up {
+                tracing::warn!(week = %last_week, "no figures published since the last scheduled run: running it now");
+                scheduled_run(&reporter, last_week, clock.now()).await;
+            }
             loop {
                 let now = clock.now();
                 let next = report::next_run(
@@ -385,13 +412,7 @@ pub async fn serve(
                 let week = CohortPeriod::iso_week(continuity_domain::london_date(
                     next - Duration::days(1),
                 ));
-                match reporter.run(week, Some(clock.now())).await {
-                    Ok((_, written, n)) => tracing::info!(
-                        week = %week, messages = n, html = %written.html.display(),
-                        "weekly report written and published"
-                    ),
-                    Err(e) => tracing::error!(week = %week, error = %e, "weekly report failed"),
-                }
+                scheduled_run(&reporter, week, clock.now()).await;
             }
         });
     }
