@@ -52,7 +52,9 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Days after a cohort's last window closes before its figures are final.
     pub settling_days: u32,
-    /// CSV of `local_authority,region` (GSS codes); without it every region is UNKNOWN.
+    /// A CSV lookup of local authority to region (GSS codes) replacing the shipped one
+    /// (`reference/england-upper-tier-local-authorities.csv`); either that file's columns or
+    /// `local_authority,region` pairs.
     pub regions_file: Option<PathBuf>,
     /// Day of the weekly run (Europe/London).
     pub schedule_weekday: Weekday,
@@ -92,29 +94,70 @@ impl Settings {
     pub fn regions(&self) -> anyhow::Result<Regions> {
         match &self.regions_file {
             Some(path) => load_regions(path),
-            None => Ok(Regions::default()),
+            None => default_regions(),
         }
     }
 }
 
-/// Read `local_authority,region` pairs (a header line is allowed).
+/// The region of every English upper-tier local authority, shipped with the reporter
+/// (`reference/`, ONS codes in force from May 2025; provenance in its README).
+const UTLA_REGIONS: &str = include_str!("../reference/england-upper-tier-local-authorities.csv");
+
+/// Codes data before the 2025 recoding still carries, and the region each is in.
+const FORMER_CODES: [(&str, &str); 2] = [
+    ("E08000016", "E12000003"), // Barnsley, now E08000038
+    ("E08000019", "E12000003"), // Sheffield, now E08000039
+];
+
+/// The shipped lookup ([`UTLA_REGIONS`]).
+pub fn default_regions() -> anyhow::Result<Regions> {
+    parse_regions(UTLA_REGIONS, "the shipped lookup")
+}
+
+/// Read a lookup file: the shipped format (`utla_code,utla_name,region_code,region_name`) or
+/// `local_authority,region` pairs (a header line is allowed).
 pub fn load_regions(path: &Path) -> anyhow::Result<Regions> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("regions_file {}: cannot read it", path.display()))?;
-    let mut pairs = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (n == 0 && line.starts_with("local_authority")) {
-            continue;
+    parse_regions(&text, &format!("regions_file {}", path.display()))
+}
+
+/// Pairs of (local authority, region) from CSV `text` (names quoted where they hold commas);
+/// `what` names the source in errors.
+fn parse_regions(text: &str, what: &str) -> anyhow::Result<Regions> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut columns = (0, 1);
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (n, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("{what} line {}: not CSV", n + 1))?;
+        if n == 0 {
+            let at = |name: &str| record.iter().position(|f| f.eq_ignore_ascii_case(name));
+            if let (Some(la), Some(region)) = (at("utla_code"), at("region_code")) {
+                columns = (la, region);
+                continue;
+            }
+            if record.get(0) == Some("local_authority") {
+                continue;
+            }
         }
-        let (la, region) = line.split_once(',').with_context(|| {
-            format!(
-                "regions_file {} line {}: expected local_authority,region",
-                path.display(),
+        match (record.get(columns.0), record.get(columns.1)) {
+            (Some(la), Some(region)) if !la.is_empty() && !region.is_empty() => {
+                pairs.push((la.to_owned(), region.to_owned()));
+            }
+            _ => anyhow::bail!(
+                "{what} line {}: expected a local authority code and its region code",
                 n + 1
-            )
-        })?;
-        pairs.push((la.trim().to_string(), region.trim().to_string()));
+            ),
+        }
+    }
+    for (former, region) in FORMER_CODES {
+        if !pairs.iter().any(|(la, _)| la == former) {
+            pairs.push((former.to_owned(), region.to_owned()));
+        }
     }
     Ok(Regions::new(pairs))
 }
@@ -526,5 +569,33 @@ async fn run_now(State(r): State<Arc<Reporter>>, UrlPath(week): UrlPath<String>)
             )
                 .into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_lookup_places_every_english_upper_tier_authority_in_its_region() {
+        let regions = default_regions().unwrap();
+        assert_eq!(regions.region_of("E06000023"), "E12000009"); // "Bristol, City of": quoted
+        assert_eq!(regions.region_of("E09000001"), "E12000007"); // City of London
+        assert_eq!(regions.region_of("E08000038"), "E12000003"); // Barnsley
+        assert_eq!(regions.region_of("E08000016"), "E12000003"); // Barnsley's former code
+        assert_eq!(
+            regions.region_of("W06000015"),
+            continuity_domain::performance::UNKNOWN
+        );
+        let rows = UTLA_REGIONS
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .count();
+        assert_eq!(rows, 153);
+        let pairs = parse_regions("local_authority,region\nE10000025,E12000008\n", "t").unwrap();
+        assert_eq!(pairs.region_of("E10000025"), "E12000008");
+        let e = parse_regions("E10000025\n", "t").unwrap_err().to_string();
+        assert!(e.contains("t line 1"), "{e}");
     }
 }
