@@ -102,17 +102,31 @@ pub struct KafkaNode {
     pub sasl_ssl_port: Option<u16>,
 }
 
+/// Run `scripts/<name>` with `args` and assert it succeeded. The scripts wait for what they
+/// start; other tasks of the test's runtime go on meanwhile.
+pub fn run_script(name: &str, args: &[&str]) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts")
+        .join(name);
+    let run = || {
+        std::process::Command::new(&script)
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| panic!("scripts/{name}: {e}"))
+    };
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let status = if multi_thread {
+        tokio::task::block_in_place(run)
+    } else {
+        run()
+    };
+    assert!(status.success(), "scripts/{name} {args:?}: {status}");
+}
+
 impl KafkaNode {
     fn script(args: &[&str]) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/kafka-node.sh");
-        // The script waits for the node; other tasks of the test's runtime go on meanwhile.
-        let status = tokio::task::block_in_place(|| {
-            std::process::Command::new(script)
-                .args(args)
-                .status()
-                .expect("scripts/kafka-node.sh runs")
-        });
-        assert!(status.success(), "scripts/kafka-node.sh {args:?}: {status}");
+        run_script("kafka-node.sh", args);
     }
 
     /// Format and start a node on free ports; returns once it answers metadata.

@@ -28,12 +28,7 @@ struct TlsPostgres {
 
 impl TlsPostgres {
     fn script(args: &[&str]) {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pg-node.sh");
-        let status = std::process::Command::new(script)
-            .args(args)
-            .status()
-            .expect("scripts/pg-node.sh runs");
-        assert!(status.success(), "scripts/pg-node.sh {args:?}: {status}");
+        continuity_e2e::run_script("pg-node.sh", args);
     }
 
     fn start() -> Self {
