@@ -18,12 +18,14 @@ use crate::coded::coded;
 use uuid::Uuid;
 
 use crate::events::{
-    AdmissionKind, EventId, PrisonRelease, ReleaseReason, SourceEvent, TreatmentNeed,
-    TreatmentStart, WithdrawalReason,
+    AdmissionKind, EventId, PrisonRelease, ReferralOrigin, ReleaseReason, SourceEvent,
+    TreatmentNeed, TreatmentStart, WithdrawalReason,
 };
 use crate::identity::{Match, People, PersonKey};
 use crate::rules::{EngagementBasis, MovementClass, Rules};
-use crate::{LocalAuthorityCode, PrisonCode, ProviderCode};
+use crate::{
+    Identifier, IdentifierKind, LocalAuthorityCode, OrganisationCode, PrisonCode, ProviderCode,
+};
 
 /// Namespace for case and flag ids (UUID v5), so ids are stable across replays.
 const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_6e74_696e_7569_7479_2d63_6173_6573);
@@ -295,6 +297,37 @@ fn sent_before_the_field_existed() -> bool {
     true
 }
 
+/// The identifiers by which each organisation responsible for a case knows the person:
+/// probation by CRN, prisons and treatment providers by NOMS and NHS number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PersonReferences {
+    /// Probation case reference.
+    pub crn: Option<Identifier>,
+    /// Prison number.
+    pub noms: Option<Identifier>,
+    /// NHS number.
+    pub nhs: Option<Identifier>,
+}
+
+impl PersonReferences {
+    /// The first identifier of each kind among `identifiers` (give them in order).
+    pub fn from_identifiers<'a>(identifiers: impl IntoIterator<Item = &'a Identifier>) -> Self {
+        let mut refs = PersonReferences::default();
+        for id in identifiers {
+            let slot = match id.kind() {
+                IdentifierKind::Crn => &mut refs.crn,
+                IdentifierKind::Noms => &mut refs.noms,
+                IdentifierKind::Nhs => &mut refs.nhs,
+                IdentifierKind::Pnc | IdentifierKind::Cro => continue,
+            };
+            if slot.is_none() {
+                *slot = Some(id.clone());
+            }
+        }
+        refs
+    }
+}
+
 /// A case: one release with a need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Case {
@@ -315,8 +348,16 @@ pub struct Case {
     pub prison: Option<PrisonCode>,
     /// The local authority the person is going to.
     pub local_authority: LocalAuthorityCode,
-    /// The provider referred to.
+    /// The provider referred to: the treatment organisation responsible for the case.
     pub provider: Option<ProviderCode>,
+    /// The probation service responsible for the case: the sender of the person's newest
+    /// probation referral, when there is one. (Absent from states stored before it existed.)
+    #[serde(default)]
+    pub probation: Option<OrganisationCode>,
+    /// How each organisation knows the person: the smallest CRN, NOMS and NHS number of
+    /// their group. Personal data: never log it.
+    #[serde(skip)]
+    pub references: PersonReferences,
     /// When the pipeline could first know of the case (release and need both recorded).
     pub known_at: DateTime<Utc>,
     /// Where it stands.
@@ -762,6 +803,17 @@ fn build_case(
         Outcome::NotEngaged
     };
 
+    let probation = events
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::Referral(r) if r.origin == ReferralOrigin::Probation => {
+                Some((stamp(e), &r.meta.source))
+            }
+            _ => None,
+        })
+        .max_by_key(|(s, _)| *s)
+        .map(|(_, source)| source.clone());
+
     let case_id = CaseId::for_release(&group.release_id);
     let settled = match outcome {
         Outcome::Withdrawn => group.withdrawn_at.map(|t| (t, FlagState::Withdrawn)),
@@ -811,6 +863,8 @@ fn build_case(
         prison,
         local_authority: need.local_authority.clone(),
         provider: need.provider.clone(),
+        probation,
+        references: PersonReferences::from_identifiers(people.identifiers_of(person)),
         known_at,
         outcome,
         engagement,

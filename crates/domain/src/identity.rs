@@ -187,6 +187,15 @@ impl People {
         self.justice_people.contains(key)
     }
 
+    /// Every identifier in `key`'s group, in order (NOMS numbers first).
+    pub fn identifiers_of<'s>(&'s self, key: &PersonKey) -> impl Iterator<Item = &'s Identifier> {
+        let root = self.index.get(key).map(|&i| self.find(i));
+        self.index
+            .iter()
+            .filter(move |(_, &i)| root.is_some_and(|r| self.find(i) == r))
+            .map(|(id, _)| id)
+    }
+
     /// The attributors seen on a person's records.
     pub fn attributors_of(&self, key: &PersonKey) -> impl Iterator<Item = &Attributor> {
         self.attributors.get(key).into_iter().flatten()

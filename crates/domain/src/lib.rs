@@ -27,7 +27,7 @@ pub use attributor::{Attributor, AttributorError, Sex};
 pub use calendar::{london_date, start_of_london_day, CohortPeriod};
 pub use case::{
     assess, Assessment, Case, CaseId, ExclusionReason, Flag, FlagKind, FlagState, MatchStrength,
-    Outcome, StaleReferral, Timeliness,
+    Outcome, PersonReferences, StaleReferral, Timeliness,
 };
 pub use changes::{carry_over_flags, changes, CaseChange, CaseChangeKind, FlagChange};
 pub use codes::{CodeError, LocalAuthorityCode, OrganisationCode, PrisonCode, ProviderCode};

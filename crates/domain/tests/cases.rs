@@ -1110,3 +1110,57 @@ fn ids_are_pinned() {
         ]
     );
 }
+
+#[test]
+fn a_case_names_its_treatment_provider_and_the_probation_service_of_the_newest_probation_referral()
+{
+    let release = d(2026, 11, 2);
+    let mut s = released_with_need();
+    let case = only_case(&s.assess(at(d(2026, 11, 10), 0))).clone();
+    assert_eq!(case.provider, Some(ProviderCode::parse("OXPROV").unwrap()));
+    assert_eq!(
+        case.probation, None,
+        "a prison referral names no probation service"
+    );
+    assert_eq!(case.references.noms, Some(noms("A1234BC")));
+    assert_eq!(case.references.crn, None);
+
+    // Probation refers under the CRN, linked to the NOMS number: the case gains an owner and
+    // the CRN; a later probation referral from another region changes the owner.
+    let probation = |s: &mut Scenario, id: &str, region: &str, on: NaiveDate| {
+        s.referral(id, vec![crn("X123456")], None, on, OXON);
+        let Some(SourceEvent::Referral(r)) = s.events.last_mut() else {
+            unreachable!()
+        };
+        r.origin = ReferralOrigin::Probation;
+        r.meta.source = OrganisationCode::parse(region).unwrap();
+    };
+    probation(&mut s, "P1", "probation-kss", release + Duration::days(1));
+    let link = |meta| {
+        SourceEvent::IdentityLinked(IdentityChange {
+            meta,
+            kept: crn("X123456"),
+            other: noms("A1234BC"),
+        })
+    };
+    s.push(link, at(release, 15));
+    let case = only_case(&s.assess(at(d(2026, 11, 10), 0))).clone();
+    assert_eq!(
+        case.probation.as_ref().map(|o| o.as_str()),
+        Some("probation-kss")
+    );
+    assert_eq!(case.references.crn, Some(crn("X123456")));
+    assert_eq!(case.references.noms, Some(noms("A1234BC")));
+
+    probation(
+        &mut s,
+        "P2",
+        "probation-london",
+        release + Duration::days(3),
+    );
+    let case = only_case(&s.assess(at(d(2026, 11, 10), 0))).clone();
+    assert_eq!(
+        case.probation.as_ref().map(|o| o.as_str()),
+        Some("probation-london")
+    );
+}

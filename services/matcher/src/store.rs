@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use continuity_domain::events::SourceEvent;
-use continuity_domain::{Case, CaseId, Rules};
+use continuity_domain::{Case, CaseId, IdentifierKind, PersonReferences, Rules};
 use continuity_schema::decode_source_event;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -152,14 +152,42 @@ pub async fn insert_keys(
     Ok(())
 }
 
+/// A case row as stored: its component, the next due time last written, its state, and the
+/// person's references (kept in columns, not in the state).
+#[derive(sqlx::FromRow)]
+struct StoredCase {
+    component: i64,
+    next_due_at: Option<DateTime<Utc>>,
+    state: Vec<u8>,
+    crn: Option<String>,
+    noms_number: Option<String>,
+    nhs_number: Option<String>,
+}
+
+impl StoredCase {
+    /// The references, as the rules would give them. A stored value that no longer parses is
+    /// left out (it was valid when written).
+    fn references(&self) -> PersonReferences {
+        let parse = |kind, v: &Option<String>| {
+            v.as_deref()
+                .and_then(|v| continuity_domain::Identifier::parse(kind, v).ok())
+        };
+        PersonReferences {
+            crn: parse(IdentifierKind::Crn, &self.crn),
+            noms: parse(IdentifierKind::Noms, &self.noms_number),
+            nhs: parse(IdentifierKind::Nhs, &self.nhs_number),
+        }
+    }
+}
+
 /// A set of components as stored, not yet decoded.
 pub struct Stored {
     /// Each component merged into a root, with the root.
     root_of: HashMap<i64, i64>,
     /// Events: component, payload.
     events: Vec<(i64, Vec<u8>)>,
-    /// Cases: component, next due time last written, state.
-    cases: Vec<(i64, Option<DateTime<Utc>>, Vec<u8>)>,
+    /// Cases: component, next due time last written, state, and the person's references.
+    cases: Vec<StoredCase>,
 }
 
 /// The stored events and cases of `components` (locked by the caller), with everything
@@ -183,7 +211,7 @@ pub async fn load(tx: &mut PgConnection, components: &[i64]) -> Result<Stored, s
             .fetch_all(&mut *tx)
             .await?;
     let cases =
-        sqlx::query_as("select component, next_due_at, state from cases where component = any($1)")
+        sqlx::query_as("select component, next_due_at, state, crn, noms_number, nhs_number from cases where component = any($1)")
             .bind(&member_ids)
             .fetch_all(&mut *tx)
             .await?;
@@ -219,13 +247,14 @@ impl Stored {
                 Err(e) => tracing::error!(component, error = %e, "stored event no longer decodes"),
             }
         }
-        for (member, next_due, state) in &self.cases {
-            let component = root(*member);
-            match crate::state::decode(state) {
-                Ok(case) => {
+        for stored in &self.cases {
+            let component = root(stored.component);
+            match crate::state::decode(&stored.state) {
+                Ok(mut case) => {
+                    case.references = stored.references();
                     decoded
                         .cases
-                        .insert(case.case_id, (component, *next_due, case));
+                        .insert(case.case_id, (component, stored.next_due_at, case));
                 }
                 // The error says where, never what the state holds.
                 Err(e) => tracing::error!(component, error = %e, "stored case does not read"),
@@ -286,6 +315,10 @@ pub struct CaseWrites {
     local_authority: Vec<String>,
     prison: Vec<Option<String>>,
     provider: Vec<Option<String>>,
+    probation: Vec<Option<String>>,
+    crn: Vec<Option<String>>,
+    noms: Vec<Option<String>>,
+    nhs: Vec<Option<String>>,
     outcome: Vec<&'static str>,
     exclusion: Vec<Option<&'static str>>,
     engagement_date: Vec<Option<chrono::NaiveDate>>,
@@ -326,6 +359,13 @@ impl CaseWrites {
             .push(case.prison.as_ref().map(|p| p.to_string()));
         self.provider
             .push(case.provider.as_ref().map(|p| p.to_string()));
+        self.probation
+            .push(case.probation.as_ref().map(|p| p.to_string()));
+        let value =
+            |id: &Option<continuity_domain::Identifier>| id.as_ref().map(|i| i.value().to_owned());
+        self.crn.push(value(&case.references.crn));
+        self.noms.push(value(&case.references.noms));
+        self.nhs.push(value(&case.references.nhs));
         self.outcome.push(outcome);
         self.exclusion.push(exclusion);
         self.engagement_date
@@ -359,10 +399,12 @@ impl CaseWrites {
         sqlx::query(
             "insert into cases (case_id, component, release_id, release_date, local_authority,
                 prison, provider, outcome, exclusion_reason, engagement_date, timeliness,
-                next_due_at, person_identifier, state, updated_at)
+                next_due_at, person_identifier, state, probation_service, crn, noms_number,
+                nhs_number, updated_at)
              select *, now() from unnest($1::uuid[], $2::bigint[], $3::text[], $4::date[],
                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::date[],
-                $11::text[], $12::timestamptz[], $13::text[], $14::bytea[])
+                $11::text[], $12::timestamptz[], $13::text[], $14::bytea[], $15::text[],
+                $16::text[], $17::text[], $18::text[])
              on conflict (case_id) do update set
                 component = excluded.component, release_id = excluded.release_id,
                 release_date = excluded.release_date, local_authority = excluded.local_authority,
@@ -371,7 +413,9 @@ impl CaseWrites {
                 engagement_date = excluded.engagement_date, timeliness = excluded.timeliness,
                 next_due_at = excluded.next_due_at,
                 person_identifier = coalesce(excluded.person_identifier, cases.person_identifier),
-                state = excluded.state, updated_at = now()",
+                state = excluded.state, probation_service = excluded.probation_service,
+                crn = excluded.crn, noms_number = excluded.noms_number,
+                nhs_number = excluded.nhs_number, updated_at = now()",
         )
         .bind(&self.case_id)
         .bind(&self.component)
@@ -387,6 +431,10 @@ impl CaseWrites {
         .bind(&self.next_due)
         .bind(&self.person)
         .bind(&self.state)
+        .bind(&self.probation)
+        .bind(&self.crn)
+        .bind(&self.noms)
+        .bind(&self.nhs)
         .execute(&mut *tx)
         .await?;
         if self.flag_id.is_empty() {
