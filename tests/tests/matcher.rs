@@ -330,7 +330,8 @@ async fn a_database_outage_pauses_the_matcher_and_loses_nothing() {
 /// last marker on `relay-position`, deletes them and publishes nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_published_by_a_relay_that_died_before_deleting_them_are_not_published_again() {
-    use continuity_matcher::{metrics::Metrics, outbox::Outbox, relay::Relay};
+    use continuity_matcher::{metrics::Metrics, relay::Relay};
+    use continuity_store::outbox::Outbox;
     let env = env().await;
     let flags = env.kafka.topic(Topic::Flags);
     let write = |payloads: &'static [&'static [u8]]| {

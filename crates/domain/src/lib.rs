@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod action;
 pub mod attributor;
 pub mod calendar;
 pub mod case;
@@ -23,6 +24,7 @@ pub mod rate;
 pub mod rules;
 mod text;
 
+pub use action::{Action, ActionForm, ActionKind, FieldProblem};
 pub use attributor::{Attributor, AttributorError, Sex};
 pub use calendar::{london_date, start_of_london_day, CohortPeriod};
 pub use case::{

@@ -85,6 +85,8 @@ record_types! {
     ContinuityPerformance: ["continuity_performance.v1.avsc", "continuity_performance.v2.avsc"],
     /// A message that could not be applied (out).
     DeadLetter: ["dead_letter.v1.avsc"],
+    /// What a caseworker did about a case (out, from the worklist).
+    CaseworkerAction: ["caseworker_action.v1.avsc"],
 }
 
 /// The most any one string, byte array or array length in a message may claim. Untrusted

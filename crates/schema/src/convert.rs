@@ -698,6 +698,24 @@ pub fn flag_event_message(
     .to_message()
 }
 
+/// The `CaseworkerAction` message for an action recorded on a case by `organisation`.
+pub fn action_message(
+    action_id: uuid::Uuid,
+    case_id: uuid::Uuid,
+    action: &continuity_domain::Action,
+    recorded_at: DateTime<Utc>,
+    organisation: &str,
+) -> Result<Vec<u8>, CodecError> {
+    wire::CaseworkerAction {
+        envelope: output_envelope(action_id, recorded_at, organisation),
+        case_id,
+        kind: action.kind.into(),
+        appointment_on: action.appointment_on.map(days_from_date),
+        snoozed_until: action.snoozed_until.map(days_from_date),
+    }
+    .to_message()
+}
+
 /// Where a message that could not be applied came from.
 #[derive(Debug, Clone)]
 pub struct MessageOrigin<'a> {

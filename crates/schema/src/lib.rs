@@ -14,9 +14,9 @@ pub mod wire;
 
 pub use codec::{AvroRecord, CodecError, Fingerprint, RecordType, Registry};
 pub use convert::{
-    case_event_message, date_from_days, days_from_date, dead_letter_message, decode_source_event,
-    encode_source_event, flag_event_message, performance_message, source_record,
-    validate_source_record, DecodeError, FieldError, Figure, InvalidRecord, MessageOrigin,
-    PerformanceMessage, CONTENT_SCHEME,
+    action_message, case_event_message, date_from_days, days_from_date, dead_letter_message,
+    decode_source_event, encode_source_event, flag_event_message, performance_message,
+    source_record, validate_source_record, DecodeError, FieldError, Figure, InvalidRecord,
+    MessageOrigin, PerformanceMessage, CONTENT_SCHEME,
 };
 pub use wire::SourceRecord;

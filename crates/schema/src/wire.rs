@@ -568,6 +568,48 @@ record! {
     }
 }
 
+/// Caseworker action kinds: the Avro enum's symbols, which are the domain's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(missing_docs)]
+pub enum ActionKind {
+    Contacted,
+    AppointmentBooked,
+    ReReferred,
+    UnableToContact,
+    NotOurCase,
+    Snoozed,
+    Acknowledged,
+    Other,
+}
+
+impl From<continuity_domain::ActionKind> for ActionKind {
+    fn from(kind: continuity_domain::ActionKind) -> Self {
+        use continuity_domain::ActionKind as D;
+        match kind {
+            D::Contacted => ActionKind::Contacted,
+            D::AppointmentBooked => ActionKind::AppointmentBooked,
+            D::ReReferred => ActionKind::ReReferred,
+            D::UnableToContact => ActionKind::UnableToContact,
+            D::NotOurCase => ActionKind::NotOurCase,
+            D::Snoozed => ActionKind::Snoozed,
+            D::Acknowledged => ActionKind::Acknowledged,
+        }
+    }
+}
+
+record! {
+    /// `CaseworkerAction` record.
+    #[allow(missing_docs)]
+    pub struct CaseworkerAction {
+        #[serde(with = "uuid_text")]
+        pub case_id: Uuid,
+        pub kind: ActionKind,
+        pub appointment_on: Option<i32>,
+        pub snoozed_until: Option<i32>,
+    }
+}
+
 /// Avro `uuid` is a string; apache-avro's serializer is not human-readable, so `Uuid`'s own
 /// serde form would be bytes.
 mod uuid_text {
@@ -677,6 +719,7 @@ avro_record! {
     EngagementFlag => EngagementFlag,
     ContinuityPerformance => ContinuityPerformance,
     DeadLetter => DeadLetter,
+    CaseworkerAction => CaseworkerAction,
 }
 
 /// The three identity records share one Rust shape; these wrappers name which one.

@@ -485,6 +485,23 @@ fn one_message_of_each_type() -> Vec<Vec<u8>> {
     messages.push(flag.to_message().unwrap());
     messages.push(perf.to_message().unwrap());
     messages.push(dead.to_message().unwrap());
+    let action = continuity_domain::Action {
+        kind: continuity_domain::ActionKind::AppointmentBooked,
+        appointment_on: Some(chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap()),
+        snoozed_until: None,
+        reason: Some("not published".into()),
+        note: None,
+    };
+    messages.push(
+        continuity_schema::action_message(
+            Uuid::from_u128(7),
+            Uuid::from_u128(8),
+            &action,
+            chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            "probation-kss",
+        )
+        .unwrap(),
+    );
     messages
 }
 

@@ -41,6 +41,8 @@ pub enum Topic {
     Flags,
     /// Continuity figures (output of the reporter).
     Performance,
+    /// What caseworkers did about cases (output of the worklist).
+    Actions,
     /// Messages that could not be applied, with the reason.
     DeadLetter,
     /// The outbox relay's own bookkeeping: in each of its Kafka transactions, which outbox rows
@@ -50,7 +52,7 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic.
-    pub const ALL: [Topic; 9] = [
+    pub const ALL: [Topic; 10] = [
         Topic::Releases,
         Topic::Referrals,
         Topic::Treatment,
@@ -58,6 +60,7 @@ impl Topic {
         Topic::CaseEvents,
         Topic::Flags,
         Topic::Performance,
+        Topic::Actions,
         Topic::DeadLetter,
         Topic::RelayPosition,
     ];
@@ -80,6 +83,7 @@ impl Topic {
             Topic::CaseEvents => "case-events",
             Topic::Flags => "flags",
             Topic::Performance => "performance",
+            Topic::Actions => "actions",
             Topic::DeadLetter => "dead-letter",
             Topic::RelayPosition => "relay-position",
         }
@@ -109,7 +113,7 @@ impl Topic {
             | Topic::Treatment
             | Topic::Identity
             | Topic::DeadLetter => FOREVER,
-            Topic::CaseEvents | Topic::Flags | Topic::Performance => THIRTY_DAYS,
+            Topic::CaseEvents | Topic::Flags | Topic::Performance | Topic::Actions => THIRTY_DAYS,
             Topic::RelayPosition => &[("cleanup.policy", "compact")],
         }
     }
@@ -129,6 +133,7 @@ impl Topic {
             RecordType::CaseEvent => return None,
             RecordType::EngagementFlag => return None,
             RecordType::ContinuityPerformance => return None,
+            RecordType::CaseworkerAction => return None,
             RecordType::DeadLetter => return None,
         })
     }

@@ -44,8 +44,8 @@ use crate::intake::{Batch, Fate, Fresh, Incoming};
 use crate::keys::Key;
 use crate::leases::Holdings;
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
 use crate::store::{self, CaseWrites, Decoded};
+use continuity_store::outbox::Outbox;
 
 /// The name outputs carry as their source.
 pub const SOURCE: &str = "continuity-matcher";

@@ -12,8 +12,8 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::apply::{Applier, ApplyError};
-use crate::outbox::Outbox;
 use crate::store;
+use continuity_store::outbox::Outbox;
 
 /// One pass of the deadline clock at `now`: re-assess up to `limit` components with a case
 /// whose next due time has passed. Safe with several instances (`skip locked`). Returns the

@@ -24,7 +24,6 @@ pub mod keys;
 pub mod leases;
 pub mod merge;
 pub mod metrics;
-pub mod outbox;
 pub mod reader;
 pub mod relay;
 pub mod state;

@@ -27,7 +27,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
-use crate::outbox;
+use continuity_store::outbox;
 
 /// Advisory lock id for the relay's lead.
 const RELAY_LOCK: i64 = 0x636f_6e74_7265_6c61;

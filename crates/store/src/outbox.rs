@@ -1,6 +1,8 @@
-//! The outbox table: messages a state transaction causes, written in that transaction (one
-//! row per transaction, its messages in order as parallel arrays) and read, then deleted, by
-//! the relay (`relay`) once the broker holds them. The only module that knows the table.
+//! The outbox table: messages a transaction causes, written in that transaction (one row per
+//! transaction, its messages in order as parallel arrays) and read, then deleted, by the
+//! matcher's relay once the broker holds them. The matcher's state transactions and the
+//! worklist's recorded actions write it; one relay publishes both. The only module that knows
+//! the table.
 
 use sqlx::{PgConnection, PgPool};
 
