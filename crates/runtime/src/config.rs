@@ -17,6 +17,8 @@ const TEXT_KEYS: &[&str] = &[
     "brokers",
     "kafka_sasl_username",
     "kafka_sasl_password",
+    "client_id",
+    "client_secret",
 ];
 
 /// Load configuration: an optional TOML file, then `CONTINUITY_`-prefixed environment
