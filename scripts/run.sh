@@ -7,7 +7,8 @@
 #   real HMPPS payloads in tests/fixtures/hmpps, each sent through ingest's HTTP API by its
 #   organisation as a source would; then, once the matcher has caught up, the cases, the
 #   continuity rate per area and the caseworker flags it produced; then the weekly
-#   commissioners' report for the week just ended, written and served by the reporter.
+#   commissioners' report for the week just ended, written and served by the reporter; then the
+#   caseworkers' worklist with the development sign-in service, and how to sign in.
 # Leaves the stack and the services running; `scripts/stack.sh down` stops everything.
 source "$(dirname "$0")/lib.sh"
 
@@ -24,7 +25,9 @@ export CONTINUITY_HTTP_ADDR="${CONTINUITY_HTTP_ADDR:-127.0.0.1:9101}"
 
 cd "$ROOT"
 log "building"
-cargo build --quiet --bin continuity --bin continuity-matcher --bin continuity-reporter --bin continuity-ingest
+cargo build --quiet --bin continuity --bin continuity-matcher --bin continuity-reporter --bin continuity-ingest \
+  --bin continuity-worklist --bin continuity-dev-issuer
+assets="$("$ROOT/scripts/install-frontend.sh")/assets"
 bin="$ROOT/target/debug"
 "$bin/continuity" topics >/dev/null
 "$bin/continuity-matcher" migrate
@@ -62,6 +65,31 @@ CONTINUITY_HTTP_ADDR="$reporter_addr" nohup "$bin/continuity-reporter" serve >>"
 echo $! >"$STACK_DIR/reporter.pid"
 wait_for 30 port_open 127.0.0.1 "${reporter_addr##*:}" || die "the reporter did not start; see $STACK_DIR/reporter.log"
 echo "reports:          http://$reporter_addr/reports   (any week on demand: curl -X POST http://$reporter_addr/reports/2026-W47)"
+
+worklist_port="${CONTINUITY_WORKLIST_PORT:-9104}"
+issuer_port="${CONTINUITY_ISSUER_PORT:-9105}"
+worklist_url="http://localhost:$worklist_port"
+issuer_url="http://localhost:$issuer_port"
+"$ROOT/scripts/stack.sh" stop dev-issuer
+CONTINUITY_HTTP_ADDR="127.0.0.1:$issuer_port" CONTINUITY_ISSUER_URL="$issuer_url" \
+  CONTINUITY_REDIRECT_URI="$worklist_url/sign-in/callback" \
+  nohup "$bin/continuity-dev-issuer" >>"$STACK_DIR/dev-issuer.log" 2>&1 &
+echo $! >"$STACK_DIR/dev-issuer.pid"
+wait_for 30 port_open 127.0.0.1 "$issuer_port" || die "the development issuer did not start; see $STACK_DIR/dev-issuer.log"
+"$ROOT/scripts/stack.sh" stop worklist
+"$bin/continuity-worklist" migrate
+CONTINUITY_HTTP_ADDR="127.0.0.1:$worklist_port" CONTINUITY_PUBLIC_URL="$worklist_url" \
+  CONTINUITY_ISSUER_URL="$issuer_url" CONTINUITY_ASSETS_DIR="$assets" \
+  nohup "$bin/continuity-worklist" >>"$STACK_DIR/worklist.log" 2>&1 &
+echo $! >"$STACK_DIR/worklist.pid"
+wait_for 30 port_open 127.0.0.1 "$worklist_port" || die "the worklist did not start; see $STACK_DIR/worklist.log"
+echo "worklist:         $worklist_url   (open it in a browser on this machine)"
+echo "  sign in with the development issuer ($issuer_url) as any of its test users:"
+echo "    PRACTITIONER      probation practitioner, the sample's probation service: its cases by CRN"
+echo "    KEYWORKER         treatment keyworker at provider PRV000: its cases by NOMS and NHS number"
+echo "    KEYWORKER_OTHER   keyworker at PRV001 (other cases; never PRV000's)"
+echo "    COMMISSIONER      commissioner for E06000001: counts only"
+echo "    OPERATOR          no personal data"
 echo
 echo "ingest:           http://$ingest_addr/openapi.yaml   (metrics: /metrics; tokens: $STACK_DIR/ingest/tokens)"
 echo "matcher metrics:  http://$CONTINUITY_HTTP_ADDR/metrics   (ready: /readyz)"

@@ -3,7 +3,7 @@
 #
 #   scripts/stack.sh up       install what is missing, start what is stopped, wait until healthy
 #   scripts/stack.sh down     stop the services run.sh started and what this script started (data is kept)
-#   scripts/stack.sh stop S   stop one service run.sh started (ingest, matcher, reporter)
+#   scripts/stack.sh stop S   stop one service run.sh started (ingest, matcher, reporter, worklist, dev-issuer)
 #   scripts/stack.sh status   what runs where
 #   scripts/stack.sh env      print the environment the services and tests need
 #   scripts/stack.sh reset    down, then delete .stack/
@@ -116,7 +116,7 @@ export CONTINUITY_BROKERS=${CONTINUITY_BROKERS:-$BROKER_ADDR}
 ENV
 }
 
-SERVICES=(ingest reporter matcher)
+SERVICES=(worklist dev-issuer ingest reporter matcher)
 
 # Stop a service run.sh started ($1: ingest, matcher or reporter): SIGTERM, then SIGKILL
 # after 20 s. The matcher finishes its batch and hands back its leases on SIGTERM.
@@ -149,7 +149,7 @@ case "${1:-status}" in
     postgres_down
     ;;
   stop)
-    [[ " ${SERVICES[*]} " == *" ${2:-} "* ]] || die "usage: scripts/stack.sh stop ingest|matcher|reporter"
+    [[ " ${SERVICES[*]} " == *" ${2:-} "* ]] || die "usage: scripts/stack.sh stop ingest|matcher|reporter|worklist|dev-issuer"
     service_stop "$2"
     ;;
   reset)

@@ -1,0 +1,813 @@
+//! The caseworkers' worklist end to end: events through Kafka and the matcher into cases with
+//! their owners; the development issuer and the worklist served on loopback; users signed in
+//! through the real authorisation-code flow; every page, export and write checked for what it
+//! shows and what it refuses, and the audit trail for what it records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate};
+use continuity::produce;
+use continuity_domain::events::*;
+use continuity_domain::*;
+use continuity_e2e::*;
+use continuity_runtime::{Connections, DatabaseSettings, ManualClock};
+use continuity_stream::Topic;
+use continuity_worklist::dev_issuer::{DevIssuer, IssuerSettings};
+use uuid::Uuid;
+
+/// One person's case: their identifiers and the organisations responsible.
+struct Person {
+    crn: &'static str,
+    noms: &'static str,
+    nhs: &'static str,
+    probation: &'static str,
+    provider: &'static str,
+    release: NaiveDate,
+}
+
+/// Overdue for the sample's probation service and PRV000; overdue for the other probation
+/// service and PRV001; at risk (day 10) for the sample's probation service and PRV000.
+const PEOPLE: [Person; 3] = [
+    Person {
+        crn: "X100001",
+        noms: "A1001AA",
+        nhs: "9434765919",
+        probation: "probation",
+        provider: "PRV000",
+        release: d(2026, 10, 27),
+    },
+    Person {
+        crn: "X200002",
+        noms: "B2002BB",
+        nhs: "4010232137",
+        probation: "probation-other",
+        provider: "PRV001",
+        release: d(2026, 10, 27),
+    },
+    Person {
+        crn: "X300003",
+        noms: "C3003CC",
+        nhs: "9876543210",
+        probation: "probation",
+        provider: "PRV000",
+        release: d(2026, 11, 14),
+    },
+];
+
+const fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(y, m, day) {
+        Some(date) => date,
+        None => panic!("not a date"),
+    }
+}
+
+fn id(kind: IdentifierKind, v: &str) -> Identifier {
+    Identifier::parse(kind, v).unwrap()
+}
+
+fn meta(n: &mut u128, at: chrono::DateTime<chrono::Utc>, source: &str) -> EventMeta {
+    *n += 1;
+    EventMeta {
+        event_id: EventId(Uuid::from_u128(0xabc0_0000 + *n)),
+        occurred_at: at,
+        source: OrganisationCode::parse(source).unwrap(),
+    }
+}
+
+fn events() -> Vec<SourceEvent> {
+    let mut n = 0;
+    let mut out = Vec::new();
+    for p in &PEOPLE {
+        let crn = id(IdentifierKind::Crn, p.crn);
+        let noms = id(IdentifierKind::Noms, p.noms);
+        let nhs = id(IdentifierKind::Nhs, p.nhs);
+        let referred = p.release - Duration::days(10);
+        out.push(SourceEvent::Referral(Referral {
+            meta: meta(&mut n, start_of_london_day(referred), p.probation),
+            referral_id: format!("REF-{}", p.crn),
+            person: PersonRef {
+                identifiers: vec![crn.clone(), nhs],
+                attributor: None,
+            },
+            referred_on: referred,
+            origin: ReferralOrigin::Probation,
+            expected_release: Some(p.release),
+            need: TreatmentNeed {
+                local_authority: LocalAuthorityCode::parse("E06000001").unwrap(),
+                provider: Some(ProviderCode::parse(p.provider).unwrap()),
+            },
+        }));
+        out.push(SourceEvent::IdentityLinked(IdentityChange {
+            meta: meta(&mut n, start_of_london_day(referred), p.probation),
+            kept: crn,
+            other: noms.clone(),
+        }));
+        out.push(SourceEvent::Release(PrisonRelease {
+            meta: meta(&mut n, start_of_london_day(p.release), "hmpps-prisons"),
+            release_id: format!("MDI-{}-{}", p.noms, p.release),
+            person: PersonRef {
+                identifiers: vec![noms],
+                attributor: None,
+            },
+            release_date: p.release,
+            planned: false,
+            reason: ReleaseReason::Released,
+            movement_code: Some("CR".into()),
+            prison: Some(PrisonCode::parse("MDI").unwrap()),
+            need: None,
+        }));
+    }
+    out
+}
+
+/// The case id of a person's case.
+fn case_of(p: &Person) -> Uuid {
+    CaseId::for_release(&format!("MDI-{}-{}", p.noms, p.release)).0
+}
+
+struct Servers {
+    env: Env,
+    matcher: Running,
+    worklist: u16,
+    issuer: u16,
+    clock: ManualClock,
+}
+
+/// The database and topics, the matcher with the people's cases applied, the development
+/// issuer and the worklist.
+async fn servers() -> Servers {
+    let env = env().await;
+    let clock = ManualClock::new(now());
+    let producer = env.kafka.producer().unwrap();
+    let evs = events();
+    produce(&producer, &env.kafka, &messages(&evs))
+        .await
+        .unwrap();
+    let matcher = start(&env, "m1", &clock);
+    until_all_applied(&env.pool, &evs, 60).await;
+    eventually(60, "the overdue and at-risk flags", || async {
+        let n: i64 = sqlx::query_scalar("select count(*) from flags where state = 'RAISED'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        n >= 3
+    })
+    .await;
+
+    let issuer_port = free_port();
+    let worklist_port = free_port();
+    let issuer = Arc::new(
+        DevIssuer::new(IssuerSettings {
+            http_addr: ([127, 0, 0, 1], issuer_port).into(),
+            issuer_url: format!("http://localhost:{issuer_port}"),
+            client_id: "continuity-worklist".into(),
+            redirect_uri: format!("http://localhost:{worklist_port}/sign-in/callback"),
+        })
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", issuer_port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, issuer.router()).await });
+
+    let settings = continuity_worklist::Settings {
+        connections: Connections {
+            database: DatabaseSettings::new(env.db_url.clone(), 8),
+            kafka: env.kafka.clone(),
+        },
+        http_addr: ([127, 0, 0, 1], worklist_port).into(),
+        public_url: format!("http://localhost:{worklist_port}"),
+        issuer_url: format!("http://localhost:{issuer_port}"),
+        assets_dir: std::env::var("CONTINUITY_ASSETS_DIR")
+            .expect("CONTINUITY_ASSETS_DIR (scripts/test.sh sets it)")
+            .into(),
+        clock: continuity_runtime::ClockSettings {
+            fixed_now: Some(now()),
+        },
+        ..Default::default()
+    };
+    continuity_worklist::migrate(&settings).await.unwrap();
+    let app = Arc::new(continuity_worklist::Worklist::new(settings).unwrap());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", worklist_port))
+        .await
+        .unwrap();
+    tokio::spawn(continuity_worklist::serve(
+        app,
+        listener,
+        std::future::pending(),
+    ));
+    eventually(30, "the worklist answers", || async {
+        get_status(worklist_port, "/healthz").await == 200
+    })
+    .await;
+    Servers {
+        env,
+        matcher,
+        worklist: worklist_port,
+        issuer: issuer_port,
+        clock,
+    }
+}
+
+/// A browser without JavaScript: keeps the session cookie, follows nothing by itself.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Client {
+    fn new(port: u16) -> Self {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: format!("http://localhost:{port}"),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
+        let req = match &self.cookie {
+            Some(c) => req.header("cookie", c),
+            None => req,
+        };
+        let r = req.send().await.unwrap();
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            if let Some(pair) = v.split(';').next() {
+                if pair.starts_with(continuity_worklist::session::COOKIE) {
+                    self.cookie = Some(pair.to_owned());
+                }
+            }
+        }
+        Answer {
+            status: r.status().as_u16(),
+            location: r
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            headers: r.headers().clone(),
+            body: r.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        let url = format!("{}{path}", self.base);
+        self.send(self.http.get(url)).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
+        let url = format!("{}{path}", self.base);
+        self.send(self.http.post(url).form(form)).await
+    }
+
+    /// Sign in as `user` through the issuer's page, as a browser does.
+    async fn sign_in(&mut self, issuer: u16, user: &str) -> Answer {
+        let start = self.get("/sign-in?return_to=/worklist").await;
+        assert_eq!(start.status, 303);
+        let authorize = start.location.unwrap();
+        assert!(authorize.starts_with(&format!("http://localhost:{issuer}/oauth/authorize?")));
+        assert!(
+            authorize.contains("code_challenge_method=S256"),
+            "{authorize}"
+        );
+        let query = authorize.split_once('?').unwrap().1.to_owned();
+        let mut form: Vec<(String, String)> = url_pairs(&query);
+        form.push(("user_name".into(), user.into()));
+        let chosen = self
+            .http
+            .post(format!("http://localhost:{issuer}/oauth/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(chosen.status().as_u16(), 303);
+        let callback = chosen.headers()["location"].to_str().unwrap().to_owned();
+        let path = callback.strip_prefix(&self.base).unwrap().to_owned();
+        self.get(&path).await
+    }
+
+    /// The CSRF token of the last page's forms.
+    fn csrf(page: &Answer) -> String {
+        let at = page.body.find("name=\"_csrf\" value=\"").expect("a form");
+        let rest = &page.body[at + 20..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+fn url_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.to_owned(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn audit_count(pool: &sqlx::PgPool, what: &str) -> i64 {
+    sqlx::query_scalar("select count(*) from worklist_audit where what = $1")
+        .bind(what)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+async fn signed_in(s: &Servers, user: &str) -> Client {
+    let mut c = Client::new(s.worklist);
+    let landed = c.sign_in(s.issuer, user).await;
+    assert_eq!(landed.status, 303, "{}", landed.body);
+    assert_eq!(landed.location.as_deref(), Some("/worklist"));
+    c
+}
+
+#[tokio::test]
+async fn each_organisation_sees_its_own_cases_by_its_own_reference_and_nothing_else() {
+    let s = servers().await;
+    let [mine, theirs, at_risk] = &PEOPLE;
+
+    // Probation: the sample's probation service sees its cases by CRN, never the other's.
+    let mut pp = signed_in(&s, "PRACTITIONER").await;
+    let list = pp.get("/worklist").await;
+    assert_eq!(list.status, 200);
+    assert!(
+        list.body.contains(&format!("CRN {}", mine.crn)),
+        "{}",
+        list.body
+    );
+    assert!(!list.body.contains(theirs.crn) && !list.body.contains(theirs.noms));
+    assert!(
+        !list.body.contains(at_risk.crn),
+        "at risk is on its own tab"
+    );
+    assert!(list.body.contains("Overdue (1)") && list.body.contains("At risk (1)"));
+    let risk = pp.get("/worklist?tab=at-risk").await;
+    assert!(risk.body.contains(&format!("CRN {}", at_risk.crn)));
+    assert!(
+        !mine.nhs.is_empty() && !list.body.contains(mine.nhs),
+        "probation is not shown NHS numbers"
+    );
+
+    // The case page says why, in words, and shows the timeline.
+    let page = pp.get(&format!("/cases/{}", case_of(mine))).await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .body
+        .contains("Overdue: no treatment start has been recorded by day 21"));
+    assert!(page.body.contains("Released on 27 October 2026 from MDI"));
+    assert!(page
+        .body
+        .contains("No treatment start has arrived from the provider."));
+    assert!(page
+        .body
+        .contains("Referred to community treatment by probation"));
+    assert!(page.body.contains("Flag raised – Overdue"));
+
+    // Another organisation's case is not found, and the refusal is audited.
+    let denied_before = audit_count(&s.env.pool, "ACCESS_DENIED").await;
+    let other = pp.get(&format!("/cases/{}", case_of(theirs))).await;
+    assert_eq!(other.status, 404);
+    assert!(!other.body.contains(theirs.crn));
+    assert_eq!(
+        audit_count(&s.env.pool, "ACCESS_DENIED").await,
+        denied_before + 1
+    );
+
+    // Providers: NOMS and NHS number, their own provider's cases only.
+    let mut kw = signed_in(&s, "KEYWORKER_OTHER").await;
+    let list = kw.get("/worklist").await;
+    assert!(
+        list.body.contains(&format!("NOMS {}", theirs.noms)),
+        "{}",
+        list.body
+    );
+    assert!(list.body.contains(theirs.nhs));
+    assert!(!list.body.contains(mine.noms) && !list.body.contains(mine.crn));
+
+    // Every page view with personal data is audited: who, what, subject, correlation id.
+    let views: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "select user_name, what, subject_id from worklist_audit
+         where what in ('PAGE_VIEW_WORKLIST', 'PAGE_VIEW_CASE') order by id",
+    )
+    .fetch_all(&s.env.pool)
+    .await
+    .unwrap();
+    assert!(views.contains(&(
+        "PRACTITIONER".into(),
+        "PAGE_VIEW_CASE".into(),
+        Some(case_of(mine).to_string())
+    )));
+    assert_eq!(
+        views.iter().filter(|v| v.1 == "PAGE_VIEW_WORKLIST").count(),
+        3
+    );
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_role_is_denied_every_other_organisations_case_and_each_denial_is_audited() {
+    let s = servers().await;
+    // (user, the people whose cases they may see)
+    let users: [(&str, &[usize]); 6] = [
+        ("PRACTITIONER", &[0, 2]),
+        ("PRACTITIONER_OTHER", &[1]),
+        ("KEYWORKER", &[0, 2]),
+        ("KEYWORKER_OTHER", &[1]),
+        ("COMMISSIONER", &[]),
+        ("OPERATOR", &[]),
+    ];
+    for (user, own) in users {
+        let mut c = signed_in(&s, user).await;
+        let mut home = c.get("/").await;
+        if let Some(to) = home.location.clone() {
+            home = c.get(&to).await;
+        }
+        let csrf = Client::csrf(&home);
+        let person_level = !own.is_empty();
+        let list = c.get("/worklist?tab=released").await;
+        let export = c.get("/worklist/export.csv?tab=overdue").await;
+        if !person_level {
+            assert_eq!(list.status, 403, "{user}: the worklist");
+            assert_eq!(export.status, 403, "{user}: the export");
+        }
+        for (i, p) in PEOPLE.iter().enumerate() {
+            if own.contains(&i) {
+                continue;
+            }
+            let case = case_of(p);
+            let before = audit_count(&s.env.pool, "ACCESS_DENIED").await;
+            let page = c.get(&format!("/cases/{case}")).await;
+            let action = c
+                .post(
+                    &format!("/cases/{case}/actions"),
+                    &[("_csrf", &csrf), ("kind", "CONTACTED")],
+                )
+                .await;
+            let assign = c
+                .post(&format!("/cases/{case}/assign"), &[("_csrf", &csrf)])
+                .await;
+            let acknowledge = c
+                .post(
+                    "/worklist/acknowledge",
+                    &[("_csrf", &csrf), ("case_id", &case.to_string())],
+                )
+                .await;
+            let want = if person_level { 404 } else { 403 };
+            for (what, a) in [
+                ("page", &page),
+                ("action", &action),
+                ("assign", &assign),
+                ("acknowledge", &acknowledge),
+            ] {
+                assert_eq!(a.status, want, "{user} {what} of person {i}");
+                for secret in [p.crn, p.noms, p.nhs] {
+                    assert!(!a.body.contains(secret), "{user} {what}: {secret} shown");
+                }
+            }
+            assert_eq!(
+                audit_count(&s.env.pool, "ACCESS_DENIED").await,
+                before + 4,
+                "{user}: every denial audited"
+            );
+            if person_level {
+                for secret in [p.crn, p.noms, p.nhs] {
+                    assert!(!list.body.contains(secret), "{user} list shows {secret}");
+                    assert!(
+                        !export.body.contains(secret),
+                        "{user} export shows {secret}"
+                    );
+                }
+            }
+        }
+    }
+    let written: i64 = sqlx::query_scalar("select count(*) from case_actions")
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(written, 0, "no refused write left a row");
+    let assigned: i64 = sqlx::query_scalar("select count(*) from case_assignments")
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(assigned, 0);
+
+    // A commissioner sees their area's counts only; an account without a role is refused.
+    let mut cm = signed_in(&s, "COMMISSIONER").await;
+    let area = cm.get("/").await;
+    assert!(
+        area.body.contains("data-testid=\"count-overdue\">2<"),
+        "{}",
+        area.body
+    );
+    for p in &PEOPLE {
+        assert!(!area.body.contains(p.crn) && !area.body.contains(p.noms));
+    }
+    let mut nobody = Client::new(s.worklist);
+    let refused = nobody.sign_in(s.issuer, "NO_ROLE").await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("has no role in this service"));
+    assert_eq!(nobody.get("/worklist").await.status, 303, "not signed in");
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn actions_are_recorded_published_without_personal_data_and_shown_on_the_timeline() {
+    let s = servers().await;
+    let [mine, _, at_risk] = &PEOPLE;
+    let mut pp = signed_in(&s, "PRACTITIONER").await;
+    let case = case_of(mine);
+    let page = pp.get(&format!("/cases/{case}")).await;
+    let csrf = Client::csrf(&page);
+
+    // Without the CSRF token nothing is written.
+    let forged = pp
+        .post(&format!("/cases/{case}/actions"), &[("kind", "CONTACTED")])
+        .await;
+    assert_eq!(forged.status, 403);
+
+    // A snooze without its date and reason: both named, and what was typed is kept.
+    let invalid = pp
+        .post(
+            &format!("/cases/{case}/actions"),
+            &[
+                ("_csrf", &csrf),
+                ("kind", "SNOOZED"),
+                ("note", "left a voicemail <b>"),
+            ],
+        )
+        .await;
+    assert_eq!(invalid.status, 422);
+    assert!(invalid.body.contains("There is a problem"));
+    assert!(invalid.body.contains(
+        "href=\"#snoozed_until-day\">Enter the date the case should come back to the list</a>"
+    ));
+    assert!(invalid
+        .body
+        .contains("href=\"#reason\">Enter why you are snoozing the case</a>"));
+    assert!(
+        invalid
+            .body
+            .contains(">left a voicemail &#60;b&#62;</textarea>"),
+        "the note is kept, escaped"
+    );
+    let bad_date = pp
+        .post(
+            &format!("/cases/{case}/actions"),
+            &[
+                ("_csrf", &csrf),
+                ("kind", "APPOINTMENT_BOOKED"),
+                ("appointment_on-day", "31"),
+                ("appointment_on-month", "2"),
+                ("appointment_on-year", "2027"),
+            ],
+        )
+        .await;
+    assert_eq!(bad_date.status, 422);
+    assert!(bad_date
+        .body
+        .contains("Appointment date must be a real date"));
+    assert!(bad_date.body.contains("value=\"31\""));
+
+    // A valid appointment: recorded, on the timeline, and on continuity.actions.
+    let reason_text = "Spoke to X100001 at the hostel";
+    let done = pp
+        .post(
+            &format!("/cases/{case}/actions"),
+            &[
+                ("_csrf", &csrf),
+                ("kind", "APPOINTMENT_BOOKED"),
+                ("appointment_on-day", "1"),
+                ("appointment_on-month", "12"),
+                ("appointment_on-year", "2026"),
+                ("note", reason_text),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = pp.get(&format!("/cases/{case}")).await;
+    assert!(
+        page.body.contains("Recorded: Appointment booked"),
+        "the success banner"
+    );
+    assert!(page.body.contains("Appointment on 1 December 2026."));
+    assert!(page.body.contains("by PRACTITIONER (probation)"));
+    eventually(60, "the action on continuity.actions", || async {
+        !read_topic(&s.env.kafka, Topic::Actions).await.is_empty()
+    })
+    .await;
+    let messages = read_topic(&s.env.kafka, Topic::Actions).await;
+    assert_eq!(messages.len(), 1);
+    let action =
+        <continuity_schema::wire::CaseworkerAction as continuity_schema::AvroRecord>::from_message(
+            &messages[0],
+        )
+        .unwrap();
+    assert_eq!(action.case_id, case);
+    assert_eq!(
+        action.kind,
+        continuity_schema::wire::ActionKind::AppointmentBooked
+    );
+    assert_eq!(action.envelope.source, "probation");
+    let bytes = String::from_utf8_lossy(&messages[0]).into_owned();
+    for secret in [mine.crn, mine.noms, mine.nhs, "hostel", "PRACTITIONER"] {
+        assert!(!bytes.contains(secret), "the topic carries {secret}");
+    }
+    // The measure is untouched.
+    let outcome: String = sqlx::query_scalar("select outcome from cases where case_id = $1")
+        .bind(case)
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(outcome, "NOT_ENGAGED");
+
+    // Assign to me, then "assigned to me" filters to it; acknowledge several at once.
+    let list = pp.get("/worklist").await;
+    let csrf = Client::csrf(&list);
+    let assigned = pp
+        .post(
+            &format!("/cases/{case}/assign"),
+            &[("_csrf", &csrf), ("return_to", "/worklist?tab=overdue")],
+        )
+        .await;
+    assert_eq!(assigned.location.as_deref(), Some("/worklist?tab=overdue"));
+    let mine_only = pp.get("/worklist?tab=overdue&assigned=me").await;
+    assert!(mine_only.body.contains(mine.crn) && mine_only.body.contains("Case assigned to you"));
+    let ack = pp
+        .post(
+            "/worklist/acknowledge",
+            &[
+                ("_csrf", &csrf),
+                ("case_id", &case.to_string()),
+                ("case_id", &case_of(at_risk).to_string()),
+                ("return_to", "/worklist"),
+            ],
+        )
+        .await;
+    assert_eq!(ack.status, 303);
+    let after = pp.get("/worklist").await;
+    assert!(after.body.contains("2 cases acknowledged"));
+    let kinds: BTreeMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("select kind, count(*) from case_actions group by kind")
+            .fetch_all(&s.env.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert_eq!(
+        kinds,
+        BTreeMap::from([("ACKNOWLEDGED".into(), 2), ("APPOINTMENT_BOOKED".into(), 1)])
+    );
+
+    // A snooze takes the case off the overdue tab until its date; "not our case" is queued.
+    let snoozed = pp
+        .post(
+            &format!("/cases/{case}/actions"),
+            &[
+                ("_csrf", &csrf),
+                ("kind", "SNOOZED"),
+                ("snoozed_until-day", "1"),
+                ("snoozed_until-month", "12"),
+                ("snoozed_until-year", "2026"),
+                ("reason", "In hospital this week"),
+            ],
+        )
+        .await;
+    assert_eq!(snoozed.status, 303, "{}", snoozed.body);
+    let overdue = pp.get("/worklist?tab=overdue").await;
+    assert!(
+        !overdue.body.contains(mine.crn),
+        "snoozed cases leave the list"
+    );
+    let disputed = pp
+        .post(
+            &format!("/cases/{}/actions", case_of(at_risk)),
+            &[
+                ("_csrf", &csrf),
+                ("kind", "NOT_OUR_CASE"),
+                ("reason", "Moved to Wales"),
+            ],
+        )
+        .await;
+    assert_eq!(disputed.status, 303);
+    let queued: i64 =
+        sqlx::query_scalar("select count(*) from case_disputes where reviewed_at is null")
+            .fetch_one(&s.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(queued, 1);
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_export_holds_every_row_of_the_view_and_is_audited_with_its_count() {
+    let s = servers().await;
+    let mut pp = signed_in(&s, "PRACTITIONER").await;
+    let csv = pp.get("/worklist/export.csv?tab=released").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.headers["content-type"].to_str().unwrap(),
+        "text/csv; charset=utf-8"
+    );
+    // Released in the last 7 days: nobody here (the releases are older); the overdue view
+    // holds one and the export of the at-risk view the other.
+    assert_eq!(csv.body.lines().count(), 1, "{}", csv.body);
+    let all: Vec<String> = [
+        pp.get("/worklist/export.csv?tab=overdue").await.body,
+        pp.get("/worklist/export.csv?tab=at-risk").await.body,
+    ]
+    .into_iter()
+    .collect();
+    assert!(all[0].starts_with("case_id,person_reference,release_date,day,flag"));
+    assert!(all[0].contains("CRN X100001") && all[1].contains("CRN X300003"));
+    let rows: Vec<i64> = sqlx::query_scalar(
+        "select (details->>'rows')::bigint from worklist_audit where what = 'EXPORT_WORKLIST' order by id",
+    )
+    .fetch_all(&s.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, [0, 1, 1]);
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
+
+#[tokio::test]
+async fn pages_are_not_cached_framed_or_scripted_inline_and_sessions_end_at_sign_out() {
+    let s = servers().await;
+    let mut c = Client::new(s.worklist);
+    let start = c.get("/sign-in").await;
+    let cookie = start.headers["set-cookie"].to_str().unwrap().to_owned();
+    for attr in [
+        "__Host-continuity=",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+    ] {
+        assert!(cookie.contains(attr), "cookie lacks {attr}: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "__Host- cookies have no Domain");
+    let landed = c.sign_in(s.issuer, "KEYWORKER").await;
+    assert_eq!(landed.status, 303);
+    let page = c.get("/worklist").await;
+    let h = |n: &str| page.headers[n].to_str().unwrap().to_owned();
+    assert_eq!(h("cache-control"), "no-store");
+    assert_eq!(h("x-frame-options"), "DENY");
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    let csp = h("content-security-policy");
+    assert!(csp.contains("script-src 'self' 'sha256-") && !csp.contains("unsafe-inline"));
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert!(Uuid::parse_str(&h("x-correlation-id")).is_ok());
+    let asset = c.get("/assets/govuk-frontend.min.css").await;
+    assert_eq!(asset.status, 200);
+    assert!(asset.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("public"));
+
+    // Sign-in callbacks that did not start here are refused.
+    let mut stranger = Client::new(s.worklist);
+    let forged = stranger.get("/sign-in/callback?code=abc&state=xyz").await;
+    assert_eq!(forged.status, 400);
+    assert_eq!(stranger.get("/worklist").await.status, 303);
+
+    // Signing out ends the session: the old cookie no longer opens the worklist.
+    let csrf = Client::csrf(&page);
+    let old = c.cookie.clone();
+    let out = c.post("/sign-out", &[("_csrf", &csrf)]).await;
+    assert_eq!(out.status, 200);
+    c.cookie = old;
+    assert_eq!(c.get("/worklist").await.status, 303);
+    let signins = audit_count(&s.env.pool, "SIGN_IN").await;
+    let signouts = audit_count(&s.env.pool, "SIGN_OUT").await;
+    assert_eq!((signins, signouts), (1, 1));
+    let _ = &s.clock;
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
