@@ -6,13 +6,15 @@ source "$(dirname "$0")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed; install Rust with rustup first"
 
-# The reporter's test renders its page in headless Chromium (Debian's package).
-if ! command -v chromium >/dev/null; then
-  command -v apt-get >/dev/null || die "chromium is not installed and there is no apt-get to install it"
-  log "installing chromium (the report rendering test needs it)"
-  if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium >/dev/null
-fi
+# The reporter's page and the worklist's pages are tested in headless Chromium (Debian's
+# package), the worklist's with Playwright and axe-core (scripts/install-browser.sh).
+CONTINUITY_BROWSER_MODULES="$("$ROOT/scripts/install-browser.sh")"
+export CONTINUITY_BROWSER_MODULES
+# The worklist serves GOV.UK Frontend's assets; its components are checked against the
+# package's fixtures.
+frontend="$("$ROOT/scripts/install-frontend.sh")"
+export CONTINUITY_ASSETS_DIR="$frontend/assets" CONTINUITY_GOVUK_FIXTURES="$frontend/fixtures"
+export CONTINUITY_REQUIRE_FIXTURES=1
 
 # The alert rules, checked and unit-tested (deploy/prometheus/rules.test.yml).
 PROMTOOL="$("$ROOT/scripts/install-promtool.sh")"

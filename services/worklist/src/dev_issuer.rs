@@ -186,11 +186,27 @@ impl DevIssuer {
         })
     }
 
-    /// A signed access token for `user`, valid from `now` (seconds since the epoch).
-    pub fn mint(&self, user: &TestUser, now: i64) -> anyhow::Result<String> {
+    /// `claims` signed with the issuer's key (ES256, its `kid`): for tests that need tokens
+    /// the issuer would not give out.
+    pub fn sign(&self, claims: &serde_json::Value) -> anyhow::Result<String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        let claims = serde_json::json!({
+        Ok(jsonwebtoken::encode(&header, claims, &self.key)?)
+    }
+
+    /// The issuer's public key set, as `/.well-known/jwks.json` serves it.
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+
+    /// A signed access token for `user`, valid from `now` (seconds since the epoch).
+    pub fn mint(&self, user: &TestUser, now: i64) -> anyhow::Result<String> {
+        self.sign(&self.claims(user, now))
+    }
+
+    /// The claims of `user`'s access token issued at `now`.
+    pub fn claims(&self, user: &TestUser, now: i64) -> serde_json::Value {
+        serde_json::json!({
             "iss": self.settings.issuer_url,
             "aud": self.settings.client_id,
             "sub": user.user_name,
@@ -203,8 +219,7 @@ impl DevIssuer {
             "nbf": now,
             "exp": now + TOKEN_SECONDS,
             "jti": random_token(),
-        });
-        Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
+        })
     }
 
     /// The issuer's routes: HMPPS Auth's paths.

@@ -186,7 +186,10 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (opt(e, "text").unwrap(), opt(e, "href")))
+            .map(|e| {
+                let field = |k: &str| e[k].as_str().map(str::to_owned);
+                (field("text").unwrap(), field("href"))
+            })
             .collect();
         let links: Vec<ErrorLink> = list
             .iter()
