@@ -811,3 +811,90 @@ async fn pages_are_not_cached_framed_or_scripted_inline_and_sessions_end_at_sign
     s.matcher.stop().await;
     s.env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_practitioner_works_the_list_in_a_browser_with_the_keyboard_and_every_page_passes_axe() {
+    let s = servers().await;
+    // Ingest, for the treatment start the browser test sends as provider PRV000.
+    let ingest_port = free_port();
+    let token = "browser-test-provider-token";
+    let settings = continuity_ingest::Settings {
+        connections: Connections {
+            database: DatabaseSettings::new(s.env.db_url.clone(), 4),
+            kafka: s.env.kafka.clone(),
+        },
+        hash_secret: continuity_runtime::HashSecret::new(SECRET).unwrap(),
+        http_addr: ([127, 0, 0, 1], ingest_port).into(),
+        sources: vec![continuity_ingest::sources::SourceConfig {
+            name: "provider-0".into(),
+            organisation: "PRV000".into(),
+            role: continuity_ingest::sources::Role::TreatmentProvider,
+            token_sha256: continuity_ingest::sources::token_hash(token),
+            requests_per_second: None,
+        }],
+        clock: continuity_runtime::ClockSettings {
+            fixed_now: Some(now()),
+        },
+        ..Default::default()
+    };
+    let ingest = Arc::new(
+        continuity_ingest::Ingest::new(&settings, settings.clock.clock())
+            .await
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .unwrap();
+    tokio::spawn(continuity_ingest::serve(
+        ingest,
+        listener,
+        std::future::pending(),
+    ));
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shots = root.join("target/browser-screenshots");
+    let modules = std::env::var("CONTINUITY_BROWSER_MODULES")
+        .expect("CONTINUITY_BROWSER_MODULES (scripts/test.sh sets it)");
+    let [mine, theirs, at_risk] = &PEOPLE;
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/worklist.mjs"))
+        .env("CONTINUITY_BROWSER_MODULES", modules)
+        .env("WORKLIST_URL", format!("http://localhost:{}", s.worklist))
+        .env("INGEST_URL", format!("http://127.0.0.1:{ingest_port}"))
+        .env("INGEST_TOKEN", token)
+        .env("SCREENSHOTS", &shots)
+        .env("OWN_CRN", mine.crn)
+        .env("OTHER_CRN", theirs.crn)
+        .env("AT_RISK_CRN", at_risk.crn)
+        .env("AT_RISK_NOMS", at_risk.noms)
+        .output()
+        .await
+        .expect("node runs (scripts/test.sh installs what it needs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("browser checks passed"));
+    for shot in [
+        "worklist-overdue",
+        "case",
+        "case-with-errors",
+        "area",
+        "operator",
+    ] {
+        assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png");
+    }
+    // The treatment start resolved the flag in the database as well as on the page.
+    let raised: i64 =
+        sqlx::query_scalar("select count(*) from flags where case_id = $1 and state = 'RAISED'")
+            .bind(case_of(at_risk))
+            .fetch_one(&s.env.pool)
+            .await
+            .unwrap();
+    assert_eq!(raised, 0);
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
