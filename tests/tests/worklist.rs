@@ -425,6 +425,28 @@ async fn each_organisation_sees_its_own_cases_by_its_own_reference_and_nothing_e
         views.iter().filter(|v| v.1 == "PAGE_VIEW_WORKLIST").count(),
         3
     );
+
+    // A restricted case ("limited access") is invisible to the excluded user only.
+    sqlx::query("insert into case_restrictions (case_id, user_name) values ($1, 'PRACTITIONER')")
+        .bind(case_of(mine))
+        .execute(&s.env.pool)
+        .await
+        .unwrap();
+    let list = pp.get("/worklist").await;
+    assert!(!list.body.contains(mine.crn), "restricted from the list");
+    assert!(list.body.contains("Overdue (0)"), "and from the counts");
+    assert_eq!(
+        pp.get(&format!("/cases/{}", case_of(mine))).await.status,
+        404
+    );
+    let export = pp.get("/worklist/export.csv?tab=overdue").await;
+    assert!(!export.body.contains(mine.crn));
+    let mut kw = signed_in(&s, "KEYWORKER").await;
+    assert_eq!(
+        kw.get(&format!("/cases/{}", case_of(mine))).await.status,
+        200,
+        "others in scope still see it"
+    );
     s.matcher.stop().await;
     s.env.cleanup().await;
 }
