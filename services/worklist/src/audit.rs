@@ -25,6 +25,12 @@ pub enum What {
     RecordAction,
     /// A case was assigned.
     AssignCase,
+    /// The webhooks page was shown.
+    ViewWebhooks,
+    /// A webhook endpoint was registered.
+    RegisterWebhook,
+    /// A webhook endpoint was disabled.
+    DisableWebhook,
     /// Signed in.
     SignIn,
     /// Signed out.
@@ -43,6 +49,9 @@ impl What {
             What::ExportWorklist => "EXPORT_WORKLIST",
             What::RecordAction => "RECORD_ACTION",
             What::AssignCase => "ASSIGN_CASE",
+            What::ViewWebhooks => "PAGE_VIEW_WEBHOOKS",
+            What::RegisterWebhook => "REGISTER_WEBHOOK",
+            What::DisableWebhook => "DISABLE_WEBHOOK",
             What::SignIn => "SIGN_IN",
             What::SignOut => "SIGN_OUT",
             What::AccessDenied => "ACCESS_DENIED",

@@ -9,6 +9,9 @@
 //!   `continuity.actions`, assignments), `audit` (every read and write by a user);
 //! - `pages`, `timeline`, `govuk`: the server-rendered pages (GOV.UK Design System);
 //! - `security`: headers on every response, the correlation id;
+//! - `webhooks`, `webhook_pages`: flags delivered to organisations' endpoints (Standard
+//!   Webhooks), read from `continuity.flags`, with retries and a delivery log;
+//! - `metrics`: what `/metrics` serves;
 //! - `dev_issuer`: the development sign-in service for the local stack and tests.
 
 #![warn(missing_docs)]
@@ -16,6 +19,7 @@
 pub mod audit;
 pub mod dev_issuer;
 pub mod govuk;
+pub mod metrics;
 pub mod pages;
 pub mod queries;
 pub mod record;
@@ -26,6 +30,8 @@ mod signin;
 pub mod timeline;
 pub mod tokens;
 pub mod user;
+mod webhook_pages;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +43,6 @@ use continuity_domain::Rules;
 use continuity_runtime::{Clock, ExposeSecret, Readiness, Supervisor};
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
-use prometheus::Registry;
 use sqlx::PgPool;
 use tower_http::services::ServeDir;
 use tower_sessions::cookie::SameSite;
@@ -63,7 +68,10 @@ pub struct Worklist {
     oauth: OAuthClient,
     http: reqwest::Client,
     verifier: tokens::Verifier,
-    registry: Registry,
+    /// The metrics `/metrics` serves.
+    pub metrics: metrics::Metrics,
+    /// How webhooks are delivered.
+    pub dispatch: webhooks::DispatchSettings,
 }
 
 impl Worklist {
@@ -102,7 +110,18 @@ impl Worklist {
             oauth,
             http,
             verifier,
-            registry: Registry::new(),
+            metrics: metrics::Metrics::new(),
+            dispatch: webhooks::DispatchSettings {
+                schedule: webhooks::Schedule(
+                    settings
+                        .webhook_retry_seconds
+                        .iter()
+                        .map(|s| Duration::from_secs(*s))
+                        .collect(),
+                ),
+                timeout: Duration::from_secs(settings.webhook_timeout_seconds),
+                disable_after: chrono::Duration::hours(settings.webhook_disable_after_hours),
+            },
             settings,
         })
     }
@@ -157,9 +176,14 @@ pub fn router(app: Arc<Worklist>) -> Router {
         .route("/cases/{id}", get(pages::case))
         .route("/cases/{id}/actions", post(pages::record_action))
         .route("/cases/{id}/assign", post(pages::assign))
+        .route(
+            "/webhooks",
+            get(webhook_pages::page).post(webhook_pages::register),
+        )
+        .route("/webhooks/{id}/disable", post(webhook_pages::disable))
         .layer(sessions)
         .with_state(app.clone());
-    continuity_runtime::operations_router(app.registry.clone(), Ready(app.pool.clone()))
+    continuity_runtime::operations_router(app.metrics.registry.clone(), Ready(app.pool.clone()))
         .merge(pages)
         .nest_service("/assets", ServeDir::new(&app.settings.assets_dir))
         .layer(axum::middleware::from_fn(security::headers))
@@ -192,6 +216,35 @@ pub async fn serve(
             tokio::time::sleep(Duration::from_secs(300)).await;
         }
     });
+    {
+        let (pool, kafka, url) = (
+            app.pool.clone(),
+            app.settings.connections.kafka.clone(),
+            app.settings.public_url.clone(),
+        );
+        tasks.spawn(
+            "webhook intake from the flags topic",
+            webhooks::consume_flags(pool, kafka, url),
+        );
+    }
+    {
+        let app = app.clone();
+        tasks.spawn("webhook dispatch", async move {
+            let idle = Duration::from_millis(app.settings.webhook_interval_ms);
+            loop {
+                match webhooks::dispatch(&app.pool, &app.http, &app.dispatch, &app.metrics).await {
+                    Ok(n) if n > 0 => continue,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "webhook dispatch failed; trying again"),
+                }
+                match webhooks::pending(&app.pool).await {
+                    Ok(n) => app.metrics.webhooks_pending.set(n),
+                    Err(e) => tracing::warn!(error = %e, "could not count webhook deliveries"),
+                }
+                tokio::time::sleep(idle).await;
+            }
+        });
+    }
     tracing::info!(address = %listener.local_addr()?, "worklist listening");
     let served = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown);
     let result = tokio::select! {

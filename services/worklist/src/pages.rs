@@ -63,7 +63,7 @@ impl Message {
     }
 }
 
-fn render(status: StatusCode, page: impl Template) -> Response {
+pub(crate) fn render(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -95,13 +95,13 @@ pub fn unavailable() -> Response {
     )
 }
 
-fn database(e: impl std::fmt::Display) -> Response {
+pub(crate) fn database(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "database error");
     unavailable()
 }
 
 /// The signed-in user and what the layout needs, or the response to send instead.
-async fn signed_in(
+pub(crate) async fn signed_in(
     app: &Worklist,
     session: &Session,
     uri: &Uri,
@@ -120,7 +120,7 @@ async fn signed_in(
 
 /// Refuse a request the user's role or organisation does not allow, and audit the refusal.
 /// Another organisation's case answers 404, as a case that does not exist does.
-async fn deny(
+pub(crate) async fn deny(
     app: &Worklist,
     user: &User,
     chrome: Chrome,
@@ -129,6 +129,12 @@ async fn deny(
     status: StatusCode,
 ) -> Response {
     let (subject_type, subject_id) = subject.map_or((None, None), |(t, id)| (Some(t), Some(id)));
+    app.metrics.denied(match subject_type {
+        Some("case") => "case",
+        Some("area") => "area",
+        Some("webhooks") => "webhooks",
+        _ => "worklist",
+    });
     if let Err(e) = audit::record(
         &app.pool,
         Entry {
@@ -208,6 +214,7 @@ pub(crate) async fn home(
                 Ok(c) => c,
                 Err(e) => return database(e),
             };
+            app.metrics.viewed("area");
             if let Err(e) = audit::record(
                 &app.pool,
                 Entry {
@@ -429,7 +436,7 @@ impl WorklistPage {
 }
 
 /// A caseworker, with their scope, or the refusal.
-async fn caseworker(
+pub(crate) async fn caseworker(
     app: &Worklist,
     session: &Session,
     uri: &Uri,
@@ -484,6 +491,7 @@ pub(crate) async fn worklist(
         Err(e) => return database(e),
     };
     let total = rows.first().map_or(0, |r| r.total);
+    app.metrics.viewed("worklist");
     if let Err(e) = audit::record(
         &app.pool,
         Entry {
@@ -703,6 +711,7 @@ pub(crate) async fn export(
                 .into_response()
         }
     };
+    app.metrics.viewed("export");
     if let Err(e) = audit::record(
         &app.pool,
         Entry {
@@ -1006,6 +1015,7 @@ async fn show_case(
         .iter()
         .filter_map(|p| continuity_schema::decode_source_event(p, today).ok())
         .collect();
+    app.metrics.viewed("case");
     if let Err(e) = audit::record(
         &app.pool,
         Entry {

@@ -36,6 +36,15 @@ pub struct Settings {
     pub page_size: u32,
     /// Minutes a session lasts without use.
     pub session_idle_minutes: i64,
+    /// Seconds to wait after each failed webhook attempt; after the last, the delivery is
+    /// given up (default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h).
+    pub webhook_retry_seconds: Vec<u64>,
+    /// Seconds a webhook receiver has to answer.
+    pub webhook_timeout_seconds: u64,
+    /// Hours an endpoint may fail before it is disabled.
+    pub webhook_disable_after_hours: i64,
+    /// Milliseconds between passes of the webhook dispatcher when nothing is due.
+    pub webhook_interval_ms: u64,
     /// The clock (`fixed_now`; tests only).
     #[serde(flatten)]
     pub clock: ClockSettings,
@@ -54,6 +63,10 @@ impl Default for Settings {
             assets_dir: PathBuf::from("assets"),
             page_size: 25,
             session_idle_minutes: 60,
+            webhook_retry_seconds: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            webhook_timeout_seconds: 15,
+            webhook_disable_after_hours: 5 * 24,
+            webhook_interval_ms: 1000,
             clock: ClockSettings::default(),
         }
     }

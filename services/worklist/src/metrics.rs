@@ -1,0 +1,94 @@
+//! The worklist's metrics on `/metrics`: page views and refusals by page, webhook attempts by
+//! outcome and deliveries waiting. Labels are page names and outcome codes only, never an
+//! organisation or a person. Every labelled series exists from the start at zero, so rules
+//! over `increase()` see the first event.
+
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+
+/// Pages counted.
+pub const PAGES: &[&str] = &["worklist", "case", "export", "area", "webhooks"];
+
+/// Webhook attempt outcomes.
+pub const WEBHOOK_OUTCOMES: &[&str] = &["delivered", "failed", "given_up", "gone"];
+
+/// The worklist's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` serves.
+    pub registry: Registry,
+    views: IntCounterVec,
+    denials: IntCounterVec,
+    webhooks: IntCounterVec,
+    /// Webhook deliveries not yet delivered or given up.
+    pub webhooks_pending: IntGauge,
+}
+
+impl Metrics {
+    /// Registered and zeroed.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, label: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("metric");
+            registry.register(Box::new(c.clone())).expect("register");
+            c
+        };
+        let views = counter(
+            "continuity_worklist_page_views_total",
+            "Pages with personal data shown, by page.",
+            "page",
+        );
+        let denials = counter(
+            "continuity_worklist_access_denied_total",
+            "Requests refused (another organisation's case, a role without access), by page.",
+            "page",
+        );
+        let webhooks = counter(
+            "continuity_worklist_webhook_attempts_total",
+            "Webhook delivery attempts, by outcome.",
+            "outcome",
+        );
+        let webhooks_pending = IntGauge::new(
+            "continuity_worklist_webhook_deliveries_pending",
+            "Webhook deliveries waiting to be delivered (or retried).",
+        )
+        .expect("metric");
+        registry
+            .register(Box::new(webhooks_pending.clone()))
+            .expect("register");
+        for page in PAGES {
+            views.with_label_values(&[page]);
+            denials.with_label_values(&[page]);
+        }
+        for outcome in WEBHOOK_OUTCOMES {
+            webhooks.with_label_values(&[outcome]);
+        }
+        Metrics {
+            registry,
+            views,
+            denials,
+            webhooks,
+            webhooks_pending,
+        }
+    }
+
+    /// A page with personal data was shown.
+    pub fn viewed(&self, page: &'static str) {
+        self.views.with_label_values(&[page]).inc();
+    }
+
+    /// A request was refused.
+    pub fn denied(&self, page: &'static str) {
+        self.denials.with_label_values(&[page]).inc();
+    }
+
+    /// A webhook attempt ended with `outcome`.
+    pub fn webhook(&self, outcome: &'static str) {
+        self.webhooks.with_label_values(&[outcome]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
