@@ -128,6 +128,8 @@ fn case_of(p: &Person) -> Uuid {
 
 struct Servers {
     env: Env,
+    /// The secrets of the endpoints registered before the worklist started.
+    secrets: Vec<String>,
     matcher: Running,
     worklist: u16,
     issuer: u16,
@@ -137,6 +139,15 @@ struct Servers {
 /// The database and topics, the matcher with the people's cases applied, the development
 /// issuer and the worklist.
 async fn servers() -> Servers {
+    servers_with(|_| {}, &[]).await
+}
+
+/// As [`servers`], with the worklist's settings changed by `tweak` and, before it starts, the
+/// endpoints in `webhooks` registered (organisation, URL), their secrets returned.
+async fn servers_with(
+    tweak: impl FnOnce(&mut continuity_worklist::Settings),
+    webhooks: &[(&str, &str)],
+) -> Servers {
     let env = env().await;
     let clock = ManualClock::new(now());
     let producer = env.kafka.producer().unwrap();
@@ -171,7 +182,7 @@ async fn servers() -> Servers {
         .unwrap();
     tokio::spawn(async move { axum::serve(listener, issuer.router()).await });
 
-    let settings = continuity_worklist::Settings {
+    let mut settings = continuity_worklist::Settings {
         connections: Connections {
             database: DatabaseSettings::new(env.db_url.clone(), 8),
             kafka: env.kafka.clone(),
@@ -187,7 +198,16 @@ async fn servers() -> Servers {
         },
         ..Default::default()
     };
+    tweak(&mut settings);
     continuity_worklist::migrate(&settings).await.unwrap();
+    let mut secrets = Vec::new();
+    for (organisation, url) in webhooks {
+        let (_, secret) =
+            continuity_worklist::webhooks::register(&env.pool, organisation, url, "test")
+                .await
+                .unwrap();
+        secrets.push(secret);
+    }
     let app = Arc::new(continuity_worklist::Worklist::new(settings).unwrap());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", worklist_port))
         .await
@@ -203,6 +223,7 @@ async fn servers() -> Servers {
     .await;
     Servers {
         env,
+        secrets,
         matcher,
         worklist: worklist_port,
         issuer: issuer_port,
@@ -917,6 +938,229 @@ async fn a_practitioner_works_the_list_in_a_browser_with_the_keyboard_and_every_
             .await
             .unwrap();
     assert_eq!(raised, 0);
+    s.matcher.stop().await;
+    s.env.cleanup().await;
+}
+
+/// What the test receiver saw: each request's headers and body.
+#[derive(Default)]
+struct Received {
+    requests: Vec<(String, i64, String, bool)>,
+}
+
+#[tokio::test]
+async fn flags_reach_registered_endpoints_signed_once_each_whatever_the_receiver_does_first() {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    use std::sync::Mutex;
+    // A receiver that refuses its first three requests (503, Retry-After: 3 s), then accepts;
+    // and one that is gone (410).
+    let received: Arc<Mutex<Received>> = Arc::default();
+    let flaky = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flaky_url = format!(
+        "http://127.0.0.1:{}/hook",
+        flaky.local_addr().unwrap().port()
+    );
+    let gone_url = format!(
+        "http://127.0.0.1:{}/hook",
+        gone.local_addr().unwrap().port()
+    );
+    let s = servers_with(
+        |w| w.webhook_retry_seconds = vec![1; 7],
+        &[("probation", &flaky_url), ("probation", &gone_url)],
+    )
+    .await;
+    let secret = s.secrets[0].clone();
+    {
+        let received = received.clone();
+        let verifier = Arc::new(standardwebhooks::Webhook::new(&secret).unwrap());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let verified = verifier.verify(body.as_bytes(), &headers).is_ok();
+                let id = headers["webhook-id"].to_str().unwrap().to_owned();
+                let ts: i64 = headers["webhook-timestamp"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let refuse = {
+                    let mut r = received.lock().unwrap();
+                    r.requests.push((id, ts, body, verified));
+                    r.requests.len() <= 3
+                };
+                async move {
+                    if refuse {
+                        (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "3")]).into_response()
+                    } else {
+                        StatusCode::NO_CONTENT.into_response()
+                    }
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(flaky, app).await });
+    }
+    let gone_hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let hits = gone_hits.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { StatusCode::GONE }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(gone, app).await });
+    }
+
+    // The two raised flags on the probation service's cases, then the at-risk one resolved.
+    let [mine, theirs, at_risk] = &PEOPLE;
+    let start = SourceEvent::TreatmentStart(TreatmentStart {
+        meta: EventMeta {
+            event_id: EventId(Uuid::from_u128(0xfeed)),
+            occurred_at: now(),
+            source: OrganisationCode::parse("PRV000").unwrap(),
+        },
+        episode_id: "EP-1".into(),
+        provider: ProviderCode::parse("PRV000").unwrap(),
+        local_authority: LocalAuthorityCode::parse("E06000001").unwrap(),
+        person: PersonRef {
+            identifiers: vec![id(IdentifierKind::Noms, at_risk.noms)],
+            attributor: None,
+        },
+        triage_date: Some(d(2026, 11, 20)),
+        intervention_start: None,
+    });
+    let producer = s.env.kafka.producer().unwrap();
+    produce(&producer, &s.env.kafka, &messages(&[start]))
+        .await
+        .unwrap();
+
+    let delivered = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from webhook_deliveries d join webhook_endpoints e using (endpoint_id)
+             where e.url like '%' || $1 and d.delivered_at is not null",
+        )
+        .bind(flaky_url.rsplit_once(':').unwrap().1.to_owned())
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap()
+    };
+    eventually(
+        120,
+        "three deliveries to the recovered receiver",
+        || async { delivered().await == 3 },
+    )
+    .await;
+
+    let r = received.lock().unwrap().requests.clone();
+    assert!(
+        r.iter().all(|(_, _, _, ok)| *ok),
+        "every signature verifies"
+    );
+    let mut by_id: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    for (id, ts, body, _) in &r {
+        by_id
+            .entry(id.clone())
+            .or_default()
+            .push((*ts, body.clone()));
+    }
+    assert_eq!(by_id.len(), 3, "three messages: {by_id:?}");
+    assert_eq!(r.len(), 6, "three refused attempts, then each message once");
+    let mut types = Vec::new();
+    for (id, attempts) in &by_id {
+        assert!(id.starts_with("msg_"));
+        assert!(
+            attempts.windows(2).all(|w| w[0].1 == w[1].1),
+            "{id}: the same body on every attempt"
+        );
+        for w in attempts.windows(2) {
+            assert!(w[1].0 - w[0].0 >= 3, "{id}: Retry-After (3 s) honoured");
+        }
+        let body: serde_json::Value = serde_json::from_str(&attempts[0].1).unwrap();
+        types.push(body["type"].as_str().unwrap().to_owned());
+        let case = body["data"]["case_id"].as_str().unwrap();
+        assert!(body["data"]["link"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/cases/{case}")));
+        for secret in [
+            mine.crn,
+            mine.noms,
+            mine.nhs,
+            at_risk.crn,
+            at_risk.noms,
+            at_risk.nhs,
+            theirs.crn,
+        ] {
+            assert!(
+                !attempts[0].1.contains(secret),
+                "the payload carries {secret}"
+            );
+        }
+    }
+    types.sort();
+    assert_eq!(types, ["flag.raised", "flag.raised", "flag.resolved"]);
+
+    // The gone endpoint answered 410 to the pass that first reached it and was disabled: no
+    // delivery to it is tried twice (the flaky one's retries took seconds meanwhile).
+    let (reason, tried, most): (Option<String>, i64, i32) = sqlx::query_as(
+        "select e.disabled_reason,
+                (select count(*) from webhook_attempts a where a.endpoint_id = e.endpoint_id),
+                (select coalesce(max(d.attempts), 0) from webhook_deliveries d where d.endpoint_id = e.endpoint_id)
+         from webhook_endpoints e where e.url = $1",
+    )
+    .bind(&gone_url)
+    .fetch_one(&s.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(reason.as_deref(), Some("GONE"));
+    assert_eq!(most, 1, "no retry after 410");
+    assert!((1..=3).contains(&tried));
+    assert_eq!(
+        gone_hits.load(std::sync::atomic::Ordering::SeqCst) as i64,
+        tried
+    );
+
+    // The organisation sees its delivery log; another sees none of it and cannot disable it.
+    let mut pp = signed_in(&s, "PRACTITIONER").await;
+    let page = pp.get("/webhooks").await;
+    assert_eq!(page.status, 200);
+    for id in by_id.keys() {
+        assert!(page.body.contains(id.as_str()), "the log shows {id}");
+    }
+    assert!(page.body.contains("503: not accepted; will be tried again"));
+    assert!(page.body.contains("the receiver answered 410 Gone"));
+    let mut other = signed_in(&s, "PRACTITIONER_OTHER").await;
+    let theirs_page = other.get("/webhooks").await;
+    assert!(!theirs_page.body.contains(&flaky_url) && !theirs_page.body.contains("msg_"));
+    let csrf = Client::csrf(&theirs_page);
+    let endpoint: Uuid =
+        sqlx::query_scalar("select endpoint_id from webhook_endpoints where url = $1")
+            .bind(&flaky_url)
+            .fetch_one(&s.env.pool)
+            .await
+            .unwrap();
+    let refused = other
+        .post(
+            &format!("/webhooks/{endpoint}/disable"),
+            &[("_csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 404);
+    let bad = other
+        .post(
+            "/webhooks",
+            &[("_csrf", &csrf), ("url", "http://hooks.example.org/")],
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("must start with https://"));
+    assert!(
+        bad.body.contains("value=\"http://hooks.example.org/\""),
+        "what was typed is kept"
+    );
     s.matcher.stop().await;
     s.env.cleanup().await;
 }
