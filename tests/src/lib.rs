@@ -219,6 +219,16 @@ impl Running {
 }
 
 pub fn start(env: &Env, instance: &str, clock: &ManualClock) -> Running {
+    start_configured(env, instance, clock, |_| {})
+}
+
+/// As [`start`], with the test settings changed by `tweak`.
+pub fn start_configured(
+    env: &Env,
+    instance: &str,
+    clock: &ManualClock,
+    tweak: impl FnOnce(&mut continuity_matcher::Settings),
+) -> Running {
     continuity_runtime::init_logging();
     let http = free_port();
     let settings = continuity_matcher::Settings {
@@ -236,6 +246,8 @@ pub fn start(env: &Env, instance: &str, clock: &ManualClock) -> Running {
         http_addr: ([127, 0, 0, 1], http).into(),
         ..Default::default()
     };
+    let mut settings = settings;
+    tweak(&mut settings);
     let (tx, rx) = oneshot::channel();
     let task = tokio::spawn(continuity_matcher::run(
         settings,

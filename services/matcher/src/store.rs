@@ -305,6 +305,26 @@ pub async fn key_components(
         .collect())
 }
 
+/// The worklist's columns of a case: its most pressing raised flag's kind code (overdue
+/// before at risk) and when one of its flags was last settled.
+fn worklist_columns(case: &Case) -> (Option<&'static str>, Option<DateTime<Utc>>) {
+    use continuity_domain::{FlagKind, FlagState};
+    let raised = |kind: fn(&FlagKind) -> bool| {
+        case.flags
+            .iter()
+            .any(|f| f.state == FlagState::Raised && kind(&f.kind))
+    };
+    let flag = if raised(|k| *k == FlagKind::Overdue) {
+        Some(FlagKind::Overdue.code().0)
+    } else if raised(|k| matches!(k, FlagKind::AtRisk(_))) {
+        Some(FlagKind::AtRisk(0).code().0)
+    } else {
+        None
+    };
+    let settled = case.flags.iter().filter_map(|f| f.settled_at).max();
+    (flag, settled)
+}
+
 /// Case and flag rows to upsert, column by column for `unnest`.
 #[derive(Default)]
 pub struct CaseWrites {
@@ -319,6 +339,8 @@ pub struct CaseWrites {
     crn: Vec<Option<String>>,
     noms: Vec<Option<String>>,
     nhs: Vec<Option<String>>,
+    raised_flag: Vec<Option<&'static str>>,
+    flag_settled_at: Vec<Option<DateTime<Utc>>>,
     outcome: Vec<&'static str>,
     exclusion: Vec<Option<&'static str>>,
     engagement_date: Vec<Option<chrono::NaiveDate>>,
@@ -366,6 +388,9 @@ impl CaseWrites {
         self.crn.push(value(&case.references.crn));
         self.noms.push(value(&case.references.noms));
         self.nhs.push(value(&case.references.nhs));
+        let (raised, settled) = worklist_columns(case);
+        self.raised_flag.push(raised);
+        self.flag_settled_at.push(settled);
         self.outcome.push(outcome);
         self.exclusion.push(exclusion);
         self.engagement_date
@@ -400,11 +425,11 @@ impl CaseWrites {
             "insert into cases (case_id, component, release_id, release_date, local_authority,
                 prison, provider, outcome, exclusion_reason, engagement_date, timeliness,
                 next_due_at, person_identifier, state, probation_service, crn, noms_number,
-                nhs_number, updated_at)
+                nhs_number, raised_flag, flag_settled_at, updated_at)
              select *, now() from unnest($1::uuid[], $2::bigint[], $3::text[], $4::date[],
                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::date[],
                 $11::text[], $12::timestamptz[], $13::text[], $14::bytea[], $15::text[],
-                $16::text[], $17::text[], $18::text[])
+                $16::text[], $17::text[], $18::text[], $19::text[], $20::timestamptz[])
              on conflict (case_id) do update set
                 component = excluded.component, release_id = excluded.release_id,
                 release_date = excluded.release_date, local_authority = excluded.local_authority,
@@ -415,7 +440,8 @@ impl CaseWrites {
                 person_identifier = coalesce(excluded.person_identifier, cases.person_identifier),
                 state = excluded.state, probation_service = excluded.probation_service,
                 crn = excluded.crn, noms_number = excluded.noms_number,
-                nhs_number = excluded.nhs_number, updated_at = now()",
+                nhs_number = excluded.nhs_number, raised_flag = excluded.raised_flag,
+                flag_settled_at = excluded.flag_settled_at, updated_at = now()",
         )
         .bind(&self.case_id)
         .bind(&self.component)
@@ -435,6 +461,8 @@ impl CaseWrites {
         .bind(&self.crn)
         .bind(&self.noms)
         .bind(&self.nhs)
+        .bind(&self.raised_flag)
+        .bind(&self.flag_settled_at)
         .execute(&mut *tx)
         .await?;
         if self.flag_id.is_empty() {

@@ -81,7 +81,7 @@ impl Worklist {
             settings.connections.database.url(),
             settings.connections.database.database_pool,
             Duration::from_secs(5),
-            continuity_store::Access::General,
+            continuity_store::Access::Pages,
         )?;
         let issuer = settings.issuer_url.trim_end_matches('/').to_owned();
         // No redirects: the token and key endpoints answer directly, and following one could

@@ -329,12 +329,15 @@ fn day_text(release: NaiveDate, today: NaiveDate) -> String {
     }
 }
 
-fn flag_tag(kind: Option<&str>, state: Option<&str>) -> String {
-    match (kind, state) {
-        (Some("OVERDUE"), Some("RAISED")) => govuk::tag("Overdue", Some("govuk-tag--red")),
-        (Some("AT_RISK"), Some("RAISED")) => govuk::tag("At risk", Some("govuk-tag--yellow")),
-        (Some(_), Some("RESOLVED_ENGAGED")) => govuk::tag("Engaged", Some("govuk-tag--green")),
-        (Some(_), Some(_)) => govuk::tag("Resolved", Some("govuk-tag--grey")),
+/// The tag for a row: its raised flag, else how the case ended.
+fn flag_tag(raised: Option<&str>, outcome: &str) -> String {
+    match (raised, outcome) {
+        (Some("OVERDUE"), _) => govuk::tag("Overdue", Some("govuk-tag--red")),
+        (Some(_), _) => govuk::tag("At risk", Some("govuk-tag--yellow")),
+        (None, "ENGAGED") => govuk::tag("Engaged", Some("govuk-tag--green")),
+        (None, "EXCLUDED") => govuk::tag("Left the measure", Some("govuk-tag--grey")),
+        (None, "WITHDRAWN") => govuk::tag("Withdrawn", Some("govuk-tag--grey")),
+        (None, "NOT_ENGAGED") => govuk::tag("Not engaged", Some("govuk-tag--grey")),
         _ => String::new(),
     }
 }
@@ -363,7 +366,7 @@ fn row_view(scope: &Scope, r: &Row, today: NaiveDate) -> RowView {
         },
         release_date: long_date(r.release_date),
         day: day_text(r.release_date, today),
-        flag: flag_tag(r.flag_kind.as_deref(), r.flag_state.as_deref()),
+        flag: flag_tag(r.raised_flag.as_deref(), &r.outcome),
         prison: r.prison.clone().unwrap_or_else(|| "Not known".into()),
         area: r.local_authority.clone(),
         referral: r
@@ -681,10 +684,7 @@ pub(crate) async fn export(
     let mut ok = csv.write_record(&head).is_ok();
     for r in &rows {
         let v = row_view(&scope, r, today);
-        let flag = match (r.flag_kind.as_deref(), r.flag_state.as_deref()) {
-            (Some(k), Some(s)) => format!("{k} {s}"),
-            _ => String::new(),
-        };
+        let flag = r.raised_flag.clone().unwrap_or_else(|| r.outcome.clone());
         let mut record = vec![r.case_id.to_string(), v.reference];
         if provider {
             record.push(r.nhs_number.clone().unwrap_or_default());
@@ -1031,7 +1031,7 @@ async fn show_case(
     {
         return database(e);
     }
-    let (warning, why) = timeline::why(&case, &flags, &app.rules, today);
+    let (warning, why) = timeline::why(&case, &app.rules, today);
     let items = timeline::timeline(&case, &events, &flags, &actions);
     let error_for = |field: &str| {
         errors

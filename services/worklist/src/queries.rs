@@ -27,8 +27,9 @@ pub enum Tab {
 /// Days a resolved flag stays on the "Resolved recently" tab.
 pub const RESOLVED_DAYS: i64 = 14;
 
-const NOT_SNOOZED: &str = "not exists (select 1 from case_actions s where s.case_id = c.case_id
-    and s.organisation = $1 and s.kind = 'SNOOZED' and s.snoozed_until > $3)";
+/// Not snoozed by the organisation ($1) past today ($3): one hashed set of the snoozed.
+const NOT_SNOOZED: &str = "c.case_id not in (select s.case_id from case_actions s
+    where s.organisation = $1 and s.kind = 'SNOOZED' and s.snoozed_until > $3::date)";
 
 impl Tab {
     /// Every tab, in order.
@@ -59,20 +60,15 @@ impl Tab {
         }
     }
 
-    /// Its condition on `c` ($1 organisation, $3 today, $4 now).
+    /// Its condition on `c` ($1 organisation, $3 today, $4 now), on the columns the matcher
+    /// keeps for the worklist (`raised_flag`, `flag_settled_at`).
     fn condition(self) -> String {
         match self {
-            Tab::Overdue => format!(
-                "exists (select 1 from flags o where o.case_id = c.case_id and o.kind = 'OVERDUE' and o.state = 'RAISED') and {NOT_SNOOZED}"
-            ),
-            Tab::AtRisk => format!(
-                "exists (select 1 from flags w where w.case_id = c.case_id and w.kind = 'AT_RISK' and w.state = 'RAISED')
-                 and not exists (select 1 from flags o where o.case_id = c.case_id and o.kind = 'OVERDUE' and o.state = 'RAISED')
-                 and {NOT_SNOOZED}"
-            ),
+            Tab::Overdue => format!("c.raised_flag = 'OVERDUE' and {NOT_SNOOZED}"),
+            Tab::AtRisk => format!("c.raised_flag = 'AT_RISK' and {NOT_SNOOZED}"),
             Tab::Released => "c.release_date > $3::date - 7 and c.release_date <= $3::date and c.outcome <> 'WITHDRAWN'".into(),
             Tab::Resolved => format!(
-                "exists (select 1 from flags r where r.case_id = c.case_id and r.state <> 'RAISED' and r.settled_at >= $4::timestamptz - interval '{RESOLVED_DAYS} days')"
+                "c.flag_settled_at >= $4::timestamptz - interval '{RESOLVED_DAYS} days'"
             ),
         }
     }
@@ -115,7 +111,9 @@ impl Sort {
             Sort::Release => "c.release_date",
             Sort::Reference => "coalesce(c.crn, c.noms_number)",
             Sort::Area => "c.local_authority",
-            Sort::LastAction => "last.recorded_at",
+            Sort::LastAction => {
+                "(select max(a.recorded_at) from case_actions a where a.case_id = c.case_id)"
+            }
         }
     }
 }
@@ -196,10 +194,8 @@ pub struct Row {
     pub provider: Option<String>,
     /// The case's outcome code.
     pub outcome: String,
-    /// The most pressing flag's kind code (raised first, then the latest).
-    pub flag_kind: Option<String>,
-    /// Its state code.
-    pub flag_state: Option<String>,
+    /// The most pressing raised flag's kind code.
+    pub raised_flag: Option<String>,
     /// The last action's kind code.
     pub last_action: Option<String>,
     /// When.
@@ -211,35 +207,13 @@ pub struct Row {
 }
 
 const ROW_COLUMNS: &str = "c.case_id, c.crn, c.noms_number, c.nhs_number, c.release_date, c.prison,
-    c.local_authority, c.provider, c.outcome, flag.kind as flag_kind, flag.state as flag_state,
-    last.kind as last_action, last.recorded_at as last_action_at, asg.assigned_to,
-    count(*) over () as total";
+    c.local_authority, c.provider, c.outcome, c.raised_flag, last.kind as last_action,
+    last.recorded_at as last_action_at, asg.assigned_to";
 
-/// The scope's cases joined to what the list shows; `{scope}` and `{tab}` are filled in.
+/// The scope's cases matching the filters, ordered, with their count; then what the list
+/// shows, joined for the rows kept by `tail` (a limit, or nothing for every row).
 /// $1 organisation, $2 user name, $3 today, $4 now, $5 area, $6 prison, $7 assigned.
-fn list_sql(scope: &Scope, tab: Tab, tail: &str) -> String {
-    format!(
-        "select {ROW_COLUMNS}
-         from cases c
-         left join case_assignments asg on asg.case_id = c.case_id and asg.organisation = $1
-         left join lateral (select a.kind, a.recorded_at from case_actions a
-                            where a.case_id = c.case_id order by a.recorded_at desc limit 1) last on true
-         left join lateral (select f.kind, f.state from flags f where f.case_id = c.case_id
-                            order by (f.state = 'RAISED') desc, f.due_at desc limit 1) flag on true
-         where {column} = $1
-           and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)
-           and {condition}
-           and ($5::text is null or c.local_authority = $5)
-           and ($6::text is null or c.prison = $6)
-           and (case $7::text when 'me' then asg.assigned_to is not distinct from $2
-                              when 'unassigned' then asg.assigned_to is null else true end)
-         {tail}",
-        column = scope.column(),
-        condition = tab.condition(),
-    )
-}
-
-fn order_by(filters: &Filters) -> String {
+fn list_sql(scope: &Scope, filters: &Filters, tail: &str) -> String {
     let dir = if filters.descending { "desc" } else { "asc" };
     let nulls = if filters.descending {
         "nulls last"
@@ -247,8 +221,28 @@ fn order_by(filters: &Filters) -> String {
         "nulls first"
     };
     format!(
-        "order by {} {dir} {nulls}, c.case_id",
-        filters.sort.expression()
+        "with kept as (
+            select c.case_id, {sort} as sort_key, count(*) over () as total
+            from cases c
+            left join case_assignments asg on asg.case_id = c.case_id and asg.organisation = $1
+            where {column} = $1
+              and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)
+              and {condition}
+              and ($5::text is null or c.local_authority = $5)
+              and ($6::text is null or c.prison = $6)
+              and (case $7::text when 'me' then asg.assigned_to is not distinct from $2
+                                 when 'unassigned' then asg.assigned_to is null else true end)
+            order by sort_key {dir} {nulls}, c.case_id
+            {tail})
+         select {ROW_COLUMNS}, kept.total
+         from kept join cases c on c.case_id = kept.case_id
+         left join case_assignments asg on asg.case_id = c.case_id and asg.organisation = $1
+         left join lateral (select a.kind, a.recorded_at from case_actions a
+                            where a.case_id = c.case_id order by a.recorded_at desc limit 1) last on true
+         order by kept.sort_key {dir} {nulls}, c.case_id",
+        sort = filters.sort.expression(),
+        column = scope.column(),
+        condition = filters.tab.condition(),
     )
 }
 
@@ -264,8 +258,8 @@ pub async fn page(
     let offset = i64::from(filters.page.saturating_sub(1)) * i64::from(page_size);
     let sql = list_sql(
         scope,
-        filters.tab,
-        &format!("{} limit {page_size} offset {offset}", order_by(filters)),
+        filters,
+        &format!("limit {page_size} offset {offset}"),
     );
     bind_list(sqlx::query_as(&sql), scope, user_name, filters, now)
         .fetch_all(pool)
@@ -280,7 +274,7 @@ pub async fn all(
     filters: &Filters,
     now: DateTime<Utc>,
 ) -> Result<Vec<Row>, sqlx::Error> {
-    let sql = list_sql(scope, filters.tab, &order_by(filters));
+    let sql = list_sql(scope, filters, "");
     bind_list(sqlx::query_as(&sql), scope, user_name, filters, now)
         .fetch_all(pool)
         .await
@@ -319,7 +313,8 @@ pub async fn tab_counts(
         "select {} from cases c
          where {} = $1
            and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)
-           and $3::date is not null and $4::timestamptz is not null",
+           and (c.raised_flag is not null or c.release_date > $3::date - 7
+                or c.flag_settled_at >= $4::timestamptz - interval '{RESOLVED_DAYS} days')",
         counts.join(", "),
         scope.column()
     );
@@ -344,7 +339,7 @@ pub async fn filter_options(
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let sql = format!(
         "select distinct c.local_authority, c.prison from cases c
-         where {} = $1 and c.outcome in ('OPEN', 'NOT_ENGAGED')
+         where {} = $1 and (c.raised_flag is not null or c.outcome = 'OPEN')
            and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)",
         scope.column()
     );
@@ -397,6 +392,8 @@ pub struct Detail {
     pub timeliness: Option<String>,
     /// Who in the organisation is working it.
     pub assigned_to: Option<String>,
+    /// The most pressing raised flag's kind code.
+    pub raised_flag: Option<String>,
 }
 
 /// The case, if it is in the scope and the user is not restricted from it.
@@ -409,7 +406,8 @@ pub async fn case(
     let sql = format!(
         "select c.case_id, c.component, c.person_identifier, c.crn, c.noms_number, c.nhs_number,
                 c.release_date, c.prison, c.local_authority, c.provider, c.probation_service,
-                c.outcome, c.exclusion_reason, c.engagement_date, c.timeliness, asg.assigned_to
+                c.outcome, c.exclusion_reason, c.engagement_date, c.timeliness, asg.assigned_to,
+                c.raised_flag
          from cases c
          left join case_assignments asg on asg.case_id = c.case_id and asg.organisation = $1
          where c.case_id = $3 and {} = $1
@@ -544,12 +542,8 @@ pub async fn area_counts(
 ) -> Result<AreaCounts, sqlx::Error> {
     sqlx::query_as(
         "select count(*) filter (where c.outcome = 'OPEN') as open,
-                count(*) filter (where exists (select 1 from flags o where o.case_id = c.case_id
-                    and o.kind = 'OVERDUE' and o.state = 'RAISED')) as overdue,
-                count(*) filter (where exists (select 1 from flags w where w.case_id = c.case_id
-                    and w.kind = 'AT_RISK' and w.state = 'RAISED')
-                    and not exists (select 1 from flags o where o.case_id = c.case_id
-                    and o.kind = 'OVERDUE' and o.state = 'RAISED')) as at_risk,
+                count(*) filter (where c.raised_flag = 'OVERDUE') as overdue,
+                count(*) filter (where c.raised_flag = 'AT_RISK') as at_risk,
                 count(*) filter (where c.release_date > $2::date - 7 and c.release_date <= $2::date
                     and c.outcome <> 'WITHDRAWN') as released_this_week
          from cases c where c.local_authority = $1",

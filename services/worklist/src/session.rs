@@ -148,9 +148,14 @@ pub async fn flash(session: &Session, message: &str) -> Result<(), Response> {
     session.insert(FLASH, message).await.map_err(unavailable)
 }
 
-/// The message kept for this page, taken.
+/// The message kept for this page, taken. (Looked up first: removing marks the session
+/// changed, which would write it back on every page.)
 pub async fn take_flash(session: &Session) -> Result<Option<String>, Response> {
-    session.remove(FLASH).await.map_err(unavailable)
+    let flash: Option<String> = session.get(FLASH).await.map_err(unavailable)?;
+    if flash.is_some() {
+        session.remove::<String>(FLASH).await.map_err(unavailable)?;
+    }
+    Ok(flash)
 }
 
 /// A submitted form's fields in order (a field may repeat, as checkboxes do).

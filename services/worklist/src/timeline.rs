@@ -215,15 +215,10 @@ pub fn timeline(
 }
 
 /// What the "why" panel says: a warning line (for an overdue or at-risk case) and the facts.
-pub fn why(
-    case: &Detail,
-    flags: &[FlagRow],
-    rules: &Rules,
-    today: NaiveDate,
-) -> (Option<String>, Vec<String>) {
+pub fn why(case: &Detail, rules: &Rules, today: NaiveDate) -> (Option<String>, Vec<String>) {
     let day = (today - case.release_date).num_days();
     let last_day = rules.last_window_day(case.release_date);
-    let raised = |kind: &str| flags.iter().any(|f| f.kind == kind && f.state == "RAISED");
+    let raised = |kind: &str| case.raised_flag.as_deref() == Some(kind);
     let warning = if raised("OVERDUE") {
         Some(format!(
             "Overdue: no treatment start has been recorded by day 21 ({}). Today is day {day}.",

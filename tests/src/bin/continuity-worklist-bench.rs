@@ -1,0 +1,446 @@
+//! `continuity-worklist-bench`: the worklist under load, over real HTTP against PostgreSQL.
+//!
+//! 1. **Page latency**: a national database of `--cases` cases (default 300,000) in which one
+//!    provider (PRV000, the development issuer's keyworker) holds `--open` open, flagged cases
+//!    (default 2,000) among its history; `--users` signed-in sessions (default 50) each
+//!    request the worklist's first page back to back for `--seconds`. Prints p50/p95/p99 and
+//!    requests per second.
+//! 2. **Flag to worklist**: the matcher (in-process, real Kafka, a hand-moved clock) holds
+//!    `--days` cohorts of released people, one release date each; the clock is moved past one
+//!    cohort's overdue instant at a time and the worklist polled until its Overdue count
+//!    includes them. Prints the delay from moving the clock to seeing the flags, p50/p99:
+//!    the deadline clock's interval plus writing and reading.
+//!
+//! Needs the local stack (`scripts/stack.sh up; source .stack/env`) and CONTINUITY_ASSETS_DIR
+//! (`scripts/install-frontend.sh`). Run with `--release`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use continuity_domain::events::*;
+use continuity_domain::*;
+use continuity_e2e::{env, free_port, messages, until_all_applied};
+use continuity_runtime::{ClockSettings, Connections, DatabaseSettings, ManualClock};
+use continuity_worklist::dev_issuer::{DevIssuer, IssuerSettings};
+use uuid::Uuid;
+
+#[derive(clap::Parser)]
+#[command(about = "Worklist page latency under concurrent users, and flag-to-worklist delay")]
+struct Args {
+    /// Cases in the national database.
+    #[arg(long, default_value_t = 300_000)]
+    cases: i64,
+    /// Open flagged cases of the measured provider.
+    #[arg(long, default_value_t = 2_000)]
+    open: i64,
+    /// Concurrent signed-in users.
+    #[arg(long, default_value_t = 50)]
+    users: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Cohorts for the flag-to-worklist delay (0 to skip it).
+    #[arg(long, default_value_t = 20)]
+    days: u32,
+    /// The matcher's deadline clock interval in ms (its default is 30,000).
+    #[arg(long, default_value_t = 30_000)]
+    deadline_interval_ms: u64,
+    /// Each user's pause between pages, in ms, for the second run (the first has none).
+    #[arg(long, default_value_t = 1_000)]
+    think_ms: u64,
+    /// Keep the national database (its name is printed) for EXPLAIN.
+    #[arg(long)]
+    keep: bool,
+}
+
+fn now() -> DateTime<Utc> {
+    continuity_e2e::now()
+}
+
+/// The issuer and the worklist on loopback, against `db_url`; returns the worklist's port and
+/// the issuer's.
+async fn serve(
+    db_url: &str,
+    kafka: &continuity_stream::KafkaSettings,
+    clock_now: DateTime<Utc>,
+) -> anyhow::Result<(u16, u16)> {
+    let (issuer_port, worklist_port) = (free_port(), free_port());
+    let issuer = Arc::new(DevIssuer::new(IssuerSettings {
+        http_addr: ([127, 0, 0, 1], issuer_port).into(),
+        issuer_url: format!("http://localhost:{issuer_port}"),
+        client_id: "continuity-worklist".into(),
+        redirect_uri: format!("http://localhost:{worklist_port}/sign-in/callback"),
+    })?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", issuer_port)).await?;
+    tokio::spawn(async move { axum::serve(listener, issuer.router()).await });
+    let settings = continuity_worklist::Settings {
+        connections: Connections {
+            database: DatabaseSettings::new(db_url, 16),
+            kafka: kafka.clone(),
+        },
+        http_addr: ([127, 0, 0, 1], worklist_port).into(),
+        public_url: format!("http://localhost:{worklist_port}"),
+        issuer_url: format!("http://localhost:{issuer_port}"),
+        assets_dir: std::env::var("CONTINUITY_ASSETS_DIR")
+            .context("CONTINUITY_ASSETS_DIR: run scripts/install-frontend.sh")?
+            .into(),
+        clock: ClockSettings {
+            fixed_now: Some(clock_now),
+        },
+        ..Default::default()
+    };
+    continuity_worklist::migrate(&settings).await?;
+    let app = Arc::new(continuity_worklist::Worklist::new(settings)?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", worklist_port)).await?;
+    tokio::spawn(continuity_worklist::serve(
+        app,
+        listener,
+        std::future::pending(),
+    ));
+    Ok((worklist_port, issuer_port))
+}
+
+/// A signed-in session's cookie, through the real authorisation-code flow.
+async fn sign_in(
+    http: &reqwest::Client,
+    worklist: u16,
+    issuer: u16,
+    user: &str,
+) -> anyhow::Result<String> {
+    let base = format!("http://localhost:{worklist}");
+    let start = http.get(format!("{base}/sign-in")).send().await?;
+    let cookie = start.headers()["set-cookie"]
+        .to_str()?
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let authorize = start.headers()["location"].to_str()?.to_owned();
+    let query = authorize.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut form: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    form.push(("user_name".into(), user.into()));
+    let chosen = http
+        .post(format!("http://localhost:{issuer}/oauth/authorize"))
+        .form(&form)
+        .send()
+        .await?;
+    let callback = chosen.headers()["location"].to_str()?.to_owned();
+    let landed = http.get(callback).header("cookie", &cookie).send().await?;
+    let cookie = landed
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+        .unwrap_or(cookie);
+    anyhow::ensure!(
+        landed.status().as_u16() == 303,
+        "sign-in failed: {}",
+        landed.status()
+    );
+    Ok(cookie)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Fill a fresh database with `cases` cases, `open` of them PRV000's open and flagged.
+async fn national(pool: &sqlx::PgPool, cases: i64, open: i64) -> anyhow::Result<()> {
+    let today = continuity_domain::london_date(now());
+    sqlx::query("insert into components (merged_into) select null from generate_series(1, $1)")
+        .bind(cases)
+        .execute(pool)
+        .await?;
+    // Everyone's history: releases over 400 days, 150 areas and providers, 120 prisons;
+    // PRV000's first `open` rows are released in the last 21 days and not yet engaged.
+    sqlx::query(
+        "insert into cases (case_id, component, release_id, release_date, local_authority, prison,
+            provider, outcome, next_due_at, person_identifier, state, probation_service, crn,
+            noms_number, nhs_number, raised_flag, flag_settled_at)
+         select md5('case' || i)::uuid, i, 'R' || i,
+                case when i <= $2 then $3::date - (i % 21)::int else $3::date - (i % 400)::int end,
+                'E06' || lpad((i % 150)::text, 6, '0'), 'P' || lpad((i % 120)::text, 3, '0'),
+                case when i <= $2 then 'PRV000' else 'PRV' || lpad((1 + i % 149)::text, 3, '0') end,
+                case when i <= $2 then 'OPEN' when i % 100 < 48 then 'ENGAGED'
+                     when i % 100 < 95 then 'NOT_ENGAGED' else 'EXCLUDED' end,
+                null, 'A' || lpad(i::text, 6, '0'), ''::bytea,
+                'probation-' || (i % 12),
+                'X' || lpad(i::text, 6, '0'), 'A' || lpad((i % 10000)::text, 4, '0') || 'AA', null,
+                case when i <= $2 then 'AT_RISK' when i % 100 >= 48 and i % 100 < 95 then 'OVERDUE' end,
+                case when i > $2 and i % 100 < 48 then now() - (i % 30) * interval '1 day' end
+         from generate_series(1, $1) i",
+    )
+    .bind(cases)
+    .bind(open)
+    .bind(today)
+    .execute(pool)
+    .await?;
+    // Flags: the open cases at risk (day 7) and some overdue; the rest's history settled.
+    sqlx::query(
+        "insert into flags (flag_id, case_id, kind, at_risk_day, state, due_at, raised_at,
+            settled_at, notified)
+         select md5('flag' || c.release_id)::uuid, c.case_id,
+                case when c.outcome = 'OPEN' then 'AT_RISK' else 'OVERDUE' end,
+                case when c.outcome = 'OPEN' then 7 end,
+                case when c.outcome in ('OPEN', 'NOT_ENGAGED') then 'RAISED' else 'RESOLVED_ENGAGED' end,
+                now(), now(), case when c.outcome in ('OPEN', 'NOT_ENGAGED') then null else now() end,
+                true
+         from cases c where c.outcome <> 'EXCLUDED'",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query("analyze").execute(pool).await?;
+    Ok(())
+}
+
+async fn page_latency(args: &Args) -> anyhow::Result<()> {
+    let env = env().await;
+    let t = Instant::now();
+    national(&env.pool, args.cases, args.open).await?;
+    println!(
+        "national database: {} cases, PRV000 open {}, loaded in {:.1} s",
+        args.cases,
+        args.open,
+        t.elapsed().as_secs_f64()
+    );
+    let (worklist, issuer) = serve(&env.db_url, &env.kafka, now()).await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(args.users)
+        .build()?;
+    let mut cookies = Vec::new();
+    for _ in 0..args.users {
+        cookies.push(sign_in(&http, worklist, issuer, "KEYWORKER").await?);
+    }
+    let url = format!("http://localhost:{worklist}/worklist?tab=at-risk");
+    // Warm up: plans, connections, caches.
+    for c in cookies.iter().take(5) {
+        let r = http.get(&url).header("cookie", c).send().await?;
+        anyhow::ensure!(r.status().is_success(), "worklist answered {}", r.status());
+        let body = r.text().await?;
+        anyhow::ensure!(
+            body.contains(&format!("At risk ({})", args.open)),
+            "the page does not show the {} open cases",
+            args.open
+        );
+    }
+    for think in [0, args.think_ms] {
+        load(args, &http, &url, &cookies, Duration::from_millis(think)).await?;
+    }
+    if args.keep {
+        println!("kept database {}", env.db_url);
+        return Ok(());
+    }
+    env.cleanup().await;
+    Ok(())
+}
+
+/// Every user requests `url` until the time is up, pausing `think` after each page.
+async fn load(
+    args: &Args,
+    http: &reqwest::Client,
+    url: &str,
+    cookies: &[String],
+    think: Duration,
+) -> anyhow::Result<()> {
+    let until = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = cookies
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, cookie)| {
+            let (http, url) = (http.clone(), url.to_owned());
+            // Users start spread over one pause, not all at once.
+            let offset = think.mul_f64(i as f64 / args.users.max(1) as f64);
+            tokio::spawn(async move {
+                tokio::time::sleep(offset).await;
+                let mut times = Vec::new();
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    let r = http.get(&url).header("cookie", &cookie).send().await;
+                    let ok = match r {
+                        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if ok {
+                        times.push(t.elapsed());
+                    }
+                    tokio::time::sleep(think).await;
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?);
+    }
+    let wall = started.elapsed();
+    all.sort();
+    println!(
+        "worklist page, {} users pausing {} ms for {} s: {} requests, {:.0}/s; p50 {}, p95 {}, p99 {}, max {}",
+        args.users,
+        think.as_millis(),
+        args.seconds,
+        all.len(),
+        all.len() as f64 / wall.as_secs_f64(),
+        ms(percentile(&all, 0.50)),
+        ms(percentile(&all, 0.95)),
+        ms(percentile(&all, 0.99)),
+        ms(*all.last().unwrap_or(&Duration::ZERO)),
+    );
+    Ok(())
+}
+
+/// People released on consecutive days, each a case of PRV000 with no engagement.
+fn cohorts(days: u32, per_day: u32) -> Vec<SourceEvent> {
+    let mut out = Vec::new();
+    let first = continuity_domain::london_date(now()) - chrono::Duration::days(21);
+    let mut n = 0u128;
+    let mut meta = |at: DateTime<Utc>| {
+        n += 1;
+        EventMeta {
+            event_id: EventId(Uuid::from_u128(0xbe0c_0000_0000 + n)),
+            occurred_at: at,
+            source: OrganisationCode::parse("prison-healthcare").unwrap_or_else(|_| unreachable!()),
+        }
+    };
+    for day in 0..days {
+        let release = first + chrono::Duration::days(i64::from(day));
+        for k in 0..per_day {
+            let i = day * per_day + k;
+            let Ok(noms) = Identifier::parse(IdentifierKind::Noms, &format!("B{:04}BB", i % 10000))
+            else {
+                continue;
+            };
+            let referred = release - chrono::Duration::days(5);
+            out.push(SourceEvent::Referral(Referral {
+                meta: meta(start_of_london_day(referred)),
+                referral_id: format!("BENCH-{i}"),
+                person: PersonRef {
+                    identifiers: vec![noms.clone()],
+                    attributor: None,
+                },
+                referred_on: referred,
+                origin: ReferralOrigin::Prison,
+                expected_release: Some(release),
+                need: TreatmentNeed {
+                    local_authority: LocalAuthorityCode::parse("E06000001")
+                        .unwrap_or_else(|_| unreachable!()),
+                    provider: ProviderCode::parse("PRV000").ok(),
+                },
+            }));
+            out.push(SourceEvent::Release(PrisonRelease {
+                meta: meta(start_of_london_day(release)),
+                release_id: format!("BENCH-{i}-{release}"),
+                person: PersonRef {
+                    identifiers: vec![noms],
+                    attributor: None,
+                },
+                release_date: release,
+                planned: false,
+                reason: ReleaseReason::Released,
+                movement_code: Some("CR".into()),
+                prison: PrisonCode::parse("MDI").ok(),
+                need: None,
+            }));
+        }
+    }
+    out
+}
+
+async fn flag_latency(args: &Args) -> anyhow::Result<()> {
+    let env = env().await;
+    let rules = Rules::default();
+    let first = continuity_domain::london_date(now()) - chrono::Duration::days(21);
+    // The clock starts before the first cohort is overdue.
+    let clock = ManualClock::new(rules.overdue_at(first) - chrono::Duration::hours(1));
+    let per_day = 5;
+    let events = cohorts(args.days, per_day);
+    let producer = env.kafka.producer()?;
+    continuity::produce(&producer, &env.kafka, &messages(&events)).await?;
+    // The matcher as the tests start it, with the deadline interval asked for.
+    let matcher = start_with_interval(&env, &clock, args.deadline_interval_ms);
+    until_all_applied(&env.pool, &events, 120).await;
+    // The worklist reads the real database; its own clock is the matcher's at each step.
+    let last = rules.overdue_at(first + chrono::Duration::days(i64::from(args.days)));
+    let (worklist, issuer) = serve(&env.db_url, &env.kafka, last).await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let cookie = sign_in(&http, worklist, issuer, "KEYWORKER").await?;
+    let url = format!("http://localhost:{worklist}/worklist?tab=overdue");
+    let mut delays = Vec::new();
+    for day in 0..args.days {
+        let release = first + chrono::Duration::days(i64::from(day));
+        clock.set(rules.overdue_at(release) + chrono::Duration::seconds(1));
+        let moved = Instant::now();
+        let want = format!("Overdue ({})", (day + 1) * per_day);
+        loop {
+            let body = http
+                .get(&url)
+                .header("cookie", &cookie)
+                .send()
+                .await?
+                .text()
+                .await?;
+            if body.contains(&want) {
+                break;
+            }
+            anyhow::ensure!(
+                moved.elapsed() < Duration::from_secs(300),
+                "flags never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        delays.push(moved.elapsed());
+    }
+    delays.sort();
+    println!(
+        "flag to worklist, {} steps of {per_day} cases, deadline interval {} ms: p50 {}, p99 {}, max {}",
+        args.days,
+        args.deadline_interval_ms,
+        ms(percentile(&delays, 0.50)),
+        ms(percentile(&delays, 0.99)),
+        ms(*delays.last().unwrap_or(&Duration::ZERO)),
+    );
+    matcher.stop().await;
+    env.cleanup().await;
+    Ok(())
+}
+
+fn start_with_interval(
+    env: &continuity_e2e::Env,
+    clock: &ManualClock,
+    interval_ms: u64,
+) -> continuity_e2e::Running {
+    continuity_e2e::start_configured(env, "bench", clock, |s| {
+        s.deadline_interval_ms = interval_ms
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Args = clap::Parser::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        page_latency(&args).await?;
+        if args.days > 0 {
+            flag_latency(&args).await?;
+        }
+        Ok(())
+    })
+}
