@@ -164,6 +164,15 @@ async fn every_metric_alerts_and_dashboards_name_is_exported() {
         .unwrap();
     names.extend(exported(&text));
 
+    // The worklist: its metrics exist, zeroed, from start.
+    let worklist = continuity_worklist::metrics::Metrics::new();
+    let mut text = String::new();
+    prometheus::TextEncoder::new()
+        .encode_utf8(&worklist.registry.gather(), &mut text)
+        .unwrap();
+    assert!(text.contains("continuity_worklist_webhook_attempts_total{outcome=\"gone\"} 0"));
+    names.extend(exported(&text));
+
     let named: BTreeSet<String> = metric_names(RULES)
         .into_iter()
         .chain(metric_names(DASHBOARD))

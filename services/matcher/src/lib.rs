@@ -101,7 +101,7 @@ impl Default for Settings {
             order_wait_ms: 500,
             lease_ttl_ms: 10_000,
             rebalance_ms: 2_000,
-            deadline_interval_ms: 30_000,
+            deadline_interval_ms: 1_000,
             relay_interval_ms: 50,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 9101)),
             migrate_on_start: true,

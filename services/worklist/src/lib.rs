@@ -84,6 +84,7 @@ impl Worklist {
             continuity_store::Access::Pages,
         )?;
         let issuer = settings.issuer_url.trim_end_matches('/').to_owned();
+        let backchannel = settings.backchannel_url().to_owned();
         // No redirects: the token and key endpoints answer directly, and following one could
         // send the code or the client's secret elsewhere.
         let http = reqwest::Client::builder()
@@ -92,13 +93,15 @@ impl Worklist {
             .build()?;
         let mut oauth = BasicClient::new(ClientId::new(settings.client_id.clone()))
             .set_auth_uri(AuthUrl::new(format!("{issuer}/oauth/authorize")).context("issuer_url")?)
-            .set_token_uri(TokenUrl::new(format!("{issuer}/oauth/token")).context("issuer_url")?)
+            .set_token_uri(
+                TokenUrl::new(format!("{backchannel}/oauth/token")).context("issuer_url")?,
+            )
             .set_redirect_uri(RedirectUrl::new(settings.callback_url()).context("public_url")?);
         if let Some(secret) = &settings.client_secret {
             oauth = oauth.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
         }
         let verifier = tokens::Verifier::new(
-            format!("{issuer}/.well-known/jwks.json"),
+            format!("{backchannel}/.well-known/jwks.json"),
             settings.expected_issuer().to_owned(),
             settings.client_id.clone(),
             http.clone(),

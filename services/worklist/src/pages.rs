@@ -101,13 +101,10 @@ pub(crate) fn database(e: impl std::fmt::Display) -> Response {
 }
 
 /// The signed-in user and what the layout needs, or the response to send instead.
-pub(crate) async fn signed_in(
-    app: &Worklist,
-    session: &Session,
-    uri: &Uri,
-) -> Result<(User, Chrome), Response> {
+pub(crate) async fn signed_in(session: &Session, uri: &Uri) -> Result<(User, Chrome), Response> {
     let here = uri.path_and_query().map_or("/", |p| p.as_str());
-    let user = session::signed_in(session, here, app.clock.now().timestamp()).await?;
+    // Token expiry is wall-clock time, whatever clock the pages evaluate cases at.
+    let user = session::signed_in(session, here, chrono::Utc::now().timestamp()).await?;
     let chrome = Chrome {
         name: user.name.clone(),
         role: user.role.label(),
@@ -197,7 +194,7 @@ pub(crate) async fn home(
     session: Session,
     uri: Uri,
 ) -> Response {
-    let (user, chrome) = match signed_in(&app, &session, &uri).await {
+    let (user, chrome) = match signed_in(&session, &uri).await {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -446,7 +443,7 @@ pub(crate) async fn caseworker(
     correlation: CorrelationId,
     subject: Option<(&'static str, String)>,
 ) -> Result<(User, Chrome, Scope), Response> {
-    let (user, chrome) = signed_in(app, session, uri).await?;
+    let (user, chrome) = signed_in(session, uri).await?;
     match user.scope() {
         Some(scope) => Ok((user, chrome, scope)),
         None => Err(deny(

@@ -25,6 +25,9 @@ pub struct Settings {
     pub issuer_url: String,
     /// The `iss` its tokens carry; the base URL when unset.
     pub token_issuer: Option<String>,
+    /// Where the worklist itself reaches the issuer (its token endpoint and keys), when not at
+    /// `issuer_url` (which browsers use): an address inside the cluster.
+    pub issuer_backchannel_url: Option<String>,
     /// This client's id at the issuer; also the `aud` its tokens must carry.
     pub client_id: String,
     /// This client's secret at the issuer (`CONTINUITY_CLIENT_SECRET`), if it has one.
@@ -58,6 +61,7 @@ impl Default for Settings {
             public_url: "http://localhost:9104".into(),
             issuer_url: "http://localhost:9105".into(),
             token_issuer: None,
+            issuer_backchannel_url: None,
             client_id: "continuity-worklist".into(),
             client_secret: None,
             assets_dir: PathBuf::from("assets"),
@@ -76,6 +80,14 @@ impl Settings {
     /// The `iss` tokens must carry.
     pub fn expected_issuer(&self) -> &str {
         self.token_issuer.as_deref().unwrap_or(&self.issuer_url)
+    }
+
+    /// Where the worklist reaches the issuer's token endpoint and keys.
+    pub fn backchannel_url(&self) -> &str {
+        self.issuer_backchannel_url
+            .as_deref()
+            .unwrap_or(&self.issuer_url)
+            .trim_end_matches('/')
     }
 
     /// Where the issuer sends the browser back to.

@@ -188,7 +188,7 @@ pub(crate) async fn sign_out(
     if let Err(r) = session::check_csrf(&session, &fields).await {
         return r;
     }
-    let user = session::signed_in(&session, "/", app.clock.now().timestamp())
+    let user = session::signed_in(&session, "/", chrono::Utc::now().timestamp())
         .await
         .ok();
     if let Some(user) = &user {

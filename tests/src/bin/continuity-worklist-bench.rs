@@ -44,8 +44,8 @@ struct Args {
     /// Cohorts for the flag-to-worklist delay (0 to skip it).
     #[arg(long, default_value_t = 20)]
     days: u32,
-    /// The matcher's deadline clock interval in ms (its default is 30,000).
-    #[arg(long, default_value_t = 30_000)]
+    /// The matcher's deadline clock interval in ms (its default, 1,000).
+    #[arg(long, default_value_t = 1_000)]
     deadline_interval_ms: u64,
     /// Each user's pause between pages, in ms, for the second run (the first has none).
     #[arg(long, default_value_t = 1_000)]
@@ -59,13 +59,13 @@ fn now() -> DateTime<Utc> {
     continuity_e2e::now()
 }
 
-/// The issuer and the worklist on loopback, against `db_url`; returns the worklist's port and
-/// the issuer's.
+/// The issuer and the worklist on loopback, against `db_url`; returns the worklist's port, the
+/// issuer's, and what stops the worklist (before its database is dropped).
 async fn serve(
     db_url: &str,
     kafka: &continuity_stream::KafkaSettings,
     clock_now: DateTime<Utc>,
-) -> anyhow::Result<(u16, u16)> {
+) -> anyhow::Result<(u16, u16, tokio::sync::oneshot::Sender<()>)> {
     let (issuer_port, worklist_port) = (free_port(), free_port());
     let issuer = Arc::new(DevIssuer::new(IssuerSettings {
         http_addr: ([127, 0, 0, 1], issuer_port).into(),
@@ -94,12 +94,11 @@ async fn serve(
     continuity_worklist::migrate(&settings).await?;
     let app = Arc::new(continuity_worklist::Worklist::new(settings)?);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", worklist_port)).await?;
-    tokio::spawn(continuity_worklist::serve(
-        app,
-        listener,
-        std::future::pending(),
-    ));
-    Ok((worklist_port, issuer_port))
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(continuity_worklist::serve(app, listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok((worklist_port, issuer_port, stop))
 }
 
 /// A signed-in session's cookie, through the real authorisation-code flow.
@@ -216,7 +215,7 @@ async fn page_latency(args: &Args) -> anyhow::Result<()> {
         args.open,
         t.elapsed().as_secs_f64()
     );
-    let (worklist, issuer) = serve(&env.db_url, &env.kafka, now()).await?;
+    let (worklist, issuer, stop) = serve(&env.db_url, &env.kafka, now()).await?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(args.users)
@@ -240,6 +239,7 @@ async fn page_latency(args: &Args) -> anyhow::Result<()> {
     for think in [0, args.think_ms] {
         load(args, &http, &url, &cookies, Duration::from_millis(think)).await?;
     }
+    let _ = stop.send(());
     if args.keep {
         println!("kept database {}", env.db_url);
         return Ok(());
@@ -376,9 +376,8 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     // The matcher as the tests start it, with the deadline interval asked for.
     let matcher = start_with_interval(&env, &clock, args.deadline_interval_ms);
     until_all_applied(&env.pool, &events, 120).await;
-    // The worklist reads the real database; its own clock is the matcher's at each step.
-    let last = rules.overdue_at(first + chrono::Duration::days(i64::from(args.days)));
-    let (worklist, issuer) = serve(&env.db_url, &env.kafka, last).await?;
+    // The worklist reads the real database (its clock matters only for snoozes and dates).
+    let (worklist, issuer, stop) = serve(&env.db_url, &env.kafka, now()).await?;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
@@ -418,6 +417,7 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
         ms(percentile(&delays, 0.99)),
         ms(*delays.last().unwrap_or(&Duration::ZERO)),
     );
+    let _ = stop.send(());
     matcher.stop().await;
     env.cleanup().await;
     Ok(())
