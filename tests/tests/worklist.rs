@@ -399,7 +399,9 @@ async fn each_organisation_sees_its_own_cases_by_its_own_reference_and_nothing_e
     assert!(page
         .body
         .contains("Overdue: no treatment start has been recorded by day 21"));
-    assert!(page.body.contains("Released on 27 October 2026 from MDI"));
+    assert!(page
+        .body
+        .contains("Released on 27 October 2026 from Moorland (HMP &#38; YOI) (MDI)"));
     assert!(page
         .body
         .contains("No treatment start has arrived from the provider."));

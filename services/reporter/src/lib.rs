@@ -53,7 +53,7 @@ pub struct Settings {
     /// Days after a cohort's last window closes before its figures are final.
     pub settling_days: u32,
     /// A CSV lookup of local authority to region (GSS codes) replacing the shipped one
-    /// (`reference/england-upper-tier-local-authorities.csv`); either that file's columns or
+    /// (`crates/reference/data/england-upper-tier-local-authorities.csv`); either that file's columns or
     /// `local_authority,region` pairs.
     pub regions_file: Option<PathBuf>,
     /// Day of the weekly run (Europe/London).
@@ -99,9 +99,9 @@ impl Settings {
     }
 }
 
-/// The region of every English upper-tier local authority, shipped with the reporter
-/// (`reference/`, ONS codes in force from May 2025; provenance in its README).
-const UTLA_REGIONS: &str = include_str!("../reference/england-upper-tier-local-authorities.csv");
+/// The region of every English upper-tier local authority, shipped with the project
+/// (`crates/reference`, ONS codes in force from May 2025; provenance in its README).
+const UTLA_REGIONS: &str = continuity_reference::UTLA_REGIONS;
 
 /// Codes data before the 2025 recoding still carries, and the region each is in.
 const FORMER_CODES: [(&str, &str); 2] = [

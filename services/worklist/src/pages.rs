@@ -339,6 +339,10 @@ fn flag_tag(raised: Option<&str>, outcome: &str) -> String {
     }
 }
 
+fn names() -> &'static continuity_reference::Names {
+    continuity_reference::Names::shipped()
+}
+
 struct RowView {
     case_id: Uuid,
     reference: String,
@@ -364,8 +368,11 @@ fn row_view(scope: &Scope, r: &Row, today: NaiveDate) -> RowView {
         release_date: long_date(r.release_date),
         day: day_text(r.release_date, today),
         flag: flag_tag(r.raised_flag.as_deref(), &r.outcome),
-        prison: r.prison.clone().unwrap_or_else(|| "Not known".into()),
-        area: r.local_authority.clone(),
+        prison: r
+            .prison
+            .as_deref()
+            .map_or_else(|| "Not known".into(), |p| names().prison_with_code(p)),
+        area: names().area_with_code(&r.local_authority),
         referral: r
             .provider
             .clone()
@@ -412,8 +419,8 @@ struct WorklistPage {
     tab_label: &'static str,
     tab_code: &'static str,
     tabs: Vec<TabLink>,
-    areas: Vec<(String, bool)>,
-    prisons: Vec<(String, bool)>,
+    areas: Vec<(String, String, bool)>,
+    prisons: Vec<(String, String, bool)>,
     assigned_options: Vec<(&'static str, &'static str, bool)>,
     export_href: String,
     headers: Vec<Header>,
@@ -588,14 +595,14 @@ pub(crate) async fn worklist(
             .into_iter()
             .map(|a| {
                 let selected = filters.area.as_deref() == Some(a.as_str());
-                (a, selected)
+                (names().area_with_code(&a), a, selected)
             })
             .collect(),
         prisons: prisons
             .into_iter()
             .map(|p| {
                 let selected = filters.prison.as_deref() == Some(p.as_str());
-                (p, selected)
+                (names().prison_with_code(&p), p, selected)
             })
             .collect(),
         assigned_options: [
@@ -1055,9 +1062,11 @@ async fn show_case(
         ("Released", long_date(case.release_date)),
         (
             "Releasing prison",
-            case.prison.clone().unwrap_or_else(|| "Not known".into()),
+            case.prison
+                .as_deref()
+                .map_or_else(|| "Not known".into(), |p| names().prison_with_code(p)),
         ),
-        ("Area", case.local_authority.clone()),
+        ("Area", names().area_with_code(&case.local_authority)),
         (
             "Treatment provider",
             case.provider.clone().unwrap_or_else(|| "None named".into()),

@@ -9,6 +9,10 @@ use continuity_domain::{FlagState, Rules};
 
 use crate::queries::{ActionRow, Detail, FlagRow};
 
+fn names() -> &'static continuity_reference::Names {
+    continuity_reference::Names::shipped()
+}
+
 /// One entry of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -91,7 +95,7 @@ pub fn timeline(
                 let from = r
                     .prison
                     .as_ref()
-                    .map(|p| format!(" from {p}"))
+                    .map(|p| format!(" from {}", names().prison_with_code(p.as_str())))
                     .unwrap_or_default();
                 let title = if r.planned {
                     format!("Release planned{from}")
@@ -123,7 +127,7 @@ pub fn timeline(
                         .provider
                         .as_ref()
                         .map_or("a provider not named".to_owned(), |p| p.to_string()),
-                    r.need.local_authority,
+                    names().area_with_code(r.need.local_authority.as_str()),
                     r.meta.source
                 ));
                 items.push(i);
@@ -236,15 +240,18 @@ pub fn why(case: &Detail, rules: &Rules, today: NaiveDate) -> (Option<String>, V
         long_date(case.release_date),
         case.prison
             .as_deref()
-            .map(|p| format!(" from {p}"))
+            .map(|p| format!(" from {}", names().prison_with_code(p)))
             .unwrap_or_default(),
         long_date(last_day)
     )];
     lines.push(match &case.provider {
-        Some(p) => format!("Referred to {p} in {}.", case.local_authority),
+        Some(p) => format!(
+            "Referred to {p} in {}.",
+            names().area_with_code(&case.local_authority)
+        ),
         None => format!(
             "Referred to treatment in {}; no provider named.",
-            case.local_authority
+            names().area_with_code(&case.local_authority)
         ),
     });
     lines.push(match (case.engagement_date, case.timeliness.as_deref()) {

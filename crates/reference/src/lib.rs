@@ -1,0 +1,86 @@
+//! Public reference data, compiled in (`data/`, provenance in its README): the English
+//! upper-tier local authorities with their names and regions (ONS codes in force from May
+//! 2025), and the prisons of England and Wales with their NOMIS codes and names. Used wherever
+//! a person reads an area or a prison: the reporter's report and the worklist's pages. Codes
+//! not in the lists have no name; callers show the code.
+
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// `utla_code,utla_name,region_code,region_name`: the 153 upper-tier local authorities.
+pub const UTLA_REGIONS: &str = include_str!("../data/england-upper-tier-local-authorities.csv");
+
+/// `prison_code,prison_name,country`: the prisons of England and Wales.
+pub const PRISONS: &str = include_str!("../data/prisons-england-wales.csv");
+
+/// Names by code.
+#[derive(Debug, Default)]
+pub struct Names {
+    areas: HashMap<String, String>,
+    prisons: HashMap<String, String>,
+}
+
+/// The first two columns of a CSV with a header row, as code to name. The shipped files are
+/// checked by this crate's tests, so a row that does not read is left out rather than failing
+/// a service at start.
+fn pairs(text: &str) -> HashMap<String, String> {
+    csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .filter_map(|r| Some((r.get(0)?.to_owned(), r.get(1)?.to_owned())))
+        .collect()
+}
+
+impl Names {
+    /// The shipped names, parsed once.
+    pub fn shipped() -> &'static Names {
+        static NAMES: OnceLock<Names> = OnceLock::new();
+        NAMES.get_or_init(|| Names {
+            areas: pairs(UTLA_REGIONS),
+            prisons: pairs(PRISONS),
+        })
+    }
+
+    /// The local authority's name (`E06000001` is Hartlepool).
+    pub fn area(&self, code: &str) -> Option<&str> {
+        self.areas.get(code).map(String::as_str)
+    }
+
+    /// The prison's name (`MDI` is Moorland (HMP & YOI)).
+    pub fn prison(&self, code: &str) -> Option<&str> {
+        self.prisons.get(code).map(String::as_str)
+    }
+
+    /// `Name (CODE)`, or the code alone when it has no name.
+    pub fn area_with_code(&self, code: &str) -> String {
+        self.area(code)
+            .map_or_else(|| code.to_owned(), |n| format!("{n} ({code})"))
+    }
+
+    /// `Name (CODE)`, or the code alone when it has no name.
+    pub fn prison_with_code(&self, code: &str) -> String {
+        self.prison(code)
+            .map_or_else(|| code.to_owned(), |n| format!("{n} ({code})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shipped_row_reads() {
+        let names = Names::shipped();
+        assert_eq!(names.areas.len(), 153);
+        assert_eq!(names.prisons.len(), PRISONS.lines().count() - 1);
+        assert_eq!(names.area("E06000001"), Some("Hartlepool"));
+        assert_eq!(names.area("E10000025"), Some("Oxfordshire"));
+        assert_eq!(names.prison_with_code("MDI"), "Moorland (HMP & YOI) (MDI)");
+        assert_eq!(names.prison_with_code("P011"), "P011");
+    }
+}
