@@ -132,19 +132,15 @@ pub(crate) async fn deny(
         Some("webhooks") => "webhooks",
         _ => "worklist",
     });
-    if let Err(e) = audit::record(
-        &app.pool,
-        Entry {
-            user: Some(user),
-            what: What::AccessDenied,
-            subject_type,
-            subject_id,
-            correlation,
-            details: serde_json::json!({ "status": status.as_u16() }),
-        },
-    )
-    .await
-    {
+    let denied = Entry {
+        user: Some(user),
+        what: What::AccessDenied,
+        subject_type,
+        subject_id,
+        correlation,
+        details: serde_json::json!({ "status": status.as_u16() }),
+    };
+    if let Err(e) = audit::record(&app.pool, denied).await {
         return database(e);
     }
     let (heading, text) = if status == StatusCode::NOT_FOUND {
@@ -193,26 +189,19 @@ pub(crate) async fn home(
     Extension(correlation): Extension<CorrelationId>,
     session: Session,
     uri: Uri,
-) -> Response {
-    let (user, chrome) = match signed_in(&session, &uri).await {
-        Ok(u) => u,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let (user, chrome) = signed_in(&session, &uri).await?;
     match user.role {
         Role::ProbationPractitioner | Role::TreatmentKeyworker => {
-            Redirect::to("/worklist").into_response()
+            Ok(Redirect::to("/worklist").into_response())
         }
         Role::Commissioner => {
             let Some(area) = user.area() else {
-                return deny(&app, &user, chrome, correlation, None, StatusCode::FORBIDDEN).await;
+                return Err(deny(&app, &user, chrome, correlation, None, StatusCode::FORBIDDEN).await);
             };
-            let counts = match queries::area_counts(&app.pool, area.as_str(), app.clock.now()).await
-            {
-                Ok(c) => c,
-                Err(e) => return database(e),
-            };
+            let counts = queries::area_counts(&app.pool, area.as_str(), app.clock.now()).await.map_err(database)?;
             app.metrics.viewed("area");
-            if let Err(e) = audit::record(
+            audit::record(
                 &app.pool,
                 Entry {
                     user: Some(&user),
@@ -224,19 +213,17 @@ pub(crate) async fn home(
                 },
             )
             .await
-            {
-                return database(e);
-            }
-            render(
+    .map_err(database)?;
+            Ok(render(
                 StatusCode::OK,
                 AreaPage {
                     chrome: Some(chrome),
                     area: area.to_string(),
                     counts,
                 },
-            )
+            ))
         }
-        Role::Operator => message_page(
+        Role::Operator => Ok(message_page(
             StatusCode::OK,
             Message {
                 chrome: Some(chrome),
@@ -246,7 +233,7 @@ pub(crate) async fn home(
                 ],
                 link: Some(("/readyz".into(), "Readiness".into())),
             },
-        ),
+        )),
     }
 }
 
@@ -472,19 +459,15 @@ pub(crate) async fn worklist(
     session: Session,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let (user, chrome, scope) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, scope) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("worklist", String::new())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    .await?;
     let now = app.clock.now();
     let today = continuity_domain::london_date(now);
     let filters = filters_from(&q);
@@ -495,11 +478,11 @@ pub(crate) async fn worklist(
         queries::filter_options(&app.pool, &scope, &user.user_name),
     ) {
         Ok(r) => r,
-        Err(e) => return database(e),
+        Err(e) => return Err(database(e)),
     };
     let total = rows.first().map_or(0, |r| r.total);
     app.metrics.viewed("worklist");
-    if let Err(e) = audit::record(
+    audit::record(
         &app.pool,
         Entry {
             user: Some(&user),
@@ -516,9 +499,7 @@ pub(crate) async fn worklist(
         },
     )
     .await
-    {
-        return database(e);
-    }
+    .map_err(database)?;
     let pages = ((total.max(0) as u64).div_ceil(u64::from(size))).max(1) as u32;
     let with = |f: Filters| format!("/worklist?{}", query_of(&f));
     let tabs = counts
@@ -639,7 +620,7 @@ pub(crate) async fn worklist(
         }),
         page_links,
     };
-    render(StatusCode::OK, page)
+    Ok(render(StatusCode::OK, page))
 }
 
 /// `GET /worklist/export.csv`: the whole filtered list (every page), audited with its count.
@@ -649,26 +630,21 @@ pub(crate) async fn export(
     session: Session,
     uri: Uri,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let (user, _chrome, scope) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, _chrome, scope) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("worklist", String::new())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    .await?;
     let now = app.clock.now();
     let today = continuity_domain::london_date(now);
     let filters = filters_from(&q);
-    let rows = match queries::all(&app.pool, &scope, &user.user_name, &filters, now).await {
-        Ok(r) => r,
-        Err(e) => return database(e),
-    };
+    let rows = queries::all(&app.pool, &scope, &user.user_name, &filters, now)
+        .await
+        .map_err(database)?;
     let mut csv = csv::Writer::from_writer(Vec::new());
     let provider = matches!(scope, Scope::Provider(_));
     let mut head = vec!["case_id", "person_reference"];
@@ -708,15 +684,15 @@ pub(crate) async fn export(
     let body = match (ok, csv.into_inner()) {
         (true, Ok(body)) => body,
         _ => {
-            return (
+            return Err((
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The export could not be written.\n",
             )
-                .into_response()
+                .into_response())
         }
     };
     app.metrics.viewed("export");
-    if let Err(e) = audit::record(
+    audit::record(
         &app.pool,
         Entry {
             user: Some(&user),
@@ -732,11 +708,9 @@ pub(crate) async fn export(
         },
     )
     .await
-    {
-        return database(e);
-    }
+    .map_err(database)?;
     let name = format!("worklist-{}-{}.csv", filters.tab.code(), today);
-    (
+    Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
@@ -747,7 +721,7 @@ pub(crate) async fn export(
         ],
         body,
     )
-        .into_response()
+        .into_response())
 }
 
 fn back_to(fields: &Fields) -> String {
@@ -766,24 +740,17 @@ pub(crate) async fn acknowledge(
     session: Session,
     uri: Uri,
     Form(fields): Form<Fields>,
-) -> Response {
-    let (user, chrome, scope) = match caseworker(&app, &session, &uri, correlation, None).await {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = session::check_csrf(&session, &fields).await {
-        return r;
-    }
+) -> Result<Response, Response> {
+    let (user, chrome, scope) = caseworker(&app, &session, &uri, correlation, None).await?;
+    session::check_csrf(&session, &fields).await?;
     let back = back_to(&fields);
     let ids: Vec<Uuid> = fields
         .all("case_id")
         .filter_map(|v| Uuid::parse_str(v).ok())
         .collect();
     if ids.is_empty() {
-        if let Err(r) = session::flash(&session, "Select at least one case to acknowledge").await {
-            return r;
-        }
-        return Redirect::to(&back).into_response();
+        session::flash(&session, "Select at least one case to acknowledge").await?;
+        return Ok(Redirect::to(&back).into_response());
     }
     let action = continuity_domain::Action {
         kind: ActionKind::Acknowledged,
@@ -809,23 +776,19 @@ pub(crate) async fn acknowledge(
         Ok(done) => {
             let n = done.len();
             let text = format!("{n} {} acknowledged", if n == 1 { "case" } else { "cases" });
-            if let Err(r) = session::flash(&session, &text).await {
-                return r;
-            }
-            Redirect::to(&back).into_response()
+            session::flash(&session, &text).await?;
+            Ok(Redirect::to(&back).into_response())
         }
-        Err(WriteError::NotFound) => {
-            deny(
-                &app,
-                &user,
-                chrome,
-                correlation,
-                Some(("case", String::new())),
-                StatusCode::NOT_FOUND,
-            )
-            .await
-        }
-        Err(e) => database(e),
+        Err(WriteError::NotFound) => Err(deny(
+            &app,
+            &user,
+            chrome,
+            correlation,
+            Some(("case", String::new())),
+            StatusCode::NOT_FOUND,
+        )
+        .await),
+        Err(e) => Err(database(e)),
     }
 }
 
@@ -837,24 +800,18 @@ pub(crate) async fn assign(
     uri: Uri,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let (user, chrome, scope) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, scope) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("case", id.clone())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = session::check_csrf(&session, &fields).await {
-        return r;
-    }
+    .await?;
+    session::check_csrf(&session, &fields).await?;
     let Ok(case_id) = Uuid::parse_str(&id) else {
-        return deny(
+        return Err(deny(
             &app,
             &user,
             chrome,
@@ -862,7 +819,7 @@ pub(crate) async fn assign(
             Some(("case", id)),
             StatusCode::NOT_FOUND,
         )
-        .await;
+        .await);
     };
     match record::assign_to_me(
         &app.pool,
@@ -877,23 +834,19 @@ pub(crate) async fn assign(
     .await
     {
         Ok(()) => {
-            if let Err(r) = session::flash(&session, "Case assigned to you").await {
-                return r;
-            }
-            Redirect::to(&back_to(&fields)).into_response()
+            session::flash(&session, "Case assigned to you").await?;
+            Ok(Redirect::to(&back_to(&fields)).into_response())
         }
-        Err(WriteError::NotFound) => {
-            deny(
-                &app,
-                &user,
-                chrome,
-                correlation,
-                Some(("case", id)),
-                StatusCode::NOT_FOUND,
-            )
-            .await
-        }
-        Err(e) => database(e),
+        Err(WriteError::NotFound) => Err(deny(
+            &app,
+            &user,
+            chrome,
+            correlation,
+            Some(("case", id)),
+            StatusCode::NOT_FOUND,
+        )
+        .await),
+        Err(e) => Err(database(e)),
     }
 }
 
@@ -1004,14 +957,14 @@ async fn show_case(
     correlation: CorrelationId,
     entered: Entered,
     errors: Vec<FieldProblem>,
-) -> Response {
+) -> Result<Response, Response> {
     let (flags, actions, payloads) = match tokio::try_join!(
         queries::flags(&app.pool, case.case_id),
         queries::actions(&app.pool, case.case_id),
         queries::component_events(&app.pool, case.component),
     ) {
         Ok(r) => r,
-        Err(e) => return database(e),
+        Err(e) => return Err(database(e)),
     };
     let now = app.clock.now();
     let today = continuity_domain::london_date(now);
@@ -1020,7 +973,7 @@ async fn show_case(
         .filter_map(|p| continuity_schema::decode_source_event(p, today).ok())
         .collect();
     app.metrics.viewed("case");
-    if let Err(e) = audit::record(
+    audit::record(
         &app.pool,
         Entry {
             user: Some(user),
@@ -1032,9 +985,7 @@ async fn show_case(
         },
     )
     .await
-    {
-        return database(e);
-    }
+    .map_err(database)?;
     let (warning, why) = timeline::why(&case, &app.rules, today);
     let items = timeline::timeline(&case, &events, &flags, &actions);
     let error_for = |field: &str| {
@@ -1197,7 +1148,7 @@ async fn show_case(
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    render(status, page)
+    Ok(render(status, page))
 }
 
 /// `GET /cases/{id}`.
@@ -1207,24 +1158,19 @@ pub(crate) async fn case(
     session: Session,
     uri: Uri,
     Path(id): Path<String>,
-) -> Response {
-    let (user, chrome, scope) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, scope) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("case", id.clone())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    .await?;
     let found = match Uuid::parse_str(&id) {
-        Ok(case_id) => match queries::case(&app.pool, &scope, &user.user_name, case_id).await {
-            Ok(found) => found,
-            Err(e) => return database(e),
-        },
+        Ok(case_id) => queries::case(&app.pool, &scope, &user.user_name, case_id)
+            .await
+            .map_err(database)?,
         Err(_) => None,
     };
     match found {
@@ -1241,17 +1187,15 @@ pub(crate) async fn case(
             )
             .await
         }
-        None => {
-            deny(
-                &app,
-                &user,
-                chrome,
-                correlation,
-                Some(("case", id)),
-                StatusCode::NOT_FOUND,
-            )
-            .await
-        }
+        None => Err(deny(
+            &app,
+            &user,
+            chrome,
+            correlation,
+            Some(("case", id)),
+            StatusCode::NOT_FOUND,
+        )
+        .await),
     }
 }
 
@@ -1264,31 +1208,24 @@ pub(crate) async fn record_action(
     uri: Uri,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let (user, chrome, scope) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, scope) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("case", id.clone())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = session::check_csrf(&session, &fields).await {
-        return r;
-    }
+    .await?;
+    session::check_csrf(&session, &fields).await?;
     let found = match Uuid::parse_str(&id) {
-        Ok(case_id) => match queries::case(&app.pool, &scope, &user.user_name, case_id).await {
-            Ok(found) => found,
-            Err(e) => return database(e),
-        },
+        Ok(case_id) => queries::case(&app.pool, &scope, &user.user_name, case_id)
+            .await
+            .map_err(database)?,
         Err(_) => None,
     };
     let Some(case) = found else {
-        return deny(
+        return Err(deny(
             &app,
             &user,
             chrome,
@@ -1296,7 +1233,7 @@ pub(crate) async fn record_action(
             Some(("case", id)),
             StatusCode::NOT_FOUND,
         )
-        .await;
+        .await);
     };
     let now = app.clock.now();
     let today = continuity_domain::london_date(now);
@@ -1371,22 +1308,18 @@ pub(crate) async fn record_action(
     {
         Ok(_) => {
             let text = format!("Recorded: {}", action.kind.label());
-            if let Err(r) = session::flash(&session, &text).await {
-                return r;
-            }
-            Redirect::to(&format!("/cases/{}", case.case_id)).into_response()
+            session::flash(&session, &text).await?;
+            Ok(Redirect::to(&format!("/cases/{}", case.case_id)).into_response())
         }
-        Err(WriteError::NotFound) => {
-            deny(
-                &app,
-                &user,
-                chrome,
-                correlation,
-                Some(("case", id)),
-                StatusCode::NOT_FOUND,
-            )
-            .await
-        }
-        Err(e) => database(e),
+        Err(WriteError::NotFound) => Err(deny(
+            &app,
+            &user,
+            chrome,
+            correlation,
+            Some(("case", id)),
+            StatusCode::NOT_FOUND,
+        )
+        .await),
+        Err(e) => Err(database(e)),
     }
 }

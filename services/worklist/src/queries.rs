@@ -225,8 +225,7 @@ fn list_sql(scope: &Scope, filters: &Filters, tail: &str) -> String {
             select c.case_id, {sort} as sort_key, count(*) over () as total
             from cases c
             left join case_assignments asg on asg.case_id = c.case_id and asg.organisation = $1
-            where {column} = $1
-              and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)
+            where {visible}
               and {condition}
               and ($5::text is null or c.local_authority = $5)
               and ($6::text is null or c.prison = $6)
@@ -241,7 +240,7 @@ fn list_sql(scope: &Scope, filters: &Filters, tail: &str) -> String {
                             where a.case_id = c.case_id order by a.recorded_at desc limit 1) last on true
          order by kept.sort_key {dir} {nulls}, c.case_id",
         sort = filters.sort.expression(),
-        column = scope.column(),
+        visible = scope.visible(),
         condition = filters.tab.condition(),
     )
 }
@@ -311,12 +310,11 @@ pub async fn tab_counts(
         .collect();
     let sql = format!(
         "select {} from cases c
-         where {} = $1
-           and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)
+         where {}
            and (c.raised_flag is not null or c.release_date > $3::date - 7
                 or c.flag_settled_at >= $4::timestamptz - interval '{RESOLVED_DAYS} days')",
         counts.join(", "),
-        scope.column()
+        scope.visible()
     );
     let row: (i64, i64, i64, i64) = sqlx::query_as(&sql)
         .bind(scope.organisation())
@@ -339,9 +337,8 @@ pub async fn filter_options(
 ) -> Result<(Vec<String>, Vec<String>), sqlx::Error> {
     let sql = format!(
         "select distinct c.local_authority, c.prison from cases c
-         where {} = $1 and (c.raised_flag is not null or c.outcome = 'OPEN')
-           and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)",
-        scope.column()
+         where {} and (c.raised_flag is not null or c.outcome = 'OPEN')",
+        scope.visible()
     );
     let rows: Vec<(String, Option<String>)> = sqlx::query_as(&sql)
         .bind(scope.organisation())
@@ -410,9 +407,8 @@ pub async fn case(
                 c.raised_flag
          from cases c
          left join case_assignments asg on asg.case_id = c.case_id and asg.organisation = $1
-         where c.case_id = $3 and {} = $1
-           and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)",
-        scope.column()
+         where c.case_id = $3 and {}",
+        scope.visible()
     );
     sqlx::query_as(&sql)
         .bind(scope.organisation())
@@ -431,9 +427,8 @@ pub async fn visible_ids(
 ) -> Result<Vec<Uuid>, sqlx::Error> {
     let sql = format!(
         "select c.case_id from cases c
-         where c.case_id = any($3) and {} = $1
-           and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)",
-        scope.column()
+         where c.case_id = any($3) and {}",
+        scope.visible()
     );
     sqlx::query_scalar(&sql)
         .bind(scope.organisation())

@@ -36,10 +36,9 @@ async fn lock_visible(
 ) -> Result<(), WriteError> {
     let sql = format!(
         "select c.case_id from cases c
-         where c.case_id = $3 and {} = $1
-           and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)
+         where c.case_id = $3 and {}
          for share",
-        scope.column()
+        scope.visible()
     );
     let found: Option<Uuid> = sqlx::query_scalar(&sql)
         .bind(scope.organisation())

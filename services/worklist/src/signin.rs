@@ -30,7 +30,7 @@ pub(crate) async fn start(
     State(app): State<Arc<Worklist>>,
     session: Session,
     Query(q): Query<SignInQuery>,
-) -> Response {
+) -> Result<Response, Response> {
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, state) = app
         .oauth
@@ -48,10 +48,8 @@ pub(crate) async fn start(
         verifier: verifier.secret().clone(),
         return_to,
     };
-    if let Err(r) = session::begin_sign_in(&session, &pending).await {
-        return r;
-    }
-    Redirect::to(url.as_str()).into_response()
+    session::begin_sign_in(&session, &pending).await?;
+    Ok(Redirect::to(url.as_str()).into_response())
 }
 
 #[derive(Deserialize)]
@@ -82,28 +80,29 @@ pub(crate) async fn callback(
     Extension(correlation): Extension<CorrelationId>,
     session: Session,
     Query(cb): Query<Callback>,
-) -> Response {
-    let pending = match session::take_sign_in(&session).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let pending = session::take_sign_in(&session).await?;
     let (Some(pending), Some(code), Some(state)) = (pending, cb.code, cb.state) else {
         let text = if cb.error.is_some() {
             "The sign-in service did not sign you in."
         } else {
             "The sign-in did not start here, or took too long."
         };
-        return refused(StatusCode::BAD_REQUEST, "You are not signed in", text);
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "You are not signed in",
+            text,
+        ));
     };
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         state.as_bytes(),
         pending.state.as_bytes(),
     )) {
-        return refused(
+        return Err(refused(
             StatusCode::BAD_REQUEST,
             "You are not signed in",
             "The sign-in response does not belong to the sign-in started here.",
-        );
+        ));
     }
     let token = app
         .oauth
@@ -115,22 +114,22 @@ pub(crate) async fn callback(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "the issuer refused the code exchange");
-            return refused(
+            return Err(refused(
                 StatusCode::BAD_GATEWAY,
                 "You are not signed in",
                 "The sign-in service could not complete the sign-in. Try again.",
-            );
+            ));
         }
     };
     let claims = match app.verifier.verify(token.access_token().secret()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "a token from the issuer was refused");
-            return refused(
+            return Err(refused(
                 StatusCode::UNAUTHORIZED,
                 "You are not signed in",
                 "The sign-in service's token could not be verified.",
-            );
+            ));
         }
     };
     let user = match User::from_claims(&claims) {
@@ -148,16 +147,14 @@ pub(crate) async fn callback(
                 },
             )
             .await;
-            return refused(
+            return Err(refused(
                 StatusCode::FORBIDDEN,
                 "You do not have access to this service",
                 &why.to_string(),
-            );
+            ));
         }
     };
-    if let Err(r) = session::sign_in(&session, &user).await {
-        return r;
-    }
+    session::sign_in(&session, &user).await?;
     if let Err(e) = audit::record(
         &app.pool,
         Entry {
@@ -173,9 +170,9 @@ pub(crate) async fn callback(
     {
         tracing::error!(error = %e, "the audit trail cannot be written");
         let _ = session::sign_out(&session).await;
-        return crate::pages::unavailable();
+        return Err(crate::pages::unavailable());
     }
-    Redirect::to(&pending.return_to).into_response()
+    Ok(Redirect::to(&pending.return_to).into_response())
 }
 
 /// `POST /sign-out`: end the session.
@@ -184,10 +181,8 @@ pub(crate) async fn sign_out(
     Extension(correlation): Extension<CorrelationId>,
     session: Session,
     Form(fields): Form<Fields>,
-) -> Response {
-    if let Err(r) = session::check_csrf(&session, &fields).await {
-        return r;
-    }
+) -> Result<Response, Response> {
+    session::check_csrf(&session, &fields).await?;
     let user = session::signed_in(&session, "/", chrono::Utc::now().timestamp())
         .await
         .ok();
@@ -205,10 +200,8 @@ pub(crate) async fn sign_out(
         )
         .await;
     }
-    if let Err(r) = session::sign_out(&session).await {
-        return r;
-    }
-    message_page(
+    session::sign_out(&session).await?;
+    Ok(message_page(
         StatusCode::OK,
         Message {
             chrome: None,
@@ -216,5 +209,5 @@ pub(crate) async fn sign_out(
             paragraphs: vec!["Close the browser window if you are on a shared computer.".into()],
             link: Some(("/sign-in".into(), "Sign in".into())),
         },
-    )
+    ))
 }

@@ -178,11 +178,21 @@ pub enum Scope {
 
 impl Scope {
     /// The `cases` column that names the organisation (chosen here, never from input).
-    pub fn column(&self) -> &'static str {
+    fn column(&self) -> &'static str {
         match self {
             Scope::Provider(_) => "c.provider",
             Scope::Probation(_) => "c.probation_service",
         }
+    }
+
+    /// The one predicate of what a user may see, on `cases c`: the organisation's cases
+    /// ($1, [`Scope::organisation`]) less those the user ($2, their user name) is restricted
+    /// from. Every person-level statement includes it.
+    pub fn visible(&self) -> String {
+        format!(
+            "{} = $1 and not exists (select 1 from case_restrictions x where x.case_id = c.case_id and x.user_name = $2)",
+            self.column()
+        )
     }
 
     /// The organisation's code.

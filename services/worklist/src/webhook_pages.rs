@@ -66,17 +66,17 @@ async fn show(
     url: String,
     error: Option<&str>,
     status: StatusCode,
-) -> Response {
+) -> Result<Response, Response> {
     let org = user.organisation.as_str();
     let (endpoints, attempts) = match tokio::try_join!(
         webhooks::endpoints(&app.pool, org),
         webhooks::attempts(&app.pool, org, LOG_ROWS)
     ) {
         Ok(r) => r,
-        Err(e) => return database(e),
+        Err(e) => return Err(database(e)),
     };
     app.metrics.viewed("webhooks");
-    if let Err(e) = audit::record(
+    audit::record(
         &app.pool,
         Entry {
             user: Some(user),
@@ -88,9 +88,7 @@ async fn show(
         },
     )
     .await
-    {
-        return database(e);
-    }
+    .map_err(database)?;
     let page = WebhooksPage {
         csrf: chrome.csrf.clone(),
         chrome: Some(chrome),
@@ -148,7 +146,7 @@ async fn show(
         }),
         error: error.map(|e| govuk::error_message(Some("url-error"), e)),
     };
-    render(status, page)
+    Ok(render(status, page))
 }
 
 /// `GET /webhooks`.
@@ -157,19 +155,15 @@ pub(crate) async fn page(
     Extension(correlation): Extension<CorrelationId>,
     session: Session,
     uri: Uri,
-) -> Response {
-    let (user, chrome, _) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, _) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("webhooks", String::new())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    .await?;
     show(
         &app,
         &user,
@@ -190,22 +184,16 @@ pub(crate) async fn register(
     session: Session,
     uri: Uri,
     Form(fields): Form<Fields>,
-) -> Response {
-    let (user, chrome, _) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, _) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("webhooks", String::new())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = session::check_csrf(&session, &fields).await {
-        return r;
-    }
+    .await?;
+    session::check_csrf(&session, &fields).await?;
     let url = fields.text("url");
     if let Err(problem) = webhooks::check_url(&url) {
         return show(
@@ -220,18 +208,11 @@ pub(crate) async fn register(
         )
         .await;
     }
-    let (id, secret) = match webhooks::register(
-        &app.pool,
-        user.organisation.as_str(),
-        &url,
-        &user.user_name,
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => return database(e),
-    };
-    if let Err(e) = audit::record(
+    let (id, secret) =
+        webhooks::register(&app.pool, user.organisation.as_str(), &url, &user.user_name)
+            .await
+            .map_err(database)?;
+    audit::record(
         &app.pool,
         Entry {
             user: Some(&user),
@@ -243,9 +224,7 @@ pub(crate) async fn register(
         },
     )
     .await
-    {
-        return database(e);
-    }
+    .map_err(database)?;
     show(
         &app,
         &user,
@@ -267,33 +246,24 @@ pub(crate) async fn disable(
     uri: Uri,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
-) -> Response {
-    let (user, chrome, _) = match caseworker(
+) -> Result<Response, Response> {
+    let (user, chrome, _) = caseworker(
         &app,
         &session,
         &uri,
         correlation,
         Some(("webhooks", id.clone())),
     )
-    .await
-    {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
-    if let Err(r) = session::check_csrf(&session, &fields).await {
-        return r;
-    }
+    .await?;
+    session::check_csrf(&session, &fields).await?;
     let done = match Uuid::parse_str(&id) {
-        Ok(endpoint) => {
-            match webhooks::disable(&app.pool, user.organisation.as_str(), endpoint).await {
-                Ok(done) => done,
-                Err(e) => return database(e),
-            }
-        }
+        Ok(endpoint) => webhooks::disable(&app.pool, user.organisation.as_str(), endpoint)
+            .await
+            .map_err(database)?,
         Err(_) => false,
     };
     if !done {
-        return deny(
+        return Err(deny(
             &app,
             &user,
             chrome,
@@ -301,9 +271,9 @@ pub(crate) async fn disable(
             Some(("webhooks", id)),
             StatusCode::NOT_FOUND,
         )
-        .await;
+        .await);
     }
-    if let Err(e) = audit::record(
+    audit::record(
         &app.pool,
         Entry {
             user: Some(&user),
@@ -315,11 +285,7 @@ pub(crate) async fn disable(
         },
     )
     .await
-    {
-        return database(e);
-    }
-    if let Err(r) = session::flash(&session, "Endpoint disabled").await {
-        return r;
-    }
-    Redirect::to("/webhooks").into_response()
+    .map_err(database)?;
+    session::flash(&session, "Endpoint disabled").await?;
+    Ok(Redirect::to("/webhooks").into_response())
 }
