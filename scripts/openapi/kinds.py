@@ -30,6 +30,7 @@ KINDS = [
     ("referrals", "referral.v1.avsc"),
     ("treatment-starts", "treatment_start.v1.avsc"),
     ("treatment-discharges", "treatment_discharge.v1.avsc"),
+    ("probation-allocations", "probation_allocated.v1.avsc"),
 ]
 ENVELOPE = {"event_id", "occurred_at", "source", "schema_version"}
 RESPONSES = {

@@ -350,8 +350,9 @@ pub struct Case {
     pub local_authority: LocalAuthorityCode,
     /// The provider referred to: the treatment organisation responsible for the case.
     pub provider: Option<ProviderCode>,
-    /// The probation service responsible for the case: the sender of the person's newest
-    /// probation referral, when there is one. (Absent from states stored before it existed.)
+    /// The probation service responsible for the case: the newest of the person's probation
+    /// referrals (its sender) and allocations (their service), when there is one. (Absent from
+    /// states stored before it existed.)
     #[serde(default)]
     pub probation: Option<OrganisationCode>,
     /// How each organisation knows the person: the smallest CRN, NOMS and NHS number of
@@ -551,6 +552,7 @@ pub fn assess<'a>(
             SourceEvent::Release(r) => &r.person,
             SourceEvent::Referral(r) => &r.person,
             SourceEvent::CustodyAdmission(a) => &a.person,
+            SourceEvent::ProbationAllocated(a) => &a.person,
             _ => continue,
         };
         if let Some(key) = people.key_of(&person.identifiers) {
@@ -803,12 +805,14 @@ fn build_case(
         Outcome::NotEngaged
     };
 
+    // The probation service: the newest probation referral's sender or allocation's service.
     let probation = events
         .iter()
         .filter_map(|e| match e {
             SourceEvent::Referral(r) if r.origin == ReferralOrigin::Probation => {
                 Some((stamp(e), &r.meta.source))
             }
+            SourceEvent::ProbationAllocated(a) => Some((stamp(e), &a.probation_service)),
             _ => None,
         })
         .max_by_key(|(s, _)| *s)

@@ -185,6 +185,21 @@ pub struct Referral {
     pub need: TreatmentNeed,
 }
 
+/// A person on probation allocated to a community manager (HMPPS
+/// `person.community.manager.allocated`): the probation service responsible for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbationAllocation {
+    /// Common fields.
+    pub meta: EventMeta,
+    /// Who: the CRN.
+    pub person: PersonRef,
+    /// The allocation's id at the source, when it has one.
+    pub allocation_id: Option<String>,
+    /// The probation service the person is allocated in (HMPPS's event does not say: the
+    /// sender's configuration does).
+    pub probation_service: OrganisationCode,
+}
+
 /// A community treatment episode's start (triage and/or first intervention).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreatmentStart {
@@ -238,6 +253,8 @@ pub enum SourceEvent {
     Referral(Referral),
     /// A treatment episode start.
     TreatmentStart(TreatmentStart),
+    /// A person allocated to a probation service.
+    ProbationAllocated(ProbationAllocation),
     /// A treatment episode end.
     TreatmentDischarge(TreatmentDischarge),
 }
@@ -256,6 +273,7 @@ impl SourceEvent {
             SourceEvent::Referral(e) => &e.meta,
             SourceEvent::TreatmentStart(e) => &e.meta,
             SourceEvent::TreatmentDischarge(e) => &e.meta,
+            SourceEvent::ProbationAllocated(e) => &e.meta,
         }
     }
 
@@ -277,6 +295,7 @@ impl SourceEvent {
             SourceEvent::Referral(_) => "referral",
             SourceEvent::TreatmentStart(_) => "treatment_start",
             SourceEvent::TreatmentDischarge(_) => "treatment_discharge",
+            SourceEvent::ProbationAllocated(_) => "probation_allocated",
         }
     }
 
@@ -288,6 +307,7 @@ impl SourceEvent {
             SourceEvent::PersonDied(e) => Some(&e.person),
             SourceEvent::Referral(e) => Some(&e.person),
             SourceEvent::TreatmentStart(e) => Some(&e.person),
+            SourceEvent::ProbationAllocated(e) => Some(&e.person),
             _ => None,
         }
     }

@@ -1163,4 +1163,34 @@ fn a_case_names_its_treatment_provider_and_the_probation_service_of_the_newest_p
         case.probation.as_ref().map(|o| o.as_str()),
         Some("probation-london")
     );
+
+    // A later allocation to a community manager (HMPPS names only the CRN; the service is the
+    // sender's configuration) moves it again; an earlier one would not.
+    let allocate = |s: &mut Scenario, service: &str, on: NaiveDate| {
+        let service = OrganisationCode::parse(service).unwrap();
+        s.push(
+            |meta| {
+                SourceEvent::ProbationAllocated(ProbationAllocation {
+                    meta,
+                    person: PersonRef {
+                        identifiers: vec![crn("X123456")],
+                        attributor: None,
+                    },
+                    allocation_id: None,
+                    probation_service: service,
+                })
+            },
+            at(on, 12),
+        );
+    };
+    let owner = |s: &Scenario| {
+        only_case(&s.assess(at(d(2026, 11, 10), 0)))
+            .probation
+            .as_ref()
+            .map(|o| o.to_string())
+    };
+    allocate(&mut s, "probation-east", release - Duration::days(30));
+    assert_eq!(owner(&s).as_deref(), Some("probation-london"));
+    allocate(&mut s, "probation-north", release + Duration::days(5));
+    assert_eq!(owner(&s).as_deref(), Some("probation-north"));
 }

@@ -77,6 +77,8 @@ record_types! {
     TreatmentStart: ["treatment_start.v1.avsc"],
     /// A treatment episode end (in).
     TreatmentDischarge: ["treatment_discharge.v1.avsc"],
+    /// A person allocated to a probation service (in).
+    ProbationAllocated: ["probation_allocated.v1.avsc"],
     /// A change to a case (out).
     CaseEvent: ["case_event.v1.avsc"],
     /// A caseworker flag (out).

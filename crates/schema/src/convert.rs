@@ -377,6 +377,32 @@ pub fn validate_source_record(
             })();
             c.finish(record, event)?
         }
+        SourceRecord::ProbationAllocated(w) => {
+            let meta = c.meta(&w.envelope);
+            let crn = c.ok("crn", Identifier::parse(IdentifierKind::Crn, &w.crn));
+            let service = c.ok(
+                "probation_service",
+                OrganisationCode::parse(&w.probation_service),
+            );
+            let allocation_id = match &w.allocation_id {
+                None => Some(None),
+                Some(a) => c.text("allocation_id", a).map(Some),
+            };
+            let event = (|| {
+                Some(dom::SourceEvent::ProbationAllocated(
+                    dom::ProbationAllocation {
+                        meta: meta?,
+                        person: dom::PersonRef {
+                            identifiers: vec![crn?],
+                            attributor: None,
+                        },
+                        allocation_id: allocation_id?,
+                        probation_service: service?,
+                    },
+                ))
+            })();
+            c.finish(record, event)?
+        }
         SourceRecord::TreatmentStart(w) => {
             let meta = c.meta(&w.envelope);
             let episode_id = c.text("episode_id", &w.episode_id);
@@ -583,6 +609,20 @@ pub fn source_record(event: &dom::SourceEvent) -> SourceRecord {
                 referral_date: None,
                 triage_date: s.triage_date.map(days_from_date),
                 intervention_start: s.intervention_start.map(days_from_date),
+            })
+        }
+        dom::SourceEvent::ProbationAllocated(a) => {
+            SourceRecord::ProbationAllocated(wire::ProbationAllocated {
+                envelope: envelope(&a.meta),
+                crn: a
+                    .person
+                    .identifiers
+                    .iter()
+                    .find(|i| i.kind() == IdentifierKind::Crn)
+                    .map(|i| i.value().to_owned())
+                    .unwrap_or_default(),
+                allocation_id: a.allocation_id.clone(),
+                probation_service: a.probation_service.to_string(),
             })
         }
         dom::SourceEvent::TreatmentDischarge(d) => {

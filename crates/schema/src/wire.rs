@@ -283,6 +283,16 @@ record! {
 }
 
 record! {
+    /// `ProbationAllocated` record.
+    #[allow(missing_docs)]
+    pub struct ProbationAllocated {
+        pub crn: String,
+        pub allocation_id: Option<String>,
+        pub probation_service: String,
+    }
+}
+
+record! {
     /// `TreatmentStart` record.
     #[allow(missing_docs)]
     pub struct TreatmentStart {
@@ -715,6 +725,7 @@ avro_record! {
     Referral => Referral,
     TreatmentStart => TreatmentStart,
     TreatmentDischarge => TreatmentDischarge,
+    ProbationAllocated => ProbationAllocated,
     CaseEvent => CaseEvent,
     EngagementFlag => EngagementFlag,
     ContinuityPerformance => ContinuityPerformance,
@@ -780,6 +791,7 @@ enveloped!(
     Referral,
     TreatmentStart,
     TreatmentDischarge,
+    ProbationAllocated,
 );
 
 /// The source record kinds, one line each: each name is its `RecordType` variant, its wire
@@ -844,4 +856,5 @@ source_records!(
     Referral,
     TreatmentStart,
     TreatmentDischarge,
+    ProbationAllocated,
 );

@@ -345,6 +345,15 @@ fn one_of_each() -> Vec<SourceEvent> {
             provider: ProviderCode::parse("OXPROV").unwrap(),
             discharged_on: d(2027, 1, 5),
         }),
+        SourceEvent::ProbationAllocated(ProbationAllocation {
+            meta: meta(11),
+            person: PersonRef {
+                identifiers: vec![Identifier::parse(IdentifierKind::Crn, "X777519").unwrap()],
+                attributor: None,
+            },
+            allocation_id: Some("6abd8aa1-7552-4f7c-bcec-be1eae8c4bf3".into()),
+            probation_service: continuity_domain::OrganisationCode::parse("probation-kss").unwrap(),
+        }),
     ]
 }
 

@@ -129,7 +129,8 @@ impl Topic {
             RecordType::TreatmentStart | RecordType::TreatmentDischarge => Topic::Treatment,
             RecordType::IdentityLinked
             | RecordType::IdentityMerged
-            | RecordType::IdentityUnmerged => Topic::Identity,
+            | RecordType::IdentityUnmerged
+            | RecordType::ProbationAllocated => Topic::Identity,
             RecordType::CaseEvent => return None,
             RecordType::EngagementFlag => return None,
             RecordType::ContinuityPerformance => return None,

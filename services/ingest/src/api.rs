@@ -79,6 +79,8 @@ event_kinds! {
     TreatmentStarts = "treatment-starts" => TreatmentStart,
     /// Treatment episode ends.
     TreatmentDischarges = "treatment-discharges" => TreatmentDischarge,
+    /// People allocated to a probation service.
+    ProbationAllocations = "probation-allocations" => ProbationAllocated,
 }
 
 impl EventKind {
@@ -126,6 +128,9 @@ impl EventKind {
             EventKind::TreatmentDischarges => {
                 record!(TreatmentDischarge, SourceRecord::TreatmentDischarge)
             }
+            EventKind::ProbationAllocations => {
+                record!(Allocation, SourceRecord::ProbationAllocated)
+            }
         })
     }
 }
@@ -158,6 +163,10 @@ pub fn to_json(record: &SourceRecord) -> Result<(EventKind, Value), JsonFormErro
             value(IdentityChange::from_wire(&w.0))?,
         ),
         SourceRecord::Referral(w) => (EventKind::Referrals, value(Referral::from_wire(w))?),
+        SourceRecord::ProbationAllocated(w) => (
+            EventKind::ProbationAllocations,
+            value(Allocation::from_wire(w))?,
+        ),
         SourceRecord::TreatmentStart(w) => (
             EventKind::TreatmentStarts,
             value(TreatmentStart::from_wire(w))?,
@@ -566,6 +575,17 @@ json_record! {
     IdentityChange => IdentityChange {
         kept: wire::Identifier,
         other: wire::Identifier,
+    }
+}
+
+json_record! {
+    /// A person allocated to a community manager in a probation service: that service is
+    /// responsible for their case. A probation source may name its own service only.
+    Allocation => ProbationAllocated {
+        crn: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        allocation_id: Option<String>,
+        probation_service: String,
     }
 }
 

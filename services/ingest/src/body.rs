@@ -149,15 +149,21 @@ pub(crate) fn event_rows(
     })
 }
 
-/// The rows of a `POST /v1/hmpps/events` body sent by `source`.
-pub(crate) fn hmpps_rows(layout: Layout, body: &[u8], source: &str) -> Result<Rows, Refused> {
+/// The rows of a `POST /v1/hmpps/events` body sent by `source`; allocations go to
+/// `allocations_to`.
+pub(crate) fn hmpps_rows(
+    layout: Layout,
+    body: &[u8],
+    source: &str,
+    allocations_to: Option<&str>,
+) -> Result<Rows, Refused> {
     let (values, single) = json_rows(body, layout)?;
     let rows = values
         .into_iter()
         .map(|(n, value)| {
             let parsed = match value {
                 Err(p) => Parsed::Rejected(vec![p]),
-                Ok(v) => hmpps::adapt(&v, source),
+                Ok(v) => hmpps::adapt(&v, source, allocations_to),
             };
             (n, parsed)
         })

@@ -302,7 +302,10 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
         } else {
             Layout::Json
         };
-        h.answer("HMPPS", hmpps_rows(layout, &body, "HMPPS"));
+        h.answer(
+            "HMPPS",
+            hmpps_rows(layout, &body, "HMPPS", Some("probation-hmpps")),
+        );
         inputs += 1;
     }
     // Treatment extracts.
@@ -397,7 +400,7 @@ proptest::proptest! {
             doc
         };
         let body = doc.to_string().into_bytes();
-        h.answer("HMPPS", hmpps_rows(Layout::Json, &body, "HMPPS"));
+        h.answer("HMPPS", hmpps_rows(Layout::Json, &body, "HMPPS", Some("probation-hmpps")));
         for kind in EventKind::ALL {
             h.answer("HMPPS", event_rows(kind, Layout::Json, &body, "HMPPS", now()));
         }

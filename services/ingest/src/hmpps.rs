@@ -35,13 +35,14 @@ use crate::time::parse_instant;
 pub const RECALL_CODES: [&str; 7] = ["24", "Y", "PD", "ELR", "B", "ETRLR", "L"];
 
 /// The event types this adapter turns into source records.
-pub const USED_EVENT_TYPES: [&str; 6] = [
+pub const USED_EVENT_TYPES: [&str; 7] = [
     "prison-offender-events.prisoner.released",
     "prison-offender-events.prisoner.received",
     "prison-offender-events.prisoner.merged",
     "probation-case.prison-identifier.added",
     "probation-case.merge.completed",
     "probation-case.unmerge.completed",
+    "person.community.manager.allocated",
 ];
 
 #[derive(Deserialize)]
@@ -71,7 +72,10 @@ struct TypedIdentifier {
 /// Turn one delivered message (SNS notification or bare event) into what it means. The
 /// envelope's source is the sender's organisation; its id is left for the caller to derive
 /// from the content (HMPPS events carry no id of their own, and duplicates are published).
-pub fn adapt(message: &Value, source: &str) -> Parsed {
+///
+/// `allocations_to` is the probation service `person.community.manager.allocated` events
+/// allocate to; without it they are ignored.
+pub fn adapt(message: &Value, source: &str, allocations_to: Option<&str>) -> Parsed {
     let event = match unwrap_notification(message) {
         Ok(event) => event,
         Err(problem) => return Parsed::Rejected(vec![problem]),
@@ -118,6 +122,12 @@ pub fn adapt(message: &Value, source: &str) -> Parsed {
             ("additionalInformation.reactivatedCRN", IdentifierKind::Crn),
         ),
         "probation-case.prison-identifier.added" => e.prison_identifier_added(),
+        "person.community.manager.allocated" => match allocations_to {
+            Some(service) => e.allocated(service),
+            None => Parsed::Ignored(
+                "person.community.manager.allocated names no probation service: set allocation_probation_service to the service these allocations are in".into(),
+            ),
+        },
         "prisoner-offender-search.prisoner.released"
         | "prisoner-offender-search.prisoner.received" => Parsed::Ignored(
             "prisoner-offender-search events repeat prison-offender-events without the movement code; the prison-offender-events one is used".into(),
@@ -393,6 +403,27 @@ impl Event {
             IdentityChange::Merged => SourceRecord::IdentityMerged(wire::IdentityMerged(c)),
             IdentityChange::Unmerged => SourceRecord::IdentityUnmerged(wire::IdentityUnmerged(c)),
         })
+    }
+
+    fn allocated(&self, service: &str) -> Parsed {
+        let mut problems = Vec::new();
+        let crn = self.reference("CRN");
+        if crn.is_none() {
+            problems.push(FieldProblem::new(
+                "personReference.identifiers",
+                "has no CRN",
+            ));
+        }
+        let at = self.occurred_at(&mut problems);
+        let (Some(crn), Some(at)) = (crn, at) else {
+            return Parsed::Rejected(problems);
+        };
+        Parsed::one(SourceRecord::ProbationAllocated(wire::ProbationAllocated {
+            envelope: self.envelope(at),
+            crn,
+            allocation_id: self.info("allocationId").map(str::to_owned),
+            probation_service: service.to_owned(),
+        }))
     }
 
     fn prison_identifier_added(&self) -> Parsed {

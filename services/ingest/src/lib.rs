@@ -69,6 +69,7 @@ pub struct Ingest {
     hasher: KeyedHasher,
     clock: Arc<dyn Clock>,
     columns: ndtms::Columns,
+    allocation_probation_service: Option<String>,
     max_body_bytes: usize,
     /// Counters.
     pub metrics: Metrics,
@@ -110,6 +111,7 @@ impl Ingest {
             hasher: KeyedHasher::new(secret),
             clock,
             columns: settings.csv_columns.clone(),
+            allocation_probation_service: settings.allocation_probation_service.clone(),
             max_body_bytes: settings.max_body_bytes,
             metrics: Metrics::new(&configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())?,
         })
@@ -226,7 +228,12 @@ impl Ingest {
         let layout = body::layout(headers);
         let rows = match endpoint {
             Endpoint::Events(kind) => body::event_rows(kind, layout, &body, source, received_at),
-            Endpoint::Hmpps => body::hmpps_rows(layout, &body, source),
+            Endpoint::Hmpps => body::hmpps_rows(
+                layout,
+                &body,
+                source,
+                self.allocation_probation_service.as_deref(),
+            ),
             Endpoint::Extracts(at) => {
                 body::extract_rows(&self.columns, &body, source, at, received_at)
             }

@@ -35,6 +35,9 @@ pub struct Settings {
     pub csv_columns: ndtms::Columns,
     /// Run migrations at start-up.
     pub migrate_on_start: bool,
+    /// The probation service HMPPS `person.community.manager.allocated` events allocate to
+    /// (the event names only the CRN); unset, those events are ignored with that reason.
+    pub allocation_probation_service: Option<String>,
     /// The clock (`fixed_now`; tests only).
     #[serde(flatten)]
     pub clock: ClockSettings,
@@ -53,6 +56,7 @@ impl Default for Settings {
             produce_timeout_ms: 5_000,
             csv_columns: ndtms::Columns::default(),
             migrate_on_start: true,
+            allocation_probation_service: None,
             clock: ClockSettings::default(),
         }
     }

@@ -61,9 +61,13 @@ impl Role {
                     | R::IdentityLinked
                     | R::IdentityMerged
                     | R::IdentityUnmerged
+                    | R::ProbationAllocated
             ),
             Role::Prison => matches!(record, R::PrisonRelease | R::ReleaseWithdrawn | R::Referral),
-            Role::Probation => matches!(record, R::Referral | R::IdentityLinked | R::PersonDied),
+            Role::Probation => matches!(
+                record,
+                R::Referral | R::IdentityLinked | R::PersonDied | R::ProbationAllocated
+            ),
             Role::TreatmentProvider => {
                 matches!(record, R::TreatmentStart | R::TreatmentDischarge)
             }
@@ -130,6 +134,13 @@ impl Principal {
                 if r.origin != ReferralOrigin::Probation =>
             {
                 Err("probation referrals must have origin PROBATION".into())
+            }
+            (Role::Probation, SourceEvent::ProbationAllocated(a))
+                if !a.probation_service.as_str().eq_ignore_ascii_case(own) =>
+            {
+                Err(format!(
+                    "a probation service may allocate to itself only: probation_service must be {own}"
+                ))
             }
             (Role::TreatmentProvider, SourceEvent::TreatmentStart(s))
                 if !s.provider.as_str().eq_ignore_ascii_case(own) =>

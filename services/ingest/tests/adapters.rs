@@ -50,7 +50,7 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 
 #[track_caller]
 fn release(path: &str) -> continuity_domain::events::PrisonRelease {
-    match event(adapt(&sample(path), "HMPPS")) {
+    match event(adapt(&sample(path), "HMPPS", Some("probation-hmpps"))) {
         SourceEvent::Release(r) => r,
         other => panic!("{path}: expected a release, got {other:?}"),
     }
@@ -58,7 +58,7 @@ fn release(path: &str) -> continuity_domain::events::PrisonRelease {
 
 #[track_caller]
 fn admission(path: &str) -> continuity_domain::events::CustodyAdmission {
-    match event(adapt(&sample(path), "HMPPS")) {
+    match event(adapt(&sample(path), "HMPPS", Some("probation-hmpps"))) {
         SourceEvent::CustodyAdmission(a) => a,
         other => panic!("{path}: expected an admission, got {other:?}"),
     }
@@ -165,6 +165,7 @@ fn merges_from_the_sample() {
     let e = event(adapt(
         &sample("probation-integration-services/prison-offender-events.prisoner.merged__bare__prisoner-merged.json"),
         "HMPPS",
+        None,
     ));
     let SourceEvent::IdentityMerged(m) = e else {
         panic!("expected a merge, got {e:?}");
@@ -182,7 +183,7 @@ fn events_the_pipeline_does_not_use_are_ignored_with_the_reason() {
         "probation-integration-services/tier.calculation.complete__tier-calculation.json",
         "other/probation-case.engagement.created__raw-sqs-from-dev__court-case-service.json",
     ] {
-        match adapt(&sample(path), "HMPPS") {
+        match adapt(&sample(path), "HMPPS", Some("probation-hmpps")) {
             Parsed::Ignored(reason) => assert!(reason.contains("is not used"), "{path}: {reason}"),
             other => panic!("{path}: expected ignored, got {other:?}"),
         }
@@ -202,7 +203,7 @@ fn every_sample_file_is_accounted_for() {
             let path = entry.unwrap().path();
             let value: Value =
                 serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let parsed = adapt(&value, "HMPPS");
+            let parsed = adapt(&value, "HMPPS", Some("probation-hmpps"));
             assert!(
                 !matches!(parsed, Parsed::Rejected(_)),
                 "{}: {parsed:?}",
@@ -280,7 +281,11 @@ fn every_movement_code_ends_in_the_right_outcome() {
         ("UAL", None),
         ("UAL_ECL", None),
     ] {
-        let release = event(adapt(&released_with("RELEASED", code), "HMPPS"));
+        let release = event(adapt(
+            &released_with("RELEASED", code),
+            "HMPPS",
+            Some("probation-hmpps"),
+        ));
         let a = assess([&release, &referral], &rules, now);
         assert_eq!(
             a.cases.first().map(|c| c.outcome),
@@ -296,7 +301,11 @@ fn every_movement_code_ends_in_the_right_outcome() {
     ] {
         assert!(
             matches!(
-                adapt(&released_with(reason, "NCS"), "HMPPS"),
+                adapt(
+                    &released_with(reason, "NCS"),
+                    "HMPPS",
+                    Some("probation-hmpps")
+                ),
                 Parsed::Ignored(_)
             ),
             "{reason}"
@@ -311,7 +320,8 @@ fn every_recall_code_is_a_recall() {
     for code in ["24", "Y", "PD", "ELR", "B", "ETRLR", "L"] {
         inner["additionalInformation"]["nomisMovementReasonCode"] = code.into();
         v["Message"] = inner.to_string().into();
-        let SourceEvent::CustodyAdmission(a) = event(adapt(&v, "HMPPS")) else {
+        let SourceEvent::CustodyAdmission(a) = event(adapt(&v, "HMPPS", Some("probation-hmpps")))
+        else {
             panic!("{code}");
         };
         assert_eq!(a.kind, AdmissionKind::Recall, "{code}");
@@ -323,7 +333,13 @@ fn every_recall_code_is_a_recall() {
     ] {
         inner["additionalInformation"]["reason"] = reason.into();
         v["Message"] = inner.to_string().into();
-        assert!(matches!(adapt(&v, "HMPPS"), Parsed::Ignored(_)), "{reason}");
+        assert!(
+            matches!(
+                adapt(&v, "HMPPS", Some("probation-hmpps")),
+                Parsed::Ignored(_)
+            ),
+            "{reason}"
+        );
     }
 }
 
@@ -342,7 +358,7 @@ fn every_timestamp_form_and_a_string_version() {
         ("Fri Jun 14 09:06:52 BST 2024", date(2024, 6, 14)),
     ] {
         v["occurredAt"] = at.into();
-        let e = event(adapt(&v, "HMPPS"));
+        let e = event(adapt(&v, "HMPPS", Some("probation-hmpps")));
         assert_eq!(
             continuity_domain::london_date(e.meta().occurred_at),
             on,
@@ -350,7 +366,7 @@ fn every_timestamp_form_and_a_string_version() {
         );
     }
     v["occurredAt"] = "14/10/2024 15:09".into();
-    let Parsed::Rejected(errors) = adapt(&v, "HMPPS") else {
+    let Parsed::Rejected(errors) = adapt(&v, "HMPPS", Some("probation-hmpps")) else {
         panic!("a bad timestamp must be rejected");
     };
     assert_eq!(errors[0].field, "occurredAt");
@@ -359,9 +375,16 @@ fn every_timestamp_form_and_a_string_version() {
 #[test]
 fn the_same_hmpps_event_twice_has_one_id() {
     let v = sample("resettlement-passport/release-event.json");
-    let (a, b) = (event(adapt(&v, "HMPPS")), event(adapt(&v, "HMPPS")));
+    let (a, b) = (
+        event(adapt(&v, "HMPPS", Some("probation-hmpps"))),
+        event(adapt(&v, "HMPPS", Some("probation-hmpps"))),
+    );
     assert_eq!(a.id(), b.id());
-    let other = event(adapt(&released_with("RELEASED", "CR"), "HMPPS"));
+    let other = event(adapt(
+        &released_with("RELEASED", "CR"),
+        "HMPPS",
+        Some("probation-hmpps"),
+    ));
     assert_ne!(a.id(), other.id());
 }
 
@@ -684,4 +707,39 @@ fn json_forms_match_the_published_request_schemas() {
     let checked: usize = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert_eq!(checked, forms.values().map(Vec::len).sum::<usize>());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_community_manager_allocation_names_the_configured_probation_service() {
+    // The published example of person.community.manager.allocated.
+    let v = serde_json::json!({
+        "eventType": "person.community.manager.allocated",
+        "version": 1,
+        "occurredAt": "2024-06-11T15:41:03.930816186+01:00",
+        "description": "Person allocated event",
+        "detailUrl": "https://hmpps-workload-dev.hmpps.service.justice.gov.uk/allocation/person/6abd8aa1-7552-4f7c-bcec-be1eae8c4bf3",
+        "additionalInformation": {"allocationId": "6abd8aa1-7552-4f7c-bcec-be1eae8c4bf3"},
+        "personReference": {"identifiers": [{"type": "CRN", "value": "X777519"}]}
+    });
+    let SourceEvent::ProbationAllocated(a) = event(adapt(&v, "HMPPS", Some("probation-kss")))
+    else {
+        panic!("not an allocation");
+    };
+    assert_eq!(a.probation_service.as_str(), "probation-kss");
+    assert_eq!(a.person.identifiers[0].value(), "X777519");
+    assert_eq!(
+        a.allocation_id.as_deref(),
+        Some("6abd8aa1-7552-4f7c-bcec-be1eae8c4bf3")
+    );
+    // Without the setting the event is ignored, saying what to set.
+    match adapt(&v, "HMPPS", None) {
+        Parsed::Ignored(reason) => assert!(reason.contains("allocation_probation_service")),
+        other => panic!("{other:?}"),
+    }
+    let mut no_crn = v.clone();
+    no_crn["personReference"]["identifiers"] = serde_json::json!([]);
+    let Parsed::Rejected(problems) = adapt(&no_crn, "HMPPS", Some("probation-kss")) else {
+        panic!("accepted without a CRN");
+    };
+    assert_eq!(problems[0].field, "personReference.identifiers");
 }

@@ -46,7 +46,9 @@ pub fn match_keys(event: &SourceEvent, hasher: &KeyedHasher) -> Vec<Key> {
             keys.push(key(hasher.identifier(&c.other).as_bytes()));
             None
         }
-        SourceEvent::CustodyAdmission(_) | SourceEvent::PersonDied(_) => None,
+        SourceEvent::CustodyAdmission(_)
+        | SourceEvent::PersonDied(_)
+        | SourceEvent::ProbationAllocated(_) => None,
     };
     if let Some(n) = natural {
         keys.push(key(hasher.natural_key(&n).as_bytes()));

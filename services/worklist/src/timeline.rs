@@ -164,6 +164,14 @@ pub fn timeline(
                 false,
                 format!("Merge undone ({} and {})", c.kept.kind(), c.other.kind()),
             )),
+            SourceEvent::ProbationAllocated(a) => items.push(item(
+                a.meta.occurred_at,
+                false,
+                format!(
+                    "Allocated to a community manager in probation service {}",
+                    a.probation_service
+                ),
+            )),
             SourceEvent::TreatmentDischarge(_) => {}
         }
     }
