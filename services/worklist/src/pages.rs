@@ -429,45 +429,86 @@ impl WorklistPage {
     }
 }
 
-/// A caseworker, with their scope, or the refusal.
-pub(crate) async fn caseworker(
-    app: &Worklist,
-    session: &Session,
-    uri: &Uri,
-    correlation: CorrelationId,
-    subject: Option<(&'static str, String)>,
-) -> Result<(User, Chrome, Scope), Response> {
-    let (user, chrome) = signed_in(session, uri).await?;
-    match user.scope() {
-        Some(scope) => Ok((user, chrome, scope)),
-        None => Err(deny(
-            app,
-            &user,
-            chrome,
-            correlation,
-            subject,
-            StatusCode::FORBIDDEN,
-        )
-        .await),
+/// A signed-in probation practitioner or treatment keyworker with their organisation's scope,
+/// as a handler's argument. A request from anyone else is refused (403, audited, with the
+/// subject the path names); one not signed in is sent to sign in.
+pub(crate) struct Caseworker {
+    /// Who.
+    pub user: User,
+    /// What the layout shows.
+    pub chrome: Chrome,
+    /// The cases they may see.
+    pub scope: Scope,
+    /// The request.
+    pub correlation: CorrelationId,
+    /// Their session (for forms' CSRF tokens and messages).
+    pub session: Session,
+}
+
+/// What a path is about, for the audit of a refusal: `/cases/{id}...`, `/webhooks/{id}...`,
+/// else the worklist.
+fn subject_of(path: &str) -> (&'static str, String) {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (parts.next(), parts.next()) {
+        (Some("cases"), Some(id)) => ("case", id.to_owned()),
+        (Some("webhooks"), id) => ("webhooks", id.unwrap_or("").to_owned()),
+        _ => ("worklist", String::new()),
+    }
+}
+
+impl axum::extract::FromRequestParts<Arc<Worklist>> for Caseworker {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Arc<Worklist>,
+    ) -> Result<Self, Response> {
+        let session = Session::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let correlation = parts
+            .extensions
+            .get::<CorrelationId>()
+            .copied()
+            .unwrap_or(CorrelationId(Uuid::now_v7()));
+        let (user, chrome) = signed_in(&session, &parts.uri).await?;
+        match user.scope() {
+            Some(scope) => Ok(Caseworker {
+                user,
+                chrome,
+                scope,
+                correlation,
+                session,
+            }),
+            None => {
+                let subject = subject_of(parts.uri.path());
+                Err(deny(
+                    app,
+                    &user,
+                    chrome,
+                    correlation,
+                    Some(subject),
+                    StatusCode::FORBIDDEN,
+                )
+                .await)
+            }
+        }
     }
 }
 
 /// `GET /worklist`.
 pub(crate) async fn worklist(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (user, chrome, scope) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope,
         correlation,
-        Some(("worklist", String::new())),
-    )
-    .await?;
+        session: _,
+    } = cw;
     let now = app.clock.now();
     let today = continuity_domain::london_date(now);
     let filters = filters_from(&q);
@@ -626,19 +667,16 @@ pub(crate) async fn worklist(
 /// `GET /worklist/export.csv`: the whole filtered list (every page), audited with its count.
 pub(crate) async fn export(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, Response> {
-    let (user, _chrome, scope) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome: _chrome,
+        scope,
         correlation,
-        Some(("worklist", String::new())),
-    )
-    .await?;
+        session: _,
+    } = cw;
     let now = app.clock.now();
     let today = continuity_domain::london_date(now);
     let filters = filters_from(&q);
@@ -736,12 +774,16 @@ fn back_to(fields: &Fields) -> String {
 /// `POST /worklist/acknowledge`: an "acknowledged" action on each selected case.
 pub(crate) async fn acknowledge(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Form(fields): Form<Fields>,
 ) -> Result<Response, Response> {
-    let (user, chrome, scope) = caseworker(&app, &session, &uri, correlation, None).await?;
+    let Caseworker {
+        user,
+        chrome,
+        scope,
+        correlation,
+        session,
+    } = cw;
     session::check_csrf(&session, &fields).await?;
     let back = back_to(&fields);
     let ids: Vec<Uuid> = fields
@@ -795,20 +837,17 @@ pub(crate) async fn acknowledge(
 /// `POST /cases/{id}/assign`.
 pub(crate) async fn assign(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Result<Response, Response> {
-    let (user, chrome, scope) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope,
         correlation,
-        Some(("case", id.clone())),
-    )
-    .await?;
+        session,
+    } = cw;
     session::check_csrf(&session, &fields).await?;
     let Ok(case_id) = Uuid::parse_str(&id) else {
         return Err(deny(
@@ -1154,19 +1193,16 @@ async fn show_case(
 /// `GET /cases/{id}`.
 pub(crate) async fn case(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Path(id): Path<String>,
 ) -> Result<Response, Response> {
-    let (user, chrome, scope) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope,
         correlation,
-        Some(("case", id.clone())),
-    )
-    .await?;
+        session: _,
+    } = cw;
     let found = match Uuid::parse_str(&id) {
         Ok(case_id) => queries::case(&app.pool, &scope, &user.user_name, case_id)
             .await
@@ -1203,20 +1239,17 @@ pub(crate) async fn case(
 /// and what to correct.
 pub(crate) async fn record_action(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Result<Response, Response> {
-    let (user, chrome, scope) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope,
         correlation,
-        Some(("case", id.clone())),
-    )
-    .await?;
+        session,
+    } = cw;
     session::check_csrf(&session, &fields).await?;
     let found = match Uuid::parse_str(&id) {
         Ok(case_id) => queries::case(&app.pool, &scope, &user.user_name, case_id)

@@ -5,16 +5,15 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Extension, Path, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use tower_sessions::Session;
 use uuid::Uuid;
 
 use crate::audit::{self, Entry, What};
 use crate::govuk;
-use crate::pages::{caseworker, database, deny, render, Chrome};
+use crate::pages::{database, deny, render, Caseworker, Chrome};
 use crate::security::{CorrelationId, JS_ENABLED_SCRIPT};
 use crate::session::{self, Fields};
 use crate::timeline::long_time;
@@ -152,18 +151,15 @@ async fn show(
 /// `GET /webhooks`.
 pub(crate) async fn page(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
 ) -> Result<Response, Response> {
-    let (user, chrome, _) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope: _,
         correlation,
-        Some(("webhooks", String::new())),
-    )
-    .await?;
+        session: _,
+    } = cw;
     show(
         &app,
         &user,
@@ -180,19 +176,16 @@ pub(crate) async fn page(
 /// `POST /webhooks`: register an endpoint.
 pub(crate) async fn register(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Form(fields): Form<Fields>,
 ) -> Result<Response, Response> {
-    let (user, chrome, _) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope: _,
         correlation,
-        Some(("webhooks", String::new())),
-    )
-    .await?;
+        session,
+    } = cw;
     session::check_csrf(&session, &fields).await?;
     let url = fields.text("url");
     if let Err(problem) = webhooks::check_url(&url) {
@@ -241,20 +234,17 @@ pub(crate) async fn register(
 /// `POST /webhooks/{id}/disable`.
 pub(crate) async fn disable(
     State(app): State<Arc<Worklist>>,
-    Extension(correlation): Extension<CorrelationId>,
-    session: Session,
-    uri: Uri,
+    cw: Caseworker,
     Path(id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Result<Response, Response> {
-    let (user, chrome, _) = caseworker(
-        &app,
-        &session,
-        &uri,
+    let Caseworker {
+        user,
+        chrome,
+        scope: _,
         correlation,
-        Some(("webhooks", id.clone())),
-    )
-    .await?;
+        session,
+    } = cw;
     session::check_csrf(&session, &fields).await?;
     let done = match Uuid::parse_str(&id) {
         Ok(endpoint) => webhooks::disable(&app.pool, user.organisation.as_str(), endpoint)
