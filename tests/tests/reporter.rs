@@ -281,7 +281,7 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     );
     assert!(html.contains("[c]"), "suppressed cells are marked");
     let csv = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.csv")).await;
-    assert!(csv.starts_with("breakdown,area,cohort,status,finalised,engaged,rate"));
+    assert!(csv.starts_with("breakdown,area,area_name,cohort,status,finalised,engaged,rate"));
     assert!(csv.lines().count() > 1_000);
     // Each area once: no total rows repeating England in every breakdown, and England's own
     // rows (52 cohorts and their total) under its breakdown only.

@@ -19,20 +19,21 @@ pub const PRISONS: &str = include_str!("../data/prisons-england-wales.csv");
 #[derive(Debug, Default)]
 pub struct Names {
     areas: HashMap<String, String>,
+    regions: HashMap<String, String>,
     prisons: HashMap<String, String>,
 }
 
-/// The first two columns of a CSV with a header row, as code to name. The shipped files are
-/// checked by this crate's tests, so a row that does not read is left out rather than failing
-/// a service at start.
-fn pairs(text: &str) -> HashMap<String, String> {
+/// Columns `code` and `name` of a CSV with a header row, as code to name. The shipped files
+/// are checked by this crate's tests, so a row that does not read is left out rather than
+/// failing a service at start.
+fn pairs(text: &str, code: usize, name: usize) -> HashMap<String, String> {
     csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(text.as_bytes())
         .records()
         .filter_map(Result::ok)
-        .filter_map(|r| Some((r.get(0)?.to_owned(), r.get(1)?.to_owned())))
+        .filter_map(|r| Some((r.get(code)?.to_owned(), r.get(name)?.to_owned())))
         .collect()
 }
 
@@ -41,14 +42,20 @@ impl Names {
     pub fn shipped() -> &'static Names {
         static NAMES: OnceLock<Names> = OnceLock::new();
         NAMES.get_or_init(|| Names {
-            areas: pairs(UTLA_REGIONS),
-            prisons: pairs(PRISONS),
+            areas: pairs(UTLA_REGIONS, 0, 1),
+            regions: pairs(UTLA_REGIONS, 2, 3),
+            prisons: pairs(PRISONS, 0, 1),
         })
     }
 
     /// The local authority's name (`E06000001` is Hartlepool).
     pub fn area(&self, code: &str) -> Option<&str> {
         self.areas.get(code).map(String::as_str)
+    }
+
+    /// The region's name (`E12000008` is South East).
+    pub fn region(&self, code: &str) -> Option<&str> {
+        self.regions.get(code).map(String::as_str)
     }
 
     /// The prison's name (`MDI` is Moorland (HMP & YOI)).
@@ -80,6 +87,8 @@ mod tests {
         assert_eq!(names.prisons.len(), PRISONS.lines().count() - 1);
         assert_eq!(names.area("E06000001"), Some("Hartlepool"));
         assert_eq!(names.area("E10000025"), Some("Oxfordshire"));
+        assert_eq!(names.regions.len(), 9);
+        assert_eq!(names.region("E12000008"), Some("South East"));
         assert_eq!(names.prison_with_code("MDI"), "Moorland (HMP & YOI) (MDI)");
         assert_eq!(names.prison_with_code("P011"), "P011");
     }

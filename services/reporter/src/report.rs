@@ -154,14 +154,14 @@ impl Report {
         );
         let line = |area: &str, cell: &Published| match cell.rate() {
             Some(r) => format!(
-                "  {area:<12} {:>6}  (95% CI {} to {}, {} finalised)  {}\n",
+                "  {area:<30} {:>6}  (95% CI {} to {}, {} finalised)  {}\n",
                 pct(r.rate),
                 pct(r.lower),
                 pct(r.upper),
                 cell.finalised.unwrap_or(0),
                 gap_words(&r)
             ),
-            None => format!("  {area:<12} {}\n", withheld_or_dash(cell)),
+            None => format!("  {area:<30} {}\n", withheld_or_dash(cell)),
         };
         if let Some(total) = self.grid(Breakdown::England).and_then(|g| g.totals.last()) {
             out.push_str(&line("England", total));
@@ -178,7 +178,7 @@ impl Report {
             rows.sort_by_key(|(_, row)| std::cmp::Reverse(row.last().and_then(|c| c.finalised)));
             for (area, row) in rows.into_iter().take(10) {
                 if let Some(total) = row.last() {
-                    out.push_str(&line(area, total));
+                    out.push_str(&line(&named(grid.breakdown, area), total));
                 }
             }
         }
@@ -186,9 +186,10 @@ impl Report {
     }
 
     /// The CSV of every published cell: one row per area and cohort, then the area's total.
+    /// `area_name` is the shipped name of the code (empty where there is none: providers).
     pub fn csv(&self) -> String {
         let mut out = String::from(
-            "breakdown,area,cohort,status,finalised,engaged,rate,lower,upper,gap_to_ambition_pp,suppressed\n",
+            "breakdown,area,area_name,cohort,status,finalised,engaged,rate,lower,upper,gap_to_ambition_pp,suppressed\n",
         );
         let total = format!(
             "{} to {}",
@@ -205,9 +206,10 @@ impl Report {
                     };
                     let _ = writeln!(
                         out,
-                        "{},{},{},{},{}",
+                        "{},{},{},{},{},{}",
                         grid.breakdown.code(),
                         csv_field(area),
+                        csv_field(name_of(grid.breakdown, area).unwrap_or("")),
                         cohort,
                         status,
                         figures(cell)
@@ -266,7 +268,7 @@ impl Report {
                 let label = if grid.breakdown == Breakdown::England {
                     "England".to_string()
                 } else {
-                    format!("Region {area}")
+                    format!("Region: {}", named(grid.breakdown, area))
                 };
                 h.push_str(&chart(&label, &row[..row.len() - 1]));
             }
@@ -279,7 +281,7 @@ impl Report {
             );
             for (area, row) in grid.areas.iter().zip(&grid.rows) {
                 h.push_str(&chart(
-                    &format!("Local authority {area}"),
+                    &format!("Local authority: {}", named(grid.breakdown, area)),
                     &row[..row.len() - 1],
                 ));
             }
@@ -337,7 +339,7 @@ impl Report {
             let _ = write!(
                 h,
                 "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{change}</td><td>{}</td></tr>",
-                escape(area),
+                escape(&named(grid.breakdown, area)),
                 count(total.finalised),
                 count(total.engaged),
                 rate_cells(&total),
@@ -347,6 +349,25 @@ impl Report {
             );
         }
         h.push_str("</tbody></table>");
+    }
+}
+
+/// The shipped name of an area's code under `breakdown` (regions, local authorities, prisons).
+fn name_of(breakdown: Breakdown, code: &str) -> Option<&'static str> {
+    let names = continuity_reference::Names::shipped();
+    match breakdown {
+        Breakdown::Region => names.region(code),
+        Breakdown::LocalAuthority => names.area(code),
+        Breakdown::Prison => names.prison(code),
+        Breakdown::England | Breakdown::Provider => None,
+    }
+}
+
+/// `Name (CODE)`, or the code when it has no name.
+fn named(breakdown: Breakdown, code: &str) -> String {
+    match name_of(breakdown, code) {
+        Some(name) => format!("{name} ({code})"),
+        None => code.to_owned(),
     }
 }
 
@@ -543,4 +564,27 @@ pub fn next_run(
         }
     }
     from + Duration::days(7)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn areas_and_prisons_are_named_beside_their_codes() {
+        assert_eq!(
+            named(Breakdown::Region, "E12000008"),
+            "South East (E12000008)"
+        );
+        assert_eq!(
+            named(Breakdown::LocalAuthority, "E10000025"),
+            "Oxfordshire (E10000025)"
+        );
+        assert_eq!(
+            named(Breakdown::Prison, "MDI"),
+            "Moorland (HMP & YOI) (MDI)"
+        );
+        assert_eq!(named(Breakdown::Provider, "PRV001"), "PRV001");
+        assert_eq!(named(Breakdown::LocalAuthority, "E06999999"), "E06999999");
+    }
 }
