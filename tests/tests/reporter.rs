@@ -301,6 +301,19 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
         .collect();
     assert_eq!(england.len(), 53);
     assert!(england.iter().all(|b| *b == "england"));
+    // Each local authority has a page of its own by its code: the rate in words against its
+    // region, England and 75%, the reading guide first; an unknown one answers 404.
+    let (_, la) = areas
+        .iter()
+        .find(|(b, _)| *b == "local_authority")
+        .expect("a local authority row");
+    let (status, page) = http_get(port, &format!("/reports/{WEEK}/{la}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.find("How to read this") < page.find("id=\"headline\""));
+    assert!(page.contains("against the region, England and the 75% ambition"));
+    assert!(page.contains("<th scope=\"row\">England</th>"));
+    let (status, _) = http_get(port, &format!("/reports/{WEEK}/E06999999")).await;
+    assert_eq!(status, 404);
     // Areas outside England are never rows.
     assert!(!areas
         .iter()

@@ -195,8 +195,9 @@ pub struct Written {
     pub csv: PathBuf,
 }
 
-/// Write the report's HTML and CSV under `dir/<week>/`.
-pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
+/// Write the report's HTML and CSV under `dir/<week>/`, and a page per local authority under
+/// `dir/<week>/areas/<code>.html` (its region from `regions`).
+pub fn write_report(dir: &Path, report: &Report, regions: &Regions) -> anyhow::Result<Written> {
     let week = report.week.to_string();
     let at = dir.join(&week);
     std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
@@ -204,6 +205,13 @@ pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
     let csv = at.join(format!("continuity-{week}.csv"));
     std::fs::write(&html, report.html()).with_context(|| format!("writing {}", html.display()))?;
     std::fs::write(&csv, report.csv()).with_context(|| format!("writing {}", csv.display()))?;
+    let areas = at.join("areas");
+    std::fs::create_dir_all(&areas).with_context(|| format!("creating {}", areas.display()))?;
+    for area in report.local_authorities() {
+        let page = areas.join(format!("{area}.html"));
+        std::fs::write(&page, report.area_html(area, regions.region_of(area)))
+            .with_context(|| format!("writing {}", page.display()))?;
+    }
     Ok(Written { html, csv })
 }
 
@@ -346,7 +354,7 @@ impl Reporter {
         publish_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<(Report, Written, usize)> {
         let (report, cells) = self.figures(week).await?;
-        let written = write_report(&self.settings.reports_dir, &report)?;
+        let written = write_report(&self.settings.reports_dir, &report, &self.regions)?;
         let published = match publish_at {
             Some(now) => {
                 publish::publish(
@@ -524,15 +532,37 @@ async fn file(
         return (StatusCode::NOT_FOUND, "no such week\n").into_response();
     };
     let week = period.to_string();
-    let content_type = if file == format!("continuity-{week}.html") {
-        "text/html; charset=utf-8"
+    // A local authority's page by its code (`/reports/2026-W48/E10000025`), or a report file.
+    let (path, content_type) = if let Ok(area) = continuity_domain::LocalAuthorityCode::parse(&file)
+    {
+        (
+            r.settings
+                .reports_dir
+                .join(&week)
+                .join("areas")
+                .join(format!("{area}.html")),
+            "text/html; charset=utf-8",
+        )
+    } else if file == format!("continuity-{week}.html") {
+        (
+            r.settings.reports_dir.join(&week).join(&file),
+            "text/html; charset=utf-8",
+        )
     } else if file == format!("continuity-{week}.csv") {
-        "text/csv; charset=utf-8"
+        (
+            r.settings.reports_dir.join(&week).join(&file),
+            "text/csv; charset=utf-8",
+        )
     } else {
         return (StatusCode::NOT_FOUND, "no such file\n").into_response();
     };
-    match std::fs::read(r.settings.reports_dir.join(&week).join(&file)) {
+    match std::fs::read(&path) {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(_) if path.parent().is_some_and(|p| p.ends_with("areas") && p.is_dir()) => (
+            StatusCode::NOT_FOUND,
+            format!("no figures for that local authority in week {week}: it has no releases in these weeks, or is not in England\n"),
+        )
+            .into_response(),
         Err(_) => (
             StatusCode::NOT_FOUND,
             format!("no report for {week} yet: POST /reports/{week} to produce it\n"),

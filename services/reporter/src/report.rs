@@ -137,6 +137,110 @@ impl Report {
         self.grid(Breakdown::England)?.totals.last()?.rate()
     }
 
+    /// An area's total over the 52 cohorts.
+    fn total(&self, breakdown: Breakdown, area: &str) -> Option<Published> {
+        let grid = self.grid(breakdown)?;
+        let row = grid.areas.iter().position(|a| a == area)?;
+        grid.rows[row].last().copied()
+    }
+
+    /// The local authorities with a row in the report.
+    pub fn local_authorities(&self) -> Vec<&str> {
+        self.grid(Breakdown::LocalAuthority)
+            .map(|g| g.areas.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// One local authority's page (`/reports/<week>/<code>`): its rate over the 52 cohorts
+    /// against its region's, England's and the 75% ambition, first in words, then in a table.
+    /// `region` is the authority's region code. Withheld figures stay withheld.
+    pub fn area_html(&self, area: &str, region: &str) -> String {
+        let name = named(Breakdown::LocalAuthority, area);
+        let region_name = named(Breakdown::Region, region);
+        let title = format!("Continuity of care: {name}, week {}", self.week);
+        let mut h = String::new();
+        let _ = write!(
+            h,
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
+             <style>{STYLE}</style></head><body><main><h1>{t}</h1>\
+             <p class=\"note\">How to read this: the rate is the share of people released from \
+             prison with a treatment need who started community treatment within 21 days, over \
+             releases in the weeks {first} to {last}. The 95% interval is the range the true \
+             rate is likely to lie in given the number of people. [c] means withheld because a \
+             count is small enough to identify someone. Figures are {status}.</p>",
+            t = escape(&title),
+            first = self.cohorts[0],
+            last = self.cohorts[self.cohorts.len() - 1],
+            status = status_word(self.overall_status()),
+        );
+        let ours = self.total(Breakdown::LocalAuthority, area);
+        let theirs = self.total(Breakdown::Region, region);
+        let england = self
+            .grid(Breakdown::England)
+            .and_then(|g| g.totals.last().copied());
+        let words = match ours.and_then(|c| c.rate()) {
+            Some(r) => {
+                let compare = |label: &str, other: Option<Published>| match other
+                    .and_then(|o| o.rate())
+                {
+                    Some(o) if r.lower > o.upper => {
+                        format!("higher than {label} ({})", pct(o.rate))
+                    }
+                    Some(o) if r.upper < o.lower => format!("lower than {label} ({})", pct(o.rate)),
+                    Some(o) => format!("similar to {label} ({})", pct(o.rate)),
+                    None => format!("not comparable with {label} (withheld)"),
+                };
+                format!(
+                    "{} started treatment within 21 days of release: <strong>{}</strong> (95% \
+                     interval {} to {}), {}. That is {}, and {}.",
+                    escape(&name),
+                    pct(r.rate),
+                    pct(r.lower),
+                    pct(r.upper),
+                    gap_words(&r),
+                    compare(&format!("the region, {}", escape(&region_name)), theirs),
+                    compare("England", england),
+                )
+            }
+            None => format!(
+                "{}'s rate is withheld ([c]) or there are no finalised cases: the counts are too \
+                 small to publish for these weeks.",
+                escape(&name)
+            ),
+        };
+        let _ = write!(h, "<p class=\"headline\" id=\"headline\">{words}</p>");
+        let _ = write!(
+            h,
+            "<table><caption>{} against the region, England and the 75% ambition</caption>\
+             <thead><tr><th scope=\"col\">Area</th><th scope=\"col\">Finalised</th>\
+             <th scope=\"col\">Engaged</th><th scope=\"col\">Rate</th>\
+             <th scope=\"col\">95% interval</th><th scope=\"col\">Against 75%</th></tr></thead><tbody>",
+            escape(&name)
+        );
+        for (label, cell) in [
+            (name.clone(), ours),
+            (format!("Region: {region_name}"), theirs),
+            ("England".to_owned(), england),
+        ] {
+            let Some(cell) = cell else { continue };
+            let _ = write!(
+                h,
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td>{}</tr>",
+                escape(&label),
+                count(cell.finalised),
+                count(cell.engaged),
+                rate_cells(&cell),
+            );
+        }
+        let _ = write!(
+            h,
+            "</tbody></table><p><a href=\"continuity-{w}.html\">Every area, week {w}</a></p>\
+             </main></body></html>",
+            w = self.week
+        );
+        h
+    }
+
     /// An area's total over the previous 52 cohorts.
     fn previous_total(&self, breakdown: Breakdown, area: &str) -> Option<Published> {
         let grid = self.previous.iter().find(|g| g.breakdown == breakdown)?;
