@@ -77,6 +77,15 @@ assert.ok(list.includes(`CRN ${env('OWN_CRN')}`), 'own case listed')
 assert.ok(!(await page.content()).includes(env('OTHER_CRN')), "another organisation's case is not on the page")
 await accessible(page, 'worklist-overdue')
 
+// Acknowledging selected cases asks first.
+await page.locator('[data-testid=case-row] input[type=checkbox]').first().check()
+await page.click('[data-testid=acknowledge]')
+await page.locator('[data-testid=confirm]').waitFor()
+await accessible(page, 'confirm-acknowledge')
+await page.click('[data-testid=confirm]')
+await page.locator('.govuk-notification-banner').waitFor()
+assert.match(await page.locator('.govuk-notification-banner').innerText(), /1 case acknowledged/)
+
 // 2. Keyboard only: from the top of the page to the case, then the action form.
 await page.goto(`${base}/worklist`)
 await tabTo(page, '[data-testid=reference]')

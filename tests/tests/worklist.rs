@@ -703,17 +703,33 @@ async fn actions_are_recorded_published_without_personal_data_and_shown_on_the_t
     assert_eq!(assigned.location.as_deref(), Some("/worklist?tab=overdue"));
     let mine_only = pp.get("/worklist?tab=overdue&assigned=me").await;
     assert!(mine_only.body.contains(mine.crn) && mine_only.body.contains("Case assigned to you"));
-    let ack = pp
-        .post(
-            "/worklist/acknowledge",
-            &[
-                ("_csrf", &csrf),
-                ("case_id", &case.to_string()),
-                ("case_id", &case_of(at_risk).to_string()),
-                ("return_to", "/worklist"),
-            ],
+    // Acknowledging several asks first, writing nothing; confirmed, it records each.
+    let (first, second) = (case.to_string(), case_of(at_risk).to_string());
+    let selected = [
+        ("_csrf", csrf.as_str()),
+        ("case_id", first.as_str()),
+        ("case_id", second.as_str()),
+        ("return_to", "/worklist"),
+    ];
+    let asked = pp.post("/worklist/acknowledge", &selected).await;
+    assert_eq!(asked.status, 200);
+    assert!(
+        asked.body.contains("Yes, acknowledge 2 cases"),
+        "{}",
+        asked.body
+    );
+    let acknowledged = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from case_actions where kind = 'ACKNOWLEDGED'",
         )
-        .await;
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(acknowledged().await, 0, "nothing before the confirmation");
+    let mut confirmed = selected.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let ack = pp.post("/worklist/acknowledge", &confirmed).await;
     assert_eq!(ack.status, 303);
     let after = pp.get("/worklist").await;
     assert!(after.body.contains("2 cases acknowledged"));

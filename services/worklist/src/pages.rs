@@ -771,6 +771,26 @@ fn back_to(fields: &Fields) -> String {
         .to_owned()
 }
 
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    chrome: Option<Chrome>,
+    csrf: String,
+    count: usize,
+    noun: &'static str,
+    ids: Vec<Uuid>,
+    back: String,
+}
+
+impl ConfirmPage {
+    fn js_enabled(&self) -> &'static str {
+        JS_ENABLED_SCRIPT
+    }
+    fn skip_link(&self) -> String {
+        govuk::skip_link("#main-content", "Skip to main content")
+    }
+}
+
 /// `POST /worklist/acknowledge`: an "acknowledged" action on each selected case.
 pub(crate) async fn acknowledge(
     State(app): State<Arc<Worklist>>,
@@ -793,6 +813,33 @@ pub(crate) async fn acknowledge(
     if ids.is_empty() {
         session::flash(&session, "Select at least one case to acknowledge").await?;
         return Ok(Redirect::to(&back).into_response());
+    }
+    if fields.get("confirm") != Some("yes") {
+        // Ask first, as for any change to several cases at once; a case outside the scope is
+        // refused here already.
+        let visible = queries::visible_ids(&app.pool, &scope, &user.user_name, &ids)
+            .await
+            .map_err(database)?;
+        if visible.len() != ids.len() {
+            return Err(deny(
+                &app,
+                &user,
+                chrome,
+                correlation,
+                Some(("case", String::new())),
+                StatusCode::NOT_FOUND,
+            )
+            .await);
+        }
+        let page = ConfirmPage {
+            csrf: chrome.csrf.clone(),
+            chrome: Some(chrome),
+            count: ids.len(),
+            noun: if ids.len() == 1 { "case" } else { "cases" },
+            ids,
+            back,
+        };
+        return Ok(render(StatusCode::OK, page));
     }
     let action = continuity_domain::Action {
         kind: ActionKind::Acknowledged,
