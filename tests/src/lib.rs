@@ -335,19 +335,39 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic) -> Vec<Vec<u8>> {
     let consumer = kafka
         .partition_consumer(&format!("reader-{}", uuid::Uuid::new_v4()))
         .unwrap();
+    // The end offsets now: each partition is read until it reaches its own (the last message
+    // before it, or the end of the log), never until nothing arrives for a while.
+    let mut ends = BTreeMap::new();
     let mut tpl = rdkafka::TopicPartitionList::new();
     for p in 0..topic.partitions() {
+        let (_, high) = consumer
+            .fetch_watermarks(&name, p, Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("{name}[{p}]: end offset: {e}"));
+        ends.insert(p, high);
         tpl.add_partition_offset(&name, p, rdkafka::Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
-    let mut open: std::collections::BTreeSet<i32> = (0..topic.partitions()).collect();
+    let mut open: std::collections::BTreeSet<i32> = ends
+        .iter()
+        .filter(|(_, high)| **high > 0)
+        .map(|(p, _)| *p)
+        .collect();
     let mut out = Vec::new();
     let until = tokio::time::Instant::now() + Duration::from_secs(120);
     while !open.is_empty() {
         match tokio::time::timeout_at(until, consumer.recv()).await {
-            Err(_) => panic!("{name}: partitions {open:?} did not reach their end in 120 s"),
-            Ok(Ok(m)) => out.push(m.payload().unwrap_or_default().to_vec()),
+            Err(_) => {
+                panic!("{name}: partitions {open:?} did not reach their end offsets in 120 s")
+            }
+            Ok(Ok(m)) => {
+                out.push(m.payload().unwrap_or_default().to_vec());
+                if m.offset() + 1 >= ends[&m.partition()] {
+                    open.remove(&m.partition());
+                }
+            }
+            // The end of the log as the broker has it now, which is at or past the end offset
+            // recorded above: the offsets a transaction's marker takes end a partition here.
             Ok(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
             }

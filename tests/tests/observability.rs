@@ -165,7 +165,7 @@ async fn every_metric_alerts_and_dashboards_name_is_exported() {
     names.extend(exported(&text));
 
     // The worklist: its metrics exist, zeroed, from start.
-    let worklist = continuity_worklist::metrics::Metrics::new();
+    let worklist = continuity_worklist::metrics::Metrics::new().unwrap();
     let mut text = String::new();
     prometheus::TextEncoder::new()
         .encode_utf8(&worklist.registry.gather(), &mut text)

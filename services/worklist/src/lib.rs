@@ -113,7 +113,7 @@ impl Worklist {
             oauth,
             http,
             verifier,
-            metrics: metrics::Metrics::new(),
+            metrics: metrics::Metrics::new()?,
             dispatch: webhooks::DispatchSettings {
                 schedule: webhooks::Schedule(
                     settings

@@ -25,36 +25,34 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registered and zeroed.
-    pub fn new() -> Self {
+    pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let counter = |name: &str, help: &str, label: &str| {
-            let c = IntCounterVec::new(Opts::new(name, help), &[label]).expect("metric");
-            registry.register(Box::new(c.clone())).expect("register");
-            c
-        };
+        let counter =
+            |name: &str, help: &str, label: &str| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
         let views = counter(
             "continuity_worklist_page_views_total",
             "Pages with personal data shown, by page.",
             "page",
-        );
+        )?;
         let denials = counter(
             "continuity_worklist_access_denied_total",
             "Requests refused (another organisation's case, a role without access), by page.",
             "page",
-        );
+        )?;
         let webhooks = counter(
             "continuity_worklist_webhook_attempts_total",
             "Webhook delivery attempts, by outcome.",
             "outcome",
-        );
+        )?;
         let webhooks_pending = IntGauge::new(
             "continuity_worklist_webhook_deliveries_pending",
             "Webhook deliveries waiting to be delivered (or retried).",
-        )
-        .expect("metric");
-        registry
-            .register(Box::new(webhooks_pending.clone()))
-            .expect("register");
+        )?;
+        registry.register(Box::new(webhooks_pending.clone()))?;
         for page in PAGES {
             views.with_label_values(&[page]);
             denials.with_label_values(&[page]);
@@ -62,13 +60,13 @@ impl Metrics {
         for outcome in WEBHOOK_OUTCOMES {
             webhooks.with_label_values(&[outcome]);
         }
-        Metrics {
+        Ok(Metrics {
             registry,
             views,
             denials,
             webhooks,
             webhooks_pending,
-        }
+        })
     }
 
     /// A page with personal data was shown.
@@ -84,11 +82,5 @@ impl Metrics {
     /// A webhook attempt ended with `outcome`.
     pub fn webhook(&self, outcome: &'static str) {
         self.webhooks.with_label_values(&[outcome]).inc();
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics::new()
     }
 }

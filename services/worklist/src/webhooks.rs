@@ -23,7 +23,6 @@ use continuity_schema::AvroRecord;
 use continuity_stream::{KafkaSettings, Topic};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::Message;
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -73,25 +72,6 @@ impl Schedule {
             None => jittered,
         })
     }
-}
-
-/// What a delivery says: `{type, timestamp, data}`.
-#[derive(Debug, Serialize)]
-struct Payload<'a> {
-    #[serde(rename = "type")]
-    event_type: &'a str,
-    timestamp: String,
-    data: Data<'a>,
-}
-
-#[derive(Debug, Serialize)]
-struct Data<'a> {
-    flag_id: Uuid,
-    case_id: Uuid,
-    kind: &'a str,
-    at_risk_day: Option<i32>,
-    state: &'a str,
-    link: String,
 }
 
 /// The event type of a flag in a state: `flag.raised`, `flag.resolved`, `flag.withdrawn`.
@@ -259,6 +239,10 @@ pub async fn enqueue(
     if !flag.notify {
         return Ok(0);
     }
+    let Some(occurred) = DateTime::from_timestamp_micros(flag.envelope.occurred_at) else {
+        tracing::error!(flag = %flag.flag_id, "a flag message's time is out of range; not delivered");
+        return Ok(0);
+    };
     let endpoints: Vec<Uuid> = sqlx::query_scalar(
         "select e.endpoint_id from webhook_endpoints e join cases c
            on e.organisation = c.provider or e.organisation = c.probation_service
@@ -268,25 +252,21 @@ pub async fn enqueue(
     .fetch_all(pool)
     .await?;
     let event_type = event_type(flag.state);
-    let payload = Payload {
-        event_type,
-        timestamp: DateTime::from_timestamp_micros(flag.envelope.occurred_at)
-            .unwrap_or_default()
-            .to_rfc3339(),
-        data: Data {
-            flag_id: flag.flag_id,
-            case_id: flag.case_id,
-            kind: kind_code(flag.kind),
-            at_risk_day: flag.at_risk_day,
-            state: flag.state.code(),
-            link: format!(
-                "{}/cases/{}",
-                public_url.trim_end_matches('/'),
-                flag.case_id
-            ),
+    // `{type, timestamp, data}`: ids, kind, state and a link; no personal data. Built as a
+    // JSON value, whose text form cannot fail.
+    let body = serde_json::json!({
+        "type": event_type,
+        "timestamp": occurred.to_rfc3339(),
+        "data": {
+            "flag_id": flag.flag_id,
+            "case_id": flag.case_id,
+            "kind": kind_code(flag.kind),
+            "at_risk_day": flag.at_risk_day,
+            "state": flag.state.code(),
+            "link": format!("{}/cases/{}", public_url.trim_end_matches('/'), flag.case_id),
         },
-    };
-    let body = serde_json::to_string(&payload).unwrap_or_default();
+    })
+    .to_string();
     let mut added = 0;
     for endpoint in endpoints {
         let id = Uuid::new_v5(

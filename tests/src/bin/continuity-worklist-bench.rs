@@ -101,6 +101,15 @@ async fn serve(
     Ok((worklist_port, issuer_port, stop))
 }
 
+/// A response header's text, or which one is missing.
+fn header<'r>(r: &'r reqwest::Response, name: &str) -> anyhow::Result<&'r str> {
+    r.headers()
+        .get(name)
+        .with_context(|| format!("sign-in: no {name} header ({})", r.status()))?
+        .to_str()
+        .map_err(anyhow::Error::from)
+}
+
 /// A signed-in session's cookie, through the real authorisation-code flow.
 async fn sign_in(
     http: &reqwest::Client,
@@ -110,13 +119,12 @@ async fn sign_in(
 ) -> anyhow::Result<String> {
     let base = format!("http://localhost:{worklist}");
     let start = http.get(format!("{base}/sign-in")).send().await?;
-    let cookie = start.headers()["set-cookie"]
-        .to_str()?
+    let cookie = header(&start, "set-cookie")?
         .split(';')
         .next()
         .unwrap_or("")
         .to_owned();
-    let authorize = start.headers()["location"].to_str()?.to_owned();
+    let authorize = header(&start, "location")?.to_owned();
     let query = authorize.split_once('?').map(|(_, q)| q).unwrap_or("");
     let mut form: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -127,7 +135,7 @@ async fn sign_in(
         .form(&form)
         .send()
         .await?;
-    let callback = chosen.headers()["location"].to_str()?.to_owned();
+    let callback = header(&chosen, "location")?.to_owned();
     let landed = http.get(callback).header("cookie", &cookie).send().await?;
     let cookie = landed
         .headers()
@@ -307,16 +315,18 @@ async fn load(
 }
 
 /// People released on consecutive days, each a case of PRV000 with no engagement.
-fn cohorts(days: u32, per_day: u32) -> Vec<SourceEvent> {
+fn cohorts(days: u32, per_day: u32) -> anyhow::Result<Vec<SourceEvent>> {
     let mut out = Vec::new();
     let first = continuity_domain::london_date(now()) - chrono::Duration::days(21);
+    let source = OrganisationCode::parse("prison-healthcare")?;
+    let area = LocalAuthorityCode::parse("E06000001")?;
     let mut n = 0u128;
     let mut meta = |at: DateTime<Utc>| {
         n += 1;
         EventMeta {
             event_id: EventId(Uuid::from_u128(0xbe0c_0000_0000 + n)),
             occurred_at: at,
-            source: OrganisationCode::parse("prison-healthcare").unwrap_or_else(|_| unreachable!()),
+            source: source.clone(),
         }
     };
     for day in 0..days {
@@ -339,8 +349,7 @@ fn cohorts(days: u32, per_day: u32) -> Vec<SourceEvent> {
                 origin: ReferralOrigin::Prison,
                 expected_release: Some(release),
                 need: TreatmentNeed {
-                    local_authority: LocalAuthorityCode::parse("E06000001")
-                        .unwrap_or_else(|_| unreachable!()),
+                    local_authority: area.clone(),
                     provider: ProviderCode::parse("PRV000").ok(),
                 },
             }));
@@ -360,7 +369,7 @@ fn cohorts(days: u32, per_day: u32) -> Vec<SourceEvent> {
             }));
         }
     }
-    out
+    Ok(out)
 }
 
 async fn flag_latency(args: &Args) -> anyhow::Result<()> {
@@ -370,7 +379,7 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     // The clock starts before the first cohort is overdue.
     let clock = ManualClock::new(rules.overdue_at(first) - chrono::Duration::hours(1));
     let per_day = 5;
-    let events = cohorts(args.days, per_day);
+    let events = cohorts(args.days, per_day)?;
     let producer = env.kafka.producer()?;
     continuity::produce(&producer, &env.kafka, &messages(&events)).await?;
     // The matcher as the tests start it, with the deadline interval asked for.
