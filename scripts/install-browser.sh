@@ -11,16 +11,4 @@ if ! command -v chromium >/dev/null; then
   if [[ $(id -u) -eq 0 ]]; then sudo=""; else sudo="sudo"; fi
   { $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium; } >&2 || die "apt-get could not install chromium"
 fi
-command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or later with npm"
-lock="$ROOT/tests/browser/package-lock.json"
-stamp="$(cat "$ROOT/tests/browser/package.json" "$lock" | sha256sum | cut -c1-12)"
-dir="$TOOLS_DIR/browser-tests-$stamp"
-if [[ ! -f "$dir/.complete" ]]; then
-  log "installing the browser test packages into $dir" >&2
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  cp "$ROOT/tests/browser/package.json" "$lock" "$dir/"
-  (cd "$dir" && npm ci --silent --no-audit --no-fund >&2) || die "npm ci failed in $dir"
-  touch "$dir/.complete"
-fi
-echo "$dir/node_modules"
+echo "$(npm_packages browser-tests "$ROOT/tests/browser")/node_modules"

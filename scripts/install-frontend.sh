@@ -5,16 +5,8 @@
 # fonts, images, CSS and JS, and MoJ Frontend's, with the module that starts both.
 source "$(dirname "$0")/lib.sh"
 
-command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or later with npm"
-lock="$ROOT/scripts/frontend/package-lock.json"
-stamp="$(cat "$ROOT/scripts/frontend/package.json" "$lock" "$ROOT/scripts/frontend/init.mjs" | sha256sum | cut -c1-12)"
-dir="$TOOLS_DIR/frontend-$stamp"
+dir="$(npm_packages frontend "$ROOT/scripts/frontend" "$ROOT/scripts/frontend/init.mjs")"
 if [[ ! -s "$dir/assets/.complete" ]]; then
-  log "installing the worklist's front-end packages into $dir" >&2
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  cp "$ROOT/scripts/frontend/package.json" "$lock" "$dir/"
-  (cd "$dir" && npm ci --silent --no-audit --no-fund >&2) || die "npm ci failed in $dir"
   govuk="$dir/node_modules/govuk-frontend/dist/govuk"
   moj="$dir/node_modules/@ministryofjustice/frontend/moj"
   [[ -f "$govuk/govuk-frontend.min.css" ]] || die "govuk-frontend has no dist/govuk/govuk-frontend.min.css"
@@ -30,6 +22,6 @@ if [[ ! -s "$dir/assets/.complete" ]]; then
     name="$(basename "$c")"
     [[ -f "$c/fixtures.json" ]] && cp "$c/fixtures.json" "$dir/fixtures/$name.json"
   done
-  echo "$stamp" >"$dir/assets/.complete"
+  date -u +%FT%TZ >"$dir/assets/.complete"
 fi
 echo "$dir"

@@ -74,3 +74,24 @@ test_certificates() {
     cat server.key server.crt >server.pem
     chmod 600 server.key server.pem ) || die "making test TLS material under $dir failed"
 }
+
+# Install the npm packages pinned by $2/package.json and $2/package-lock.json into the tool
+# cache as $TOOLS_DIR/$1-<stamp>, once per version of those files (and of any further files
+# given, which the stamp also covers). Prints the directory.
+npm_packages() {
+  local name=$1 src=$2
+  shift 2
+  command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or later with npm"
+  local stamp dir
+  stamp="$(cat "$src/package.json" "$src/package-lock.json" "$@" | sha256sum | cut -c1-12)"
+  dir="$TOOLS_DIR/$name-$stamp"
+  if [[ ! -f "$dir/.complete" ]]; then
+    log "installing the npm packages of $src into $dir" >&2
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund >&2) || die "npm ci failed in $dir"
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}

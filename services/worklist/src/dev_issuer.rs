@@ -29,6 +29,8 @@ use sha2::{Digest, Sha256};
 
 use continuity_runtime::Checked;
 
+use crate::session::random_token;
+
 /// How long a code may wait to be exchanged.
 const CODE_LIFETIME: Duration = Duration::from_secs(60);
 
@@ -154,11 +156,6 @@ pub struct DevIssuer {
     key: EncodingKey,
     jwks: serde_json::Value,
     codes: Mutex<HashMap<String, Grant>>,
-}
-
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl DevIssuer {
@@ -312,31 +309,15 @@ async fn authorize(State(issuer): State<Arc<DevIssuer>>, Form(chosen): Form<Chos
             issued: Instant::now(),
         },
     );
-    let mut target = url_with_query(&q.redirect_uri, &[("code", &code), ("state", &q.state)]);
-    if target.is_empty() {
-        target = "/".into();
-    }
-    Redirect::to(&target).into_response()
-}
-
-fn url_with_query(base: &str, pairs: &[(&str, &str)]) -> String {
-    let query: String = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    format!("{base}?{query}")
-}
-
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    // The registered callback (checked above), with the code and state added.
+    let Ok(mut target) = reqwest::Url::parse(&q.redirect_uri) else {
+        return (StatusCode::BAD_REQUEST, "redirect_uri is not a URL\n").into_response();
+    };
+    target
+        .query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &q.state);
+    Redirect::to(target.as_str()).into_response()
 }
 
 #[derive(Deserialize)]

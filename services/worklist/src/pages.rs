@@ -22,7 +22,7 @@ use crate::queries::{self, Assigned, Filters, Row, Sort, Tab};
 use crate::record::{self, WriteError};
 use crate::security::{CorrelationId, JS_ENABLED_SCRIPT};
 use crate::session::{self, Fields};
-use crate::timeline::{self, long_date, long_time};
+use crate::timeline::{self, long_date, long_time, names};
 use crate::user::{Role, Scope, User};
 use crate::Worklist;
 
@@ -324,10 +324,6 @@ fn flag_tag(raised: Option<&str>, outcome: &str) -> String {
         (None, "NOT_ENGAGED") => govuk::tag("Not engaged", Some("govuk-tag--grey")),
         _ => String::new(),
     }
-}
-
-fn names() -> &'static continuity_reference::Names {
-    continuity_reference::Names::shipped()
 }
 
 struct RowView {

@@ -80,16 +80,9 @@ fn sign_in_redirect(here: &str) -> Response {
     Redirect::to(&format!("/sign-in?return_to={encoded}")).into_response()
 }
 
-/// Percent-encode a path for a query value.
+/// Percent-encode text for a query value.
 pub fn url_escape(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 /// Start a new session for `user`: a new id (so a session id planted before sign-in is

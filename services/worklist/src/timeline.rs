@@ -9,7 +9,8 @@ use continuity_domain::{FlagState, Rules};
 
 use crate::queries::{ActionRow, Detail, FlagRow};
 
-fn names() -> &'static continuity_reference::Names {
+/// The shipped names of areas and prisons.
+pub(crate) fn names() -> &'static continuity_reference::Names {
     continuity_reference::Names::shipped()
 }
 

@@ -493,34 +493,45 @@ async fn record(
     .execute(&mut *tx)
     .await?;
     let attempts = d.attempts + 1;
+    // What the attempt means for the delivery (delivered, given up, or when to try again) and
+    // for its endpoint.
+    let (code, delivered, wait) = match outcome {
+        Outcome::Delivered(_) => ("delivered", true, None),
+        Outcome::Gone => ("gone", false, None),
+        Outcome::Failed { retry_after, .. } => {
+            let wait = settings
+                .schedule
+                .next(attempts as u32, rand::random::<f64>(), *retry_after);
+            (
+                if wait.is_some() { "failed" } else { "given_up" },
+                false,
+                wait,
+            )
+        }
+    };
+    metrics.webhook(code);
+    sqlx::query(
+        "update webhook_deliveries set attempts = $3,
+            delivered_at = case when $4 then now() end,
+            gave_up_at = case when not $4 and $5 is null then now() end,
+            next_attempt_at = now() + make_interval(secs => coalesce($5, 0))
+         where message_id = $1 and endpoint_id = $2",
+    )
+    .bind(&d.message_id)
+    .bind(d.endpoint_id)
+    .bind(attempts)
+    .bind(delivered)
+    .bind(wait.map(|w| w.as_secs_f64()))
+    .execute(&mut *tx)
+    .await?;
     match outcome {
         Outcome::Delivered(_) => {
-            metrics.webhook("delivered");
-            sqlx::query(
-                "update webhook_deliveries set delivered_at = now(), attempts = $3
-                 where message_id = $1 and endpoint_id = $2",
-            )
-            .bind(&d.message_id)
-            .bind(d.endpoint_id)
-            .bind(attempts)
-            .execute(&mut *tx)
-            .await?;
             sqlx::query("update webhook_endpoints set failing_since = null where endpoint_id = $1")
                 .bind(d.endpoint_id)
                 .execute(&mut *tx)
                 .await?;
         }
         Outcome::Gone => {
-            metrics.webhook("gone");
-            sqlx::query(
-                "update webhook_deliveries set gave_up_at = now(), attempts = $3
-                 where message_id = $1 and endpoint_id = $2",
-            )
-            .bind(&d.message_id)
-            .bind(d.endpoint_id)
-            .bind(attempts)
-            .execute(&mut *tx)
-            .await?;
             sqlx::query(
                 "update webhook_endpoints set disabled_at = now(), disabled_reason = 'GONE'
                  where endpoint_id = $1 and disabled_at is null",
@@ -530,23 +541,7 @@ async fn record(
             .await?;
             tracing::warn!(endpoint = %d.endpoint_id, "a webhook receiver answered 410 Gone: its endpoint is disabled");
         }
-        Outcome::Failed { retry_after, .. } => {
-            let wait = settings
-                .schedule
-                .next(attempts as u32, rand::random::<f64>(), *retry_after);
-            metrics.webhook(if wait.is_some() { "failed" } else { "given_up" });
-            sqlx::query(
-                "update webhook_deliveries set attempts = $3,
-                    next_attempt_at = now() + make_interval(secs => coalesce($4, 0)),
-                    gave_up_at = case when $4 is null then now() end
-                 where message_id = $1 and endpoint_id = $2",
-            )
-            .bind(&d.message_id)
-            .bind(d.endpoint_id)
-            .bind(attempts)
-            .bind(wait.map(|w| w.as_secs_f64()))
-            .execute(&mut *tx)
-            .await?;
+        Outcome::Failed { .. } => {
             let disabled: Option<Uuid> = sqlx::query_scalar(
                 "update webhook_endpoints set failing_since = coalesce(failing_since, now()),
                     disabled_at = case when failing_since < now() - make_interval(secs => $2)
