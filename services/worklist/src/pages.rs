@@ -82,6 +82,11 @@ pub fn message_page(status: StatusCode, page: Message) -> Response {
     render(status, page)
 }
 
+/// Write an audit entry, or the answer when it cannot be written (nothing is shown then).
+pub(crate) async fn audited(app: &Worklist, entry: Entry<'_>) -> Result<(), Response> {
+    audit::record(&app.pool, entry).await.map_err(database)
+}
+
 /// The answer when the database (or the audit trail) cannot be used.
 pub fn unavailable() -> Response {
     message_page(
@@ -201,19 +206,15 @@ pub(crate) async fn home(
             };
             let counts = queries::area_counts(&app.pool, area.as_str(), app.clock.now()).await.map_err(database)?;
             app.metrics.viewed("area");
-            audit::record(
-                &app.pool,
-                Entry {
+            audited(&app, Entry {
                     user: Some(&user),
                     what: What::ViewArea,
                     subject_type: Some("area"),
                     subject_id: Some(area.to_string()),
                     correlation,
                     details: serde_json::json!({}),
-                },
-            )
-            .await
-    .map_err(database)?;
+                })
+    .await?;
             Ok(render(
                 StatusCode::OK,
                 AreaPage {
@@ -519,8 +520,8 @@ pub(crate) async fn worklist(
     };
     let total = rows.first().map_or(0, |r| r.total);
     app.metrics.viewed("worklist");
-    audit::record(
-        &app.pool,
+    audited(
+        &app,
         Entry {
             user: Some(&user),
             what: What::ViewWorklist,
@@ -535,8 +536,7 @@ pub(crate) async fn worklist(
             }),
         },
     )
-    .await
-    .map_err(database)?;
+    .await?;
     let pages = ((total.max(0) as u64).div_ceil(u64::from(size))).max(1) as u32;
     let with = |f: Filters| format!("/worklist?{}", query_of(&f));
     let tabs = counts
@@ -726,8 +726,8 @@ pub(crate) async fn export(
         }
     };
     app.metrics.viewed("export");
-    audit::record(
-        &app.pool,
+    audited(
+        &app,
         Entry {
             user: Some(&user),
             what: What::ExportWorklist,
@@ -741,8 +741,7 @@ pub(crate) async fn export(
             }),
         },
     )
-    .await
-    .map_err(database)?;
+    .await?;
     let name = format!("worklist-{}-{}.csv", filters.tab.code(), today);
     Ok((
         StatusCode::OK,
@@ -1055,8 +1054,8 @@ async fn show_case(
         .filter_map(|p| continuity_schema::decode_source_event(p, today).ok())
         .collect();
     app.metrics.viewed("case");
-    audit::record(
-        &app.pool,
+    audited(
+        app,
         Entry {
             user: Some(user),
             what: What::ViewCase,
@@ -1066,8 +1065,7 @@ async fn show_case(
             details: serde_json::json!({ "errors": errors.len() }),
         },
     )
-    .await
-    .map_err(database)?;
+    .await?;
     let (warning, why) = timeline::why(&case, &app.rules, today);
     let items = timeline::timeline(&case, &events, &flags, &actions);
     let error_for = |field: &str| {

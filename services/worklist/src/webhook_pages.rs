@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use uuid::Uuid;
 
-use crate::audit::{self, Entry, What};
+use crate::audit::{Entry, What};
 use crate::govuk;
-use crate::pages::{database, deny, render, Caseworker, Chrome};
+use crate::pages::{audited, database, deny, render, Caseworker, Chrome};
 use crate::security::{CorrelationId, JS_ENABLED_SCRIPT};
 use crate::session::{self, Fields};
 use crate::timeline::long_time;
@@ -75,19 +75,15 @@ async fn show(
         Err(e) => return Err(database(e)),
     };
     app.metrics.viewed("webhooks");
-    audit::record(
-        &app.pool,
-        Entry {
+    audited(app, Entry {
             user: Some(user),
             what: What::ViewWebhooks,
             subject_type: Some("webhooks"),
             subject_id: Some(org.to_owned()),
             correlation,
             details: serde_json::json!({ "endpoints": endpoints.len(), "attempts": attempts.len() }),
-        },
-    )
-    .await
-    .map_err(database)?;
+        })
+    .await?;
     let page = WebhooksPage {
         csrf: chrome.csrf.clone(),
         chrome: Some(chrome),
@@ -205,8 +201,8 @@ pub(crate) async fn register(
         webhooks::register(&app.pool, user.organisation.as_str(), &url, &user.user_name)
             .await
             .map_err(database)?;
-    audit::record(
-        &app.pool,
+    audited(
+        &app,
         Entry {
             user: Some(&user),
             what: What::RegisterWebhook,
@@ -216,8 +212,7 @@ pub(crate) async fn register(
             details: serde_json::json!({}),
         },
     )
-    .await
-    .map_err(database)?;
+    .await?;
     show(
         &app,
         &user,
@@ -263,8 +258,8 @@ pub(crate) async fn disable(
         )
         .await);
     }
-    audit::record(
-        &app.pool,
+    audited(
+        &app,
         Entry {
             user: Some(&user),
             what: What::DisableWebhook,
@@ -274,8 +269,7 @@ pub(crate) async fn disable(
             details: serde_json::json!({}),
         },
     )
-    .await
-    .map_err(database)?;
+    .await?;
     session::flash(&session, "Endpoint disabled").await?;
     Ok(Redirect::to("/webhooks").into_response())
 }
