@@ -26,6 +26,20 @@ use crate::timeline::{self, long_date, long_time, names};
 use crate::user::{Role, Scope, User};
 use crate::Worklist;
 
+/// What every page's layout (`templates/layout.html`) calls: the GOV.UK template's inline
+/// script (allowed by its hash) and the skip link.
+pub(crate) trait Layout {
+    /// The `js-enabled` line.
+    fn js_enabled(&self) -> &'static str {
+        JS_ENABLED_SCRIPT
+    }
+
+    /// The skip link to the main content.
+    fn skip_link(&self) -> String {
+        govuk::skip_link("#main-content", "Skip to main content")
+    }
+}
+
 /// What the layout shows of the signed-in user.
 pub struct Chrome {
     /// Display name.
@@ -54,14 +68,7 @@ pub struct Message {
     pub link: Option<(String, String)>,
 }
 
-impl Message {
-    fn js_enabled(&self) -> &'static str {
-        JS_ENABLED_SCRIPT
-    }
-    fn skip_link(&self) -> String {
-        govuk::skip_link("#main-content", "Skip to main content")
-    }
-}
+impl Layout for Message {}
 
 pub(crate) fn render(status: StatusCode, page: impl Template) -> Response {
     match page.render() {
@@ -178,14 +185,7 @@ struct AreaPage {
     counts: queries::AreaCounts,
 }
 
-impl AreaPage {
-    fn js_enabled(&self) -> &'static str {
-        JS_ENABLED_SCRIPT
-    }
-    fn skip_link(&self) -> String {
-        govuk::skip_link("#main-content", "Skip to main content")
-    }
-}
+impl Layout for AreaPage {}
 
 /// `GET /`: the worklist for caseworkers, the area's counts for commissioners, a page without
 /// personal data for operators.
@@ -417,14 +417,7 @@ struct WorklistPage {
     page_links: Vec<PageLink>,
 }
 
-impl WorklistPage {
-    fn js_enabled(&self) -> &'static str {
-        JS_ENABLED_SCRIPT
-    }
-    fn skip_link(&self) -> String {
-        govuk::skip_link("#main-content", "Skip to main content")
-    }
-}
+impl Layout for WorklistPage {}
 
 /// A signed-in probation practitioner or treatment keyworker with their organisation's scope,
 /// as a handler's argument. A request from anyone else is refused (403, audited, with the
@@ -777,14 +770,7 @@ struct ConfirmPage {
     back: String,
 }
 
-impl ConfirmPage {
-    fn js_enabled(&self) -> &'static str {
-        JS_ENABLED_SCRIPT
-    }
-    fn skip_link(&self) -> String {
-        govuk::skip_link("#main-content", "Skip to main content")
-    }
-}
+impl Layout for ConfirmPage {}
 
 /// `POST /worklist/acknowledge`: an "acknowledged" action on each selected case.
 pub(crate) async fn acknowledge(
@@ -983,14 +969,7 @@ struct CasePage {
     timeline: Vec<TimelineView>,
 }
 
-impl CasePage {
-    fn js_enabled(&self) -> &'static str {
-        JS_ENABLED_SCRIPT
-    }
-    fn skip_link(&self) -> String {
-        govuk::skip_link("#main-content", "Skip to main content")
-    }
-}
+impl Layout for CasePage {}
 
 /// What the form held, to show again after a validation error.
 #[derive(Default)]

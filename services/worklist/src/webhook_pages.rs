@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use crate::audit::{Entry, What};
 use crate::govuk;
-use crate::pages::{audited, database, deny, render, Caseworker, Chrome};
-use crate::security::{CorrelationId, JS_ENABLED_SCRIPT};
+use crate::pages::{audited, database, deny, render, Caseworker, Chrome, Layout};
+use crate::security::CorrelationId;
 use crate::session::{self, Fields};
 use crate::timeline::long_time;
 use crate::user::User;
@@ -46,14 +46,7 @@ struct WebhooksPage {
     error_summary: Option<String>,
 }
 
-impl WebhooksPage {
-    fn js_enabled(&self) -> &'static str {
-        JS_ENABLED_SCRIPT
-    }
-    fn skip_link(&self) -> String {
-        govuk::skip_link("#main-content", "Skip to main content")
-    }
-}
+impl Layout for WebhooksPage {}
 
 #[allow(clippy::too_many_arguments)]
 async fn show(
