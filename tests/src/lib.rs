@@ -339,10 +339,18 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic) -> Vec<Vec<u8>> {
     // before it, or the end of the log), never until nothing arrives for a while.
     let mut ends = BTreeMap::new();
     let mut tpl = rdkafka::TopicPartitionList::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(120);
     for p in 0..topic.partitions() {
-        let (_, high) = consumer
-            .fetch_watermarks(&name, p, Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("{name}[{p}]: end offset: {e}"));
+        // A topic just created may have no leader yet: ask again until it answers.
+        let high = loop {
+            match consumer.fetch_watermarks(&name, p, Duration::from_secs(10)) {
+                Ok((_, high)) => break high,
+                Err(_) if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{name}[{p}]: no end offset in 120 s: {e}"),
+            }
+        };
         ends.insert(p, high);
         tpl.add_partition_offset(&name, p, rdkafka::Offset::Beginning)
             .unwrap();
@@ -354,7 +362,6 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic) -> Vec<Vec<u8>> {
         .map(|(p, _)| *p)
         .collect();
     let mut out = Vec::new();
-    let until = tokio::time::Instant::now() + Duration::from_secs(120);
     while !open.is_empty() {
         match tokio::time::timeout_at(until, consumer.recv()).await {
             Err(_) => {
