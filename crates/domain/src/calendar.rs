@@ -1,6 +1,7 @@
 //! Europe/London calendar arithmetic: the local date of an instant, the instant a local day
 //! starts (across daylight-saving changes), and the cohort periods a release date falls in
-//! (ISO week, calendar month, financial year April-March, rolling 12 months).
+//! (ISO week, calendar month, quarter of the financial year, financial year April-March,
+//! rolling 12 months).
 
 use std::fmt;
 
@@ -63,6 +64,14 @@ pub enum CohortPeriod {
         /// The last month, 1 to 12.
         end_month: u32,
     },
+    /// A quarter of a financial year: Q1 is April to June, Q4 January to March, e.g.
+    /// `FY2026-27-Q1`.
+    Quarter {
+        /// The calendar year in which its financial year starts.
+        start_year: i32,
+        /// 1 to 4.
+        quarter: u32,
+    },
 }
 
 impl CohortPeriod {
@@ -93,6 +102,35 @@ impl CohortPeriod {
         CohortPeriod::FinancialYear { start_year }
     }
 
+    /// The quarter of the financial year containing `date`.
+    pub fn quarter(date: NaiveDate) -> Self {
+        let CohortPeriod::FinancialYear { start_year } = Self::financial_year(date) else {
+            unreachable!("financial_year returns a financial year")
+        };
+        // April-June is Q1 ... January-March is Q4.
+        let quarter = (date.month() + 8) % 12 / 3 + 1;
+        CohortPeriod::Quarter {
+            start_year,
+            quarter,
+        }
+    }
+
+    /// The four quarters of a financial year, or of the financial year a quarter is in; empty
+    /// for other periods.
+    pub fn quarters(&self) -> Vec<CohortPeriod> {
+        match *self {
+            CohortPeriod::FinancialYear { start_year } | CohortPeriod::Quarter { start_year, .. } => {
+                (1..=4)
+                    .map(|quarter| CohortPeriod::Quarter {
+                        start_year,
+                        quarter,
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The twelve rolling-12-month periods that contain `date` (ending in its month and each
     /// of the eleven months after).
     pub fn rolling_12_months(date: NaiveDate) -> [Self; 12] {
@@ -106,12 +144,13 @@ impl CohortPeriod {
         })
     }
 
-    /// Every period `date` falls in: its week, month, financial year and the twelve rolling
-    /// periods.
+    /// Every period `date` falls in: its week, month, quarter, financial year and the twelve
+    /// rolling periods.
     pub fn all_for(date: NaiveDate) -> Vec<Self> {
         let mut v = vec![
             Self::iso_week(date),
             Self::month(date),
+            Self::quarter(date),
             Self::financial_year(date),
         ];
         v.extend(Self::rolling_12_months(date));
@@ -119,7 +158,7 @@ impl CohortPeriod {
     }
 
     /// What the period is made of, for disclosure control: a financial year or a rolling 12
-    /// months is its twelve months; a month that is whole ISO weeks (a 28-day February that
+    /// months is its twelve months, a quarter its three; a month that is whole ISO weeks (a 28-day February that
     /// starts on a Monday, as in 2027) is its four weeks. Weeks and other months are made of
     /// nothing smaller that is published: empty.
     pub fn parts(&self) -> Vec<CohortPeriod> {
@@ -137,9 +176,12 @@ impl CohortPeriod {
                     Vec::new()
                 }
             }
-            CohortPeriod::FinancialYear { .. } | CohortPeriod::Rolling12Months { .. } => {
+            CohortPeriod::FinancialYear { .. }
+            | CohortPeriod::Rolling12Months { .. }
+            | CohortPeriod::Quarter { .. } => {
                 let first = start.year() * 12 + start.month0() as i32;
-                (0..12)
+                let months = if matches!(self, CohortPeriod::Quarter { .. }) { 3 } else { 12 };
+                (0..months)
                     .map(|i| {
                         let m = first + i;
                         CohortPeriod::Month {
@@ -160,6 +202,19 @@ impl CohortPeriod {
             CohortPeriod::Month { .. } => Self::month(start - Duration::days(1)),
             CohortPeriod::FinancialYear { start_year } => CohortPeriod::FinancialYear {
                 start_year: start_year - 1,
+            },
+            CohortPeriod::Quarter {
+                start_year,
+                quarter,
+            } => match quarter {
+                1 => CohortPeriod::Quarter {
+                    start_year: start_year - 1,
+                    quarter: 4,
+                },
+                q => CohortPeriod::Quarter {
+                    start_year,
+                    quarter: q - 1,
+                },
             },
             CohortPeriod::Rolling12Months {
                 end_year,
@@ -191,6 +246,18 @@ impl CohortPeriod {
             CohortPeriod::FinancialYear { start_year } => {
                 (ymd(start_year, 4, 1), ymd(start_year + 1, 3, 31))
             }
+            CohortPeriod::Quarter {
+                start_year,
+                quarter,
+            } => {
+                // Q1 starts in April (month 4), Q4 in January of the next year.
+                let first = start_year * 12 + 3 + 3 * (quarter as i32 - 1);
+                let last = first + 2;
+                (
+                    ymd(first.div_euclid(12), first.rem_euclid(12) as u32 + 1, 1),
+                    month_end(last.div_euclid(12), last.rem_euclid(12) as u32 + 1),
+                )
+            }
             CohortPeriod::Rolling12Months {
                 end_year,
                 end_month,
@@ -217,6 +284,14 @@ impl fmt::Display for CohortPeriod {
                 end_year,
                 end_month,
             } => write!(f, "R12-{end_year}-{end_month:02}"),
+            CohortPeriod::Quarter {
+                start_year,
+                quarter,
+            } => write!(
+                f,
+                "FY{start_year}-{:02}-Q{quarter}",
+                (start_year + 1).rem_euclid(100)
+            ),
         }
     }
 }
@@ -340,7 +415,20 @@ mod tests {
             CohortPeriod::iso_week(d(2026, 11, 24)).date_range(),
             (d(2026, 11, 23), d(2026, 11, 29))
         );
-        assert_eq!(CohortPeriod::all_for(d(2026, 1, 1)).len(), 15);
+        assert_eq!(CohortPeriod::all_for(d(2026, 1, 1)).len(), 16);
+        let q = CohortPeriod::quarter(d(2027, 2, 28));
+        assert_eq!(q.to_string(), "FY2026-27-Q4");
+        assert_eq!(q.date_range(), (d(2027, 1, 1), d(2027, 3, 31)));
+        assert_eq!(
+            CohortPeriod::quarter(d(2026, 4, 1)).date_range(),
+            (d(2026, 4, 1), d(2026, 6, 30))
+        );
+        assert_eq!(
+            CohortPeriod::quarter(d(2026, 5, 1)).previous().to_string(),
+            "FY2025-26-Q4"
+        );
+        assert_eq!(q.parts().len(), 3);
+        assert_eq!(CohortPeriod::financial_year(d(2026, 5, 1)).quarters()[3], q);
     }
 
     #[test]

@@ -90,6 +90,17 @@ fn is_small(n: u64) -> bool {
 /// Suppress small counts in tables of one shape, and enough others that none can be recovered
 /// from a row or column total. Returns `None` if the tables differ in shape or none is given.
 pub fn suppress(tables: &[&CountTable]) -> Option<Suppression> {
+    suppress_given(tables, |_, _| None)
+}
+
+/// As [`suppress`], with some entries of the extended grid decided elsewhere: where `given`
+/// answers `Some(hidden)` the entry is published or withheld as said and never chosen as a
+/// partner. For a table whose margins are published by another table (the local authorities of
+/// a region, whose column totals are the region's own figures), the margins are given.
+pub fn suppress_given(
+    tables: &[&CountTable],
+    given: impl Fn(usize, usize) -> Option<bool>,
+) -> Option<Suppression> {
     let (rows, cols) = tables.first()?.shape();
     if tables.iter().any(|t| t.shape() != (rows, cols)) {
         return None;
@@ -102,7 +113,8 @@ pub fn suppress(tables: &[&CountTable]) -> Option<Suppression> {
     };
     for i in 0..=rows {
         for j in 0..=cols {
-            s.mask[i * width + j] = tables.iter().any(|t| is_small(t.entry(i, j)));
+            s.mask[i * width + j] = given(i, j)
+                .unwrap_or_else(|| tables.iter().any(|t| is_small(t.entry(i, j))));
         }
     }
     let lines = s.lines();
@@ -117,7 +129,7 @@ pub fn suppress(tables: &[&CountTable]) -> Option<Suppression> {
             // count before a zero, the smallest first.
             let pick = line
                 .iter()
-                .filter(|(i, j)| !s.is_suppressed(*i, *j))
+                .filter(|(i, j)| !s.is_suppressed(*i, *j) && given(*i, *j).is_none())
                 .min_by_key(|(i, j)| {
                     let total: u64 = tables.iter().map(|t| t.entry(*i, *j)).sum();
                     (*i == rows || *j == cols, total == 0, total, *i, *j)

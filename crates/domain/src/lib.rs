@@ -41,5 +41,5 @@ pub use performance::{
     figure_status, published_cells, published_grid, tabulate, Breakdown, CaseFacts, CellKey,
     FigureStatus, Published, PublishedCells, PublishedGrid, Regions,
 };
-pub use rate::{ContinuityRate, Tally, AMBITION};
+pub use rate::{funnel_limits, Comparison, ContinuityRate, Tally, AMBITION, Z95, Z998};
 pub use rules::{EngagementBasis, MovementClass, Rules};

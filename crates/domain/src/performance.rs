@@ -1,14 +1,23 @@
 //! Performance against the ambition, for commissioners: cases grouped into release-date
-//! cohorts (ISO week, calendar month, financial year, rolling 12 months) and areas (England,
-//! region, local authority, releasing prison, community provider), each cell a [`Tally`]. A
-//! cohort is provisional until every window in it has closed and a settling period has passed
-//! (late community data can still change it), then final.
+//! cohorts (ISO week, calendar month, quarter, financial year, rolling 12 months) and areas
+//! (England, region, local authority, releasing prison, community provider), each cell a
+//! [`Tally`]. A cohort is provisional until every window in it has closed and a settling period
+//! has passed (late community data can still change it), then final.
 //!
-//! [`published_grid`] is the form that leaves the system: for one breakdown, areas × the weekly
-//! cohorts of a report, with each area's total over those weeks and England's total for each
-//! week as margins, all under one disclosure mask ([`crate::disclosure`]). No suppressed count
-//! can then be recovered from an area's row, a week's column, or the difference between an
-//! area's total and its weeks.
+//! What leaves the system is decided by [`published_cells`] (and [`published_grid`], its
+//! weekly form), under disclosure control ([`crate::disclosure`]), in two shapes:
+//! - England and regions, whose counts are large, publish weeks and months, each withheld on
+//!   its own where small, and longer periods only as sums of published months;
+//! - local authorities, prisons and providers publish financial years and their quarters once
+//!   the year has ended, as one table per year (areas × quarters, each area's year as its row
+//!   total, the region's or England's published figures as the column totals), and rolling 12
+//!   months ending at a quarter's end as sums of published quarters. A year is withheld only
+//!   when it is small itself or is the partner a withheld year needs, so almost every area with
+//!   a reasonable number of releases has an annual rate.
+//!
+//! Either way no withheld count can be recovered from a row, a column, a total, or the
+//! difference between two reports: every figure is decided once for its period, the same in
+//! every report, and every total is a sum of published parts or the margin of its table.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -19,7 +28,7 @@ use crate::coded::coded;
 
 use crate::calendar::CohortPeriod;
 use crate::case::{ExclusionReason, Outcome};
-use crate::disclosure::{suppress, CountTable};
+use crate::disclosure::{suppress, suppress_given, CountTable};
 use crate::rate::{ContinuityRate, Tally};
 use crate::rules::Rules;
 
@@ -78,6 +87,12 @@ impl Breakdown {
             Breakdown::Prison => "prison",
             Breakdown::Provider => "provider",
         }
+    }
+
+    /// Whether the published figures include weeks and months (England and regions, whose
+    /// counts are large) or only quarters and years (local authorities, prisons, providers).
+    pub fn publishes_weeks(self) -> bool {
+        matches!(self, Breakdown::England | Breakdown::Region)
     }
 
     /// The area `case` counts in.
@@ -141,7 +156,7 @@ pub fn figure_status(
 }
 
 /// Every cohort the cases fall in, under every breakdown. Weeks and months are counted from
-/// the cases; financial years and rolling 12 months are summed from the months. Withdrawn
+/// the cases; quarters, financial years and rolling 12 months are summed from the months. Withdrawn
 /// cases count nowhere; periods that start after `today` are left out.
 pub fn tabulate<'a>(
     cases: impl IntoIterator<Item = &'a CaseFacts>,
@@ -192,7 +207,10 @@ pub fn tabulate<'a>(
         .collect();
     for ((month, breakdown, id), counts) in months {
         let (first, _) = month.date_range();
-        let mut sums = vec![CohortPeriod::financial_year(first)];
+        let mut sums = vec![
+            CohortPeriod::financial_year(first),
+            CohortPeriod::quarter(first),
+        ];
         sums.extend(CohortPeriod::rolling_12_months(first));
         for period in sums {
             cells
@@ -322,8 +340,8 @@ fn sum_published(parts: impl IntoIterator<Item = Published>) -> Published {
     }
 }
 
-/// The published form of `breakdown` over `weeks`: each area's weeks as
-/// [`published_cells`] publishes them, then the area's total, published only as the sum of
+/// The published form of `breakdown` (one that [publishes weeks](Breakdown::publishes_weeks))
+/// over `weeks`: each area's weeks as [`published_cells`] publishes them, then the area's total, published only as the sum of
 /// weeks that are all published; England's weeks and total the same way. So the grid reveals
 /// nothing that comparing it with another report's grid would add to: each week is withheld
 /// the same way in every report, and every total is a sum of published weeks.
@@ -332,7 +350,7 @@ pub fn published_grid(
     breakdown: Breakdown,
     weeks: &[CohortPeriod],
 ) -> PublishedGrid {
-    let published = published_cells(cells, breakdown, weeks);
+    let published = weekly_cells(cells, breakdown, weeks);
     let areas: BTreeSet<&String> = weeks
         .iter()
         .flat_map(|w| {
@@ -388,15 +406,34 @@ fn column_mask(engaged: &[u64], not_engaged: &[u64]) -> (Vec<bool>, bool) {
 /// Published figures by (period, area).
 pub type PublishedCells = BTreeMap<(CohortPeriod, String), Published>;
 
-/// What may be published for each period under `breakdown`, by area, with England's count for
-/// the period (the sum of the breakdown's areas) under [`ENGLAND`]; an area without cases in a
-/// period is absent and reads as zero. A period made of parts ([`CohortPeriod::parts`]: a
-/// financial year or rolling 12 months of months, a whole-weeks February of weeks) is published
-/// for an area only when every part is, as their sum; any other period is suppressed on its own
-/// (counts 1-4, then enough others that England's count gives none away). So every figure is
-/// the same whichever report or period list asks for it, and no published total differs from a
-/// sum of published figures by a withheld one.
+/// What may be published for each of `periods` under `breakdown` as at `as_at`, by area, with
+/// England's figure for the period under [`ENGLAND`]; an area without cases in a period is
+/// absent and reads as zero. A breakdown that [publishes weeks](Breakdown::publishes_weeks)
+/// answers every period ([`weekly_cells`]); the others answer financial years and quarters of
+/// years ended by `as_at`, and rolling 12 months ending at a quarter's end whose quarters are
+/// answered ([`annual_cells`]), and leave any other period out.
 pub fn published_cells(
+    cells: &BTreeMap<CellKey, Tally>,
+    regions: &Regions,
+    breakdown: Breakdown,
+    periods: &[CohortPeriod],
+    as_at: NaiveDate,
+) -> PublishedCells {
+    if breakdown.publishes_weeks() {
+        weekly_cells(cells, breakdown, periods)
+    } else {
+        annual_cells(cells, regions, breakdown, periods, as_at)
+    }
+}
+
+/// The periods of a breakdown that publishes weeks: a period made of parts
+/// ([`CohortPeriod::parts`]: a quarter, financial year or rolling 12 months of months, a
+/// whole-weeks February of weeks) is published for an area only when every part is, as their
+/// sum; any other period is suppressed on its own (counts 1-4, then enough others that
+/// England's count gives none away). So every figure is the same whichever report or period
+/// list asks for it, and no published total differs from a sum of published figures by a
+/// withheld one.
+fn weekly_cells(
     cells: &BTreeMap<CellKey, Tally>,
     breakdown: Breakdown,
     periods: &[CohortPeriod],
@@ -464,6 +501,169 @@ pub fn published_cells(
     for period in periods {
         for (area, published) in one(cells, breakdown, *period, &mut memo) {
             out.insert((*period, area), published);
+        }
+    }
+    out
+}
+
+/// The periods of a breakdown that publishes only quarters and years (see the module's
+/// documentation): one disclosure table per financial year ended by `as_at`, per group of
+/// areas whose margins another breakdown publishes (a region's local authorities; all prisons
+/// or providers, under England). Within a table, the group's own figures are given as the
+/// other breakdown publishes them, so a withheld area is never the only hidden entry of a line
+/// whose total is public. A region with cases in only one authority would give that authority
+/// away through the region's figures; England's regions each have four or more.
+fn annual_cells(
+    cells: &BTreeMap<CellKey, Tally>,
+    regions: &Regions,
+    breakdown: Breakdown,
+    periods: &[CohortPeriod],
+    as_at: NaiveDate,
+) -> PublishedCells {
+    let parent = match breakdown {
+        Breakdown::LocalAuthority => Breakdown::Region,
+        _ => Breakdown::England,
+    };
+    let group_of = |area: &str| -> String {
+        match breakdown {
+            Breakdown::LocalAuthority => regions.region_of(area).to_owned(),
+            _ => ENGLAND.to_owned(),
+        }
+    };
+    // The years each period needs: a year or quarter its year; a rolling 12 months ending at a
+    // quarter's end the years of its four quarters.
+    let quarters_of = |period: &CohortPeriod| -> Vec<CohortPeriod> {
+        match *period {
+            CohortPeriod::Quarter { .. } => vec![*period],
+            CohortPeriod::FinancialYear { .. } => period.quarters(),
+            CohortPeriod::Rolling12Months { end_month, .. } if end_month % 3 == 0 => {
+                let (_, end) = period.date_range();
+                let last = CohortPeriod::quarter(end);
+                let mut qs = vec![last];
+                while qs.len() < 4 {
+                    let before = qs[qs.len() - 1].previous();
+                    qs.push(before);
+                }
+                qs.reverse();
+                qs
+            }
+            _ => Vec::new(),
+        }
+    };
+    let year_of = |quarter: &CohortPeriod| CohortPeriod::financial_year(quarter.date_range().0);
+    let years: BTreeSet<CohortPeriod> = periods
+        .iter()
+        .flat_map(|p| quarters_of(p))
+        .map(|q| year_of(&q))
+        .filter(|y| y.date_range().1 < as_at)
+        .collect();
+    let mut decided: PublishedCells = BTreeMap::new();
+    for year in &years {
+        let quarters = year.quarters();
+        let mut asked = quarters.clone();
+        asked.push(*year);
+        let margins = weekly_cells(cells, parent, &asked);
+        let mut groups: BTreeMap<String, BTreeSet<&String>> = BTreeMap::new();
+        for q in &quarters {
+            for ((_, _, area), t) in cells
+                .range((*q, breakdown, String::new())..)
+                .take_while(|((p, b, _), _)| p == q && *b == breakdown)
+            {
+                if t.finalised > 0 {
+                    groups.entry(group_of(area)).or_default().insert(area);
+                }
+            }
+        }
+        for (group, areas) in &groups {
+            let areas: Vec<&String> = areas.iter().copied().collect();
+            let count = |f: fn(&Tally) -> u64| -> Vec<u64> {
+                areas
+                    .iter()
+                    .flat_map(|a| {
+                        quarters.iter().map(move |q| {
+                            cells.get(&(*q, breakdown, (*a).clone())).map_or(0, f)
+                        })
+                    })
+                    .collect()
+            };
+            let (Some(engaged), Some(not)) = (
+                CountTable::new(areas.len(), 4, count(|t| t.engaged)),
+                CountTable::new(areas.len(), 4, count(|t| t.finalised - t.engaged)),
+            ) else {
+                unreachable!("areas × 4 quarters by construction")
+            };
+            let rows = areas.len();
+            let given = |i: usize, j: usize| {
+                (i == rows).then(|| {
+                    let period = quarters.get(j).unwrap_or(year);
+                    margins
+                        .get(&(*period, group.clone()))
+                        .is_some_and(Published::is_suppressed)
+                })
+            };
+            let Some(mask) = suppress_given(&[&engaged, &not], given) else {
+                unreachable!("two tables of one shape")
+            };
+            for (i, area) in areas.iter().enumerate() {
+                for (j, period) in quarters.iter().chain(std::iter::once(year)).enumerate() {
+                    let shown = !mask.is_suppressed(i, j);
+                    let (e, n) = (engaged.entry(i, j), not.entry(i, j));
+                    decided.insert(
+                        (*period, (*area).clone()),
+                        Published {
+                            engaged: shown.then_some(e),
+                            finalised: shown.then_some(e + n),
+                        },
+                    );
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for period in periods {
+        let quarters = quarters_of(period);
+        if quarters.is_empty()
+            || !quarters
+                .iter()
+                .all(|q| years.contains(&year_of(q)))
+        {
+            continue;
+        }
+        let areas: BTreeSet<&String> = quarters
+            .iter()
+            .flat_map(|q| {
+                decided
+                    .range((*q, String::new())..)
+                    .take_while(move |((p, _), _)| p == q)
+                    .map(|((_, a), _)| a)
+            })
+            .collect();
+        // A rolling 12 months ending in March is that financial year.
+        let whole = match period {
+            CohortPeriod::Rolling12Months { .. } => {
+                let year = year_of(&quarters[0]);
+                (year.date_range() == period.date_range()).then_some(year)
+            }
+            _ => Some(*period),
+        };
+        for area in areas {
+            let value = match whole {
+                Some(whole) => decided
+                    .get(&(whole, area.clone()))
+                    .copied()
+                    .unwrap_or(NONE_PUBLISHED),
+                _ => sum_published(quarters.iter().map(|q| {
+                    decided
+                        .get(&(*q, area.clone()))
+                        .copied()
+                        .unwrap_or(NONE_PUBLISHED)
+                })),
+            };
+            out.insert((*period, area.clone()), value);
+        }
+        let england = weekly_cells(cells, Breakdown::England, &[*period]);
+        if let Some(e) = england.get(&(*period, ENGLAND.to_owned())) {
+            out.insert((*period, ENGLAND.to_owned()), *e);
         }
     }
     out
@@ -650,15 +850,15 @@ mod tests {
             let mut cells = BTreeMap::new();
             for (i, (engaged, not)) in counts.iter().enumerate() {
                 let tally = Tally { finalised: engaged + not, engaged: *engaged, ..Tally::default() };
-                cells.insert((base[i % 15], Breakdown::LocalAuthority, format!("E06{:06}", i / 15)), tally);
+                cells.insert((base[i % 15], Breakdown::Region, format!("E12{:06}", i / 15)), tally);
             }
             let mut periods = fy.parts();
             periods.push(fy);
-            let published = published_cells(&cells, Breakdown::LocalAuthority, &periods);
+            let published = weekly_cells(&cells, Breakdown::Region, &periods);
             let with_weeks = {
                 let mut all = periods.clone();
                 all.extend(feb.parts());
-                published_cells(&cells, Breakdown::LocalAuthority, &all)
+                weekly_cells(&cells, Breakdown::Region, &all)
             };
             let get = |p: CohortPeriod, a: &str| with_weeks.get(&(p, a.to_owned())).copied()
                 .unwrap_or(Published { engaged: Some(0), finalised: Some(0) });
@@ -707,13 +907,13 @@ mod tests {
             let all = weeks(n_weeks + 1);
             let mut cells = BTreeMap::new();
             for (i, (engaged, not)) in counts.iter().enumerate() {
-                let area = format!("E06{:06}", i / all.len());
+                let area = format!("E12{:06}", i / all.len());
                 let week = all[i % all.len()];
                 let tally = Tally { finalised: engaged + not, engaged: *engaged, ..Tally::default() };
-                cells.insert((week, Breakdown::LocalAuthority, area), tally);
+                cells.insert((week, Breakdown::Region, area), tally);
             }
-            let last_week = published_grid(&cells, Breakdown::LocalAuthority, &all[..all.len() - 1]);
-            let this_week = published_grid(&cells, Breakdown::LocalAuthority, &all[1..]);
+            let last_week = published_grid(&cells, Breakdown::Region, &all[..all.len() - 1]);
+            let this_week = published_grid(&cells, Breakdown::Region, &all[1..]);
             check_grid(&last_week, &cells)?;
             check_grid(&this_week, &cells)?;
             let areas: BTreeSet<&String> = last_week.areas.iter().chain(&this_week.areas).collect();
@@ -726,6 +926,169 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// Cases for (area, quarter) counts in FY2026-27, released mid-quarter.
+    fn quarter_cases(counts: &[(String, usize, u64, u64)]) -> Vec<CaseFacts> {
+        let fy = CohortPeriod::FinancialYear { start_year: 2026 };
+        let mut out = Vec::new();
+        for (area, q, engaged, not) in counts {
+            let (start, _) = fy.quarters()[*q].date_range();
+            let release = start + Duration::days(40);
+            for outcome in std::iter::repeat_n(Outcome::Engaged, *engaged as usize)
+                .chain(std::iter::repeat_n(Outcome::NotEngaged, *not as usize))
+            {
+                out.push(case(release, area, outcome));
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Local authorities in two regions, a year of quarters: no count of 1 to 4 is
+        /// published for a quarter or the year; no line (an area's quarters and year, or a
+        /// region's authorities and the region's published figure, per quarter and for the
+        /// year) hides exactly one entry; rolling 12 months are sums of published quarters or
+        /// the year itself; and a year is decided the same whichever periods are asked for.
+        #[test]
+        fn annual_tables_never_reveal_a_suppressed_count(
+            sizes in (2usize..5, 2usize..5),
+            counts in proptest::collection::vec((0u64..9, 0u64..9), 4 * 8),
+        ) {
+            let mut areas = Vec::new();
+            let mut pairs = Vec::new();
+            for (r, n) in [sizes.0, sizes.1].into_iter().enumerate() {
+                for i in 0..n {
+                    let area = format!("E06{r}{i:05}");
+                    pairs.push((area.clone(), format!("E1200000{}", r + 1)));
+                    areas.push(area);
+                }
+            }
+            let regions = Regions::new(pairs);
+            let rows: Vec<(String, usize, u64, u64)> = areas
+                .iter()
+                .enumerate()
+                .flat_map(|(a, area)| (0..4).map(move |q| (a, q, area)))
+                .map(|(a, q, area)| (area.clone(), q, counts[a * 4 + q].0, counts[a * 4 + q].1))
+                .collect();
+            let cases = quarter_cases(&rows);
+            let as_at = date(2027, 12, 1);
+            let cells = tabulate(&cases, &regions, as_at);
+            let fy = CohortPeriod::FinancialYear { start_year: 2026 };
+            let quarters = fy.quarters();
+            let rolling: Vec<CohortPeriod> = [(2026, 6), (2026, 9), (2026, 12), (2027, 3)]
+                .into_iter()
+                .map(|(end_year, end_month)| CohortPeriod::Rolling12Months { end_year, end_month })
+                .collect();
+            let mut asked = quarters.clone();
+            asked.push(fy);
+            asked.extend(&rolling);
+            let la = published_cells(&cells, &regions, Breakdown::LocalAuthority, &asked, as_at);
+            let region = published_cells(&cells, &regions, Breakdown::Region, &asked, as_at);
+            let get = |m: &PublishedCells, p: CohortPeriod, a: &str| m.get(&(p, a.to_owned())).copied().unwrap_or(NONE_PUBLISHED);
+            let truth = |p: CohortPeriod, a: &str| cells.get(&(p, Breakdown::LocalAuthority, a.to_owned())).cloned().unwrap_or_default();
+            let mut year_and_quarters = quarters.clone();
+            year_and_quarters.push(fy);
+            for area in &areas {
+                for p in &year_and_quarters {
+                    let (v, t) = (get(&la, *p, area), truth(*p, area));
+                    let small = |x: u64| (1..5).contains(&x);
+                    if small(t.engaged) || small(t.finalised - t.engaged) {
+                        prop_assert!(v.is_suppressed(), "{} {} small but published", p, area);
+                    }
+                    if !v.is_suppressed() {
+                        prop_assert_eq!((v.engaged, v.finalised), (Some(t.engaged), Some(t.finalised)));
+                    }
+                }
+                let hidden = year_and_quarters.iter().filter(|p| get(&la, **p, area).is_suppressed()).count();
+                prop_assert!(hidden != 1, "{} hides one entry of its year", area);
+            }
+            for r in ["E12000001", "E12000002"] {
+                for p in &year_and_quarters {
+                    let members = areas.iter().filter(|a| regions.region_of(a) == r);
+                    let hidden = members.filter(|a| get(&la, *p, a).is_suppressed()).count()
+                        + usize::from(get(&region, *p, r).is_suppressed());
+                    prop_assert!(hidden != 1, "{} in {} hides one entry", r, p);
+                }
+            }
+            for area in &areas {
+                for r12 in &rolling {
+                    let v = get(&la, *r12, area);
+                    // The quarters of FY2025-26 in it have no cases.
+                    let expected = if r12.date_range() == fy.date_range() {
+                        get(&la, fy, area)
+                    } else {
+                        let end = r12.date_range().1;
+                        sum_published(quarters.iter().filter(|q| q.date_range().1 <= end).map(|q| get(&la, *q, area)))
+                    };
+                    prop_assert_eq!(v, expected, "{} {}", r12, area);
+                }
+            }
+            let alone = published_cells(&cells, &regions, Breakdown::LocalAuthority, &[fy], as_at);
+            for area in &areas {
+                prop_assert_eq!(get(&alone, fy, area), get(&la, fy, area));
+            }
+            // Nothing weekly or monthly, and nothing for a year not yet ended.
+            let week = CohortPeriod::iso_week(quarters[0].date_range().0);
+            prop_assert!(published_cells(&cells, &regions, Breakdown::LocalAuthority, &[week], as_at).is_empty());
+            prop_assert!(published_cells(&cells, &regions, Breakdown::LocalAuthority, &[fy], date(2027, 3, 31)).is_empty());
+        }
+    }
+
+    /// A year of a whole country: 153 authorities in 9 regions, sizes spread from 10 to 2,000
+    /// releases a year, rates from 30% to 80%. At least 90% of the authorities with 50 or more
+    /// finalised cases have a published annual rate.
+    #[test]
+    fn nine_in_ten_areas_with_fifty_finalised_cases_publish_an_annual_rate() {
+        let fy = CohortPeriod::FinancialYear { start_year: 2025 };
+        let (start, end) = fy.date_range();
+        let days = (end - start).num_days() as u64 + 1;
+        for seed in 1..=5u64 {
+            // xorshift64*: a fixed sequence per seed, no dependency.
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = move || {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let mut pairs = Vec::new();
+            let mut cases = Vec::new();
+            for i in 0..153 {
+                let area = format!("E06{i:06}");
+                pairs.push((area.clone(), format!("E120000{:02}", i % 9 + 1)));
+                let size = (10f64.ln() + next() * (2000f64.ln() - 10f64.ln())).exp() as u64;
+                let rate = 0.3 + 0.5 * next();
+                for _ in 0..size {
+                    let release = start + Duration::days((next() * days as f64) as i64);
+                    let outcome = if next() < rate { Outcome::Engaged } else { Outcome::NotEngaged };
+                    cases.push(case(release, &area, outcome));
+                }
+            }
+            let regions = Regions::new(pairs);
+            let as_at = date(2026, 12, 1);
+            let cells = tabulate(&cases, &regions, as_at);
+            let published = published_cells(&cells, &regions, Breakdown::LocalAuthority, &[fy], as_at);
+            // The rule before: a year only as the sum of its twelve published months.
+            let by_months = weekly_cells(&cells, Breakdown::LocalAuthority, &[fy]);
+            let (mut eligible, mut shown, mut shown_by_months) = (0, 0, 0);
+            let has_rate = |m: &PublishedCells, area: &String| {
+                m.get(&(fy, area.clone())).is_some_and(|v| v.rate().is_some())
+            };
+            for ((p, b, area), t) in &cells {
+                if *p == fy && *b == Breakdown::LocalAuthority && t.finalised >= 50 {
+                    eligible += 1;
+                    shown += usize::from(has_rate(&published, area));
+                    shown_by_months += usize::from(has_rate(&by_months, area));
+                }
+            }
+            assert!(eligible >= 80, "seed {seed}: only {eligible} areas with 50 or more");
+            println!(
+                "seed {seed}: {shown} of {eligible} areas with 50 or more finalised cases publish \
+                 an annual rate ({shown_by_months} as a sum of months)"
+            );
+            assert!(shown * 10 >= eligible * 9, "seed {seed}: {shown} of {eligible} published");
         }
     }
 }

@@ -1,17 +1,44 @@
 //! The continuity rate: engaged within the window over finalised cases, with a 95% Wilson
-//! score interval and the gap to the national ambition of 75%.
+//! score interval and the gap to the national ambition of 75%; how a rate compares with a
+//! benchmark (England's rate, the ambition) the way PHOF indicators do it, and the control
+//! limits of a funnel plot.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::case::{ExclusionReason, Outcome};
+use crate::coded::coded;
 
 /// The national ambition (From Harm to Hope, 2021): 75% engaged within 3 weeks.
 pub const AMBITION: f64 = 0.75;
 
 /// z for a two-sided 95% interval.
-const Z95: f64 = 1.959_963_984_540_054;
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// z for a two-sided 99.8% interval (the outer limits of a funnel plot).
+pub const Z998: f64 = 3.090_232_306_167_813;
+
+coded! {
+    /// A rate against a benchmark: significantly higher or lower when the benchmark lies
+    /// outside the rate's 95% interval, similar otherwise (the PHOF/Fingertips comparison with
+    /// a benchmark value).
+    pub enum Comparison {
+        /// The whole interval is above the benchmark.
+        Higher = "HIGHER",
+        /// The interval contains the benchmark.
+        Similar = "SIMILAR",
+        /// The whole interval is below the benchmark.
+        Lower = "LOWER",
+    }
+}
+
+/// The control limits of a funnel plot around `benchmark` for `n` finalised cases at `z`
+/// (normal approximation to the binomial, as in Spiegelhalter's funnel plots), clipped to 0-1.
+pub fn funnel_limits(benchmark: f64, n: f64, z: f64) -> (f64, f64) {
+    let half = z * (benchmark * (1.0 - benchmark) / n.max(1.0)).sqrt();
+    ((benchmark - half).max(0.0), (benchmark + half).min(1.0))
+}
 
 /// The counts behind one cell of a report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +124,17 @@ impl ContinuityRate {
     pub fn gap_to_ambition(&self) -> f64 {
         (AMBITION - self.rate) * 100.0
     }
+
+    /// How the rate compares with `benchmark` (a rate, 0-1).
+    pub fn compared_with(&self, benchmark: f64) -> Comparison {
+        if self.lower > benchmark {
+            Comparison::Higher
+        } else if self.upper < benchmark {
+            Comparison::Lower
+        } else {
+            Comparison::Similar
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,6 +175,22 @@ mod tests {
         assert_eq!(t.excluded[&ExclusionReason::Died], 1);
         let r = t.rate().unwrap();
         assert!((r.gap_to_ambition() - (75.0 - 200.0 / 3.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn comparison_with_a_benchmark_and_funnel_limits() {
+        // 53/100: interval 43.3% to 62.5%.
+        let r = ContinuityRate::new(53, 100).unwrap();
+        assert_eq!(r.compared_with(0.40), Comparison::Higher);
+        assert_eq!(r.compared_with(0.55), Comparison::Similar);
+        assert_eq!(r.compared_with(AMBITION), Comparison::Lower);
+        assert_eq!(Comparison::Lower.code(), "LOWER");
+        // 0.5 ± 1.96 × sqrt(0.25 / 100) = 0.5 ± 0.098.
+        let (lo, hi) = funnel_limits(0.5, 100.0, Z95);
+        assert!((lo - 0.402).abs() < 1e-3 && (hi - 0.598).abs() < 1e-3);
+        let (lo, hi) = funnel_limits(0.5, 100.0, Z998);
+        assert!(lo < 0.402 && hi > 0.598);
+        assert_eq!(funnel_limits(0.9, 1.0, Z998).1, 1.0);
     }
 
     proptest! {

@@ -84,7 +84,11 @@ record_types! {
     /// A caseworker flag (out).
     EngagementFlag: ["engagement_flag.v1.avsc"],
     /// A cohort cell's figures (out).
-    ContinuityPerformance: ["continuity_performance.v1.avsc", "continuity_performance.v2.avsc"],
+    ContinuityPerformance: [
+        "continuity_performance.v1.avsc",
+        "continuity_performance.v2.avsc",
+        "continuity_performance.v3.avsc"
+    ],
     /// A message that could not be applied (out).
     DeadLetter: ["dead_letter.v1.avsc"],
     /// What a caseworker did about a case (out, from the worklist).

@@ -928,6 +928,7 @@ pub fn performance_message(
             P::Month { .. } => wire::PeriodKind::Month,
             P::FinancialYear { .. } => wire::PeriodKind::FinancialYear,
             P::Rolling12Months { .. } => wire::PeriodKind::Rolling12Months,
+            P::Quarter { .. } => wire::PeriodKind::Quarter,
         },
         period_start: days_from_date(start),
         period_end: days_from_date(end),

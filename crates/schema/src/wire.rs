@@ -488,6 +488,7 @@ pub enum PeriodKind {
     FinancialYear,
     #[serde(rename = "ROLLING_12_MONTHS")]
     Rolling12Months,
+    Quarter,
     Other,
 }
 

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+pub mod pages;
 pub mod publish;
 pub mod report;
 
@@ -195,9 +196,10 @@ pub struct Written {
     pub csv: PathBuf,
 }
 
-/// Write the report's HTML and CSV under `dir/<week>/`, and a page per local authority under
-/// `dir/<week>/areas/<code>.html` (its region from `regions`).
-pub fn write_report(dir: &Path, report: &Report, regions: &Regions) -> anyhow::Result<Written> {
+/// Write the report's HTML and CSV under `dir/<week>/`, the national page as
+/// `dir/<week>/national.html` and a page per local authority under
+/// `dir/<week>/areas/<code>.html`.
+pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
     let week = report.week.to_string();
     let at = dir.join(&week);
     std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
@@ -205,11 +207,14 @@ pub fn write_report(dir: &Path, report: &Report, regions: &Regions) -> anyhow::R
     let csv = at.join(format!("continuity-{week}.csv"));
     std::fs::write(&html, report.html()).with_context(|| format!("writing {}", html.display()))?;
     std::fs::write(&csv, report.csv()).with_context(|| format!("writing {}", csv.display()))?;
+    let national = at.join("national.html");
+    std::fs::write(&national, report.national_html())
+        .with_context(|| format!("writing {}", national.display()))?;
     let areas = at.join("areas");
     std::fs::create_dir_all(&areas).with_context(|| format!("creating {}", areas.display()))?;
     for area in report.local_authorities() {
         let page = areas.join(format!("{area}.html"));
-        std::fs::write(&page, report.area_html(area, regions.region_of(area)))
+        std::fs::write(&page, report.area_html(area))
             .with_context(|| format!("writing {}", page.display()))?;
     }
     Ok(Written { html, csv })
@@ -339,6 +344,7 @@ impl Reporter {
         let cells = cells_for(&cases, &self.regions, week);
         let report = report::build(
             &cells,
+            &self.regions,
             week,
             &self.settings.rules,
             self.settings.settling_days,
@@ -354,7 +360,7 @@ impl Reporter {
         publish_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<(Report, Written, usize)> {
         let (report, cells) = self.figures(week).await?;
-        let written = write_report(&self.settings.reports_dir, &report, &self.regions)?;
+        let written = write_report(&self.settings.reports_dir, &report)?;
         let published = match publish_at {
             Some(now) => {
                 publish::publish(
@@ -541,6 +547,11 @@ async fn file(
                 .join(&week)
                 .join("areas")
                 .join(format!("{area}.html")),
+            "text/html; charset=utf-8",
+        )
+    } else if file == "national" {
+        (
+            r.settings.reports_dir.join(&week).join("national.html"),
             "text/html; charset=utf-8",
         )
     } else if file == format!("continuity-{week}.html") {

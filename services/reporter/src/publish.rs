@@ -116,9 +116,11 @@ pub async fn publish(
     Ok(messages.len())
 }
 
-/// What may be published of the report's months, rolling 12 months and financial years (and
-/// the period before each), per breakdown. It is decided per period (and as sums of published
-/// parts), so a figure is the same in every report.
+/// What may be published of the report's periods other than its weeks (and the period before
+/// each), per breakdown: `published_cells` answers only what a breakdown publishes (months and
+/// rolling 12 months at every month for England and the regions; years, quarters and rolling
+/// 12 months at quarter ends for every breakdown). It is decided per period, so a figure is the
+/// same in every report.
 fn published_periods(
     report: &Report,
     cells: &BTreeMap<CellKey, Tally>,
@@ -127,7 +129,11 @@ fn published_periods(
     let asked: Vec<CohortPeriod> = periods.iter().flat_map(|p| [*p, p.previous()]).collect();
     Breakdown::ALL
         .iter()
-        .map(|b| (*b, published_cells(cells, *b, &asked)))
+        .map(|b| {
+            let published =
+                published_cells(cells, &report.regions, *b, &asked, report.as_at);
+            (*b, published)
+        })
         .collect()
 }
 

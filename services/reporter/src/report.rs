@@ -1,21 +1,29 @@
-//! The weekly commissioners' report: the 52 weekly release cohorts whose windows had closed by
-//! the end of the reporting week, per breakdown, as published (disclosure control applied),
-//! rendered as a self-contained HTML page and a CSV of the same table.
+//! The weekly commissioners' report as figures: what is published as at the end of the
+//! reporting week, under disclosure control, and the tidy CSV and terminal summary of it. The
+//! pages that show it are in [`crate::pages`].
 //!
-//! Its length is the page and the CSV, which must say the same thing: they are built from
-//! one table here, side by side.
+//! Two shapes, as the domain publishes them (`continuity_domain::published_cells`):
+//! - **weekly**, for England and the regions: the 52 weekly release cohorts ending with the
+//!   newest whose windows had all closed, each area's total over them, and the 52 before;
+//! - **annual**, for every breakdown: the newest financial year whose windows had all closed,
+//!   the year before it, their eight quarters and the rolling 12 months ending at each quarter.
+//!   Local authorities, prisons and providers are published only in this shape.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use continuity_domain::performance::ENGLAND;
 use continuity_domain::{
-    figure_status, published_grid, Breakdown, CellKey, CohortPeriod, ContinuityRate, FigureStatus,
-    Published, PublishedGrid, Rules, Tally, AMBITION,
+    figure_status, published_cells, published_grid, Breakdown, CellKey, CohortPeriod, Comparison,
+    ContinuityRate, FigureStatus, Published, PublishedCells, PublishedGrid, Regions, Rules, Tally,
 };
 
 /// Weekly cohorts in a report.
 pub const WEEKS: usize = 52;
+
+/// The breakdowns published weekly.
+pub const WEEKLY: [Breakdown; 2] = [Breakdown::England, Breakdown::Region];
 
 /// A weekly report.
 #[derive(Debug, Clone)]
@@ -29,14 +37,23 @@ pub struct Report {
     pub cohorts: Vec<CohortPeriod>,
     /// Status of each cohort's figures.
     pub status: Vec<FigureStatus>,
-    /// Per breakdown, the cohorts as published.
+    /// England's and the regions' weeks as published.
     pub grids: Vec<PublishedGrid>,
-    /// Per breakdown, the 52 cohorts before, for the change since the previous period.
+    /// The same for the 52 cohorts before, for the change since the previous period.
     pub previous: Vec<PublishedGrid>,
-    /// The other cohorts published with the report, with their status: the last 12 months
-    /// whose windows had all closed by `as_at`, the rolling 12 months ending with each, and
-    /// the last two complete financial years.
+    /// The newest financial year whose windows had all closed by `as_at`.
+    pub year: CohortPeriod,
+    /// The annual periods, oldest first: the year before `year` and `year`, their eight
+    /// quarters and the rolling 12 months ending at each quarter.
+    pub annual_periods: Vec<CohortPeriod>,
+    /// Per breakdown, the annual periods as published.
+    pub annual: Vec<(Breakdown, PublishedCells)>,
+    /// Every period published on the topic with the report besides its weeks, with its status:
+    /// the annual periods, and for England and the regions the last 12 months whose windows had
+    /// all closed and the rolling 12 months ending with each.
     pub periods: Vec<(CohortPeriod, FigureStatus)>,
+    /// The areas' regions.
+    pub regions: Regions,
 }
 
 /// Parse an ISO week such as `2026-W47`.
@@ -55,6 +72,7 @@ pub fn parse_week(text: &str) -> Result<CohortPeriod, String> {
 /// Build the report for `week` from every cohort's tallies (see `continuity_domain::tabulate`).
 pub fn build(
     cells: &BTreeMap<CellKey, Tally>,
+    regions: &Regions,
     week: CohortPeriod,
     rules: &Rules,
     settling_days: u32,
@@ -63,34 +81,66 @@ pub fn build(
     let newest = as_at - Duration::days(i64::from(rules.window_days));
     let cohorts = weeks_ending(newest, WEEKS);
     let before = weeks_ending(cohorts[0].date_range().0 - Duration::days(1), WEEKS);
-    let periods = other_periods(as_at, rules)
-        .into_iter()
-        .map(|p| (p, figure_status(&p, rules, settling_days, as_at)))
-        .collect();
+    let closed = |p: &CohortPeriod| rules.last_window_day(p.date_range().1) < as_at;
+    let mut year = CohortPeriod::financial_year(as_at);
+    while !closed(&year) {
+        year = year.previous();
+    }
+    let annual_periods = annual_periods(year);
+    let status = |p: &CohortPeriod| figure_status(p, rules, settling_days, as_at);
+    let mut periods: Vec<(CohortPeriod, FigureStatus)> =
+        annual_periods.iter().map(|p| (*p, status(p))).collect();
+    periods.extend(months_closed(as_at, &closed).into_iter().map(|p| (p, status(&p))));
     Report {
         week,
         as_at,
-        periods,
-        status: cohorts
-            .iter()
-            .map(|c| figure_status(c, rules, settling_days, as_at))
-            .collect(),
-        grids: Breakdown::ALL
+        status: cohorts.iter().map(status).collect(),
+        grids: WEEKLY
             .iter()
             .map(|b| published_grid(cells, *b, &cohorts))
             .collect(),
-        previous: Breakdown::ALL
+        previous: WEEKLY
             .iter()
             .map(|b| published_grid(cells, *b, &before))
             .collect(),
+        annual: Breakdown::ALL
+            .iter()
+            .map(|b| {
+                (
+                    *b,
+                    published_cells(cells, regions, *b, &annual_periods, as_at),
+                )
+            })
+            .collect(),
+        year,
+        annual_periods,
+        periods,
         cohorts,
+        regions: regions.clone(),
     }
 }
 
-/// The months, rolling 12 months and financial years published with the report at `as_at`:
-/// only periods whose every window had closed, so new releases never change them.
-fn other_periods(as_at: NaiveDate, rules: &Rules) -> Vec<CohortPeriod> {
-    let closed = |p: &CohortPeriod| rules.last_window_day(p.date_range().1) < as_at;
+/// The year before `year` and `year`, their quarters and the rolling 12 months ending at each
+/// quarter, oldest first within each kind.
+fn annual_periods(year: CohortPeriod) -> Vec<CohortPeriod> {
+    let mut quarters = year.previous().quarters();
+    quarters.extend(year.quarters());
+    let rolling = quarters.iter().map(|q| {
+        let (_, end) = q.date_range();
+        CohortPeriod::Rolling12Months {
+            end_year: end.year(),
+            end_month: end.month(),
+        }
+    });
+    let mut out = vec![year.previous(), year];
+    out.extend(rolling.collect::<Vec<_>>());
+    out.extend(quarters);
+    out
+}
+
+/// The last 12 months whose windows had all closed by `as_at` and the rolling 12 months ending
+/// with each (published for England and the regions only).
+fn months_closed(as_at: NaiveDate, closed: &dyn Fn(&CohortPeriod) -> bool) -> Vec<CohortPeriod> {
     let mut newest = CohortPeriod::month(as_at);
     while !closed(&newest) {
         newest = newest.previous();
@@ -101,21 +151,18 @@ fn other_periods(as_at: NaiveDate, rules: &Rules) -> Vec<CohortPeriod> {
         months.push(before);
     }
     months.reverse();
-    let rolling = months.iter().map(|m| {
-        let (_, end) = m.date_range();
-        CohortPeriod::Rolling12Months {
-            end_year: end.year(),
-            end_month: end.month(),
-        }
-    });
-    let mut year = CohortPeriod::financial_year(as_at);
-    while !closed(&year) {
-        year = year.previous();
-    }
-    let mut out = months.clone();
-    out.extend(rolling);
-    out.extend([year.previous(), year]);
-    out
+    let rolling: Vec<CohortPeriod> = months
+        .iter()
+        .map(|m| {
+            let (_, end) = m.date_range();
+            CohortPeriod::Rolling12Months {
+                end_year: end.year(),
+                end_month: end.month(),
+            }
+        })
+        .collect();
+    months.extend(rolling);
+    months
 }
 
 /// `n` ISO weeks ending with the week containing `last`, oldest first.
@@ -126,206 +173,150 @@ fn weeks_ending(last: NaiveDate, n: usize) -> Vec<CohortPeriod> {
         .collect()
 }
 
+/// One area's figure with what a reader compares it with.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared {
+    /// As published.
+    pub figure: Published,
+    /// England's rate for the same period, when published.
+    pub england: Option<ContinuityRate>,
+    /// The same area's figure for the period before, when published.
+    pub previous: Option<ContinuityRate>,
+}
+
+impl Compared {
+    /// The rate, when published.
+    pub fn rate(&self) -> Option<ContinuityRate> {
+        self.figure.rate()
+    }
+
+    /// Against England's rate: higher, similar or lower (95% interval against England's value).
+    pub fn against_england(&self) -> Option<Comparison> {
+        Some(self.rate()?.compared_with(self.england?.rate))
+    }
+
+    /// Against the 75% ambition, the same way.
+    pub fn against_ambition(&self) -> Option<Comparison> {
+        Some(self.rate()?.compared_with(continuity_domain::AMBITION))
+    }
+
+    /// The change since the period before, in percentage points.
+    pub fn change_pp(&self) -> Option<f64> {
+        Some((self.rate()?.rate - self.previous?.rate) * 100.0)
+    }
+}
+
 impl Report {
-    /// The grid of `breakdown`.
+    /// The weekly grid of `breakdown` (England or region).
     pub fn grid(&self, breakdown: Breakdown) -> Option<&PublishedGrid> {
         self.grids.iter().find(|g| g.breakdown == breakdown)
     }
 
     /// England over the 52 cohorts.
     pub fn headline(&self) -> Option<ContinuityRate> {
-        self.grid(Breakdown::England)?.totals.last()?.rate()
+        self.weekly_total(Breakdown::England, ENGLAND)?.rate()
     }
 
-    /// An area's total over the 52 cohorts.
-    fn total(&self, breakdown: Breakdown, area: &str) -> Option<Published> {
-        let grid = self.grid(breakdown)?;
-        let row = grid.areas.iter().position(|a| a == area)?;
-        grid.rows[row].last().copied()
+    /// An area's total over the 52 cohorts (England or a region).
+    pub fn weekly_total(&self, breakdown: Breakdown, area: &str) -> Option<Published> {
+        total_of(self.grid(breakdown)?, area)
     }
 
-    /// The local authorities with a row in the report.
-    pub fn local_authorities(&self) -> Vec<&str> {
-        self.grid(Breakdown::LocalAuthority)
-            .map(|g| g.areas.iter().map(String::as_str).collect())
+    /// An area's weekly total compared with England's and with its previous 52 weeks.
+    pub fn weekly_compared(&self, breakdown: Breakdown, area: &str) -> Option<Compared> {
+        let previous = self.previous.iter().find(|g| g.breakdown == breakdown)?;
+        Some(Compared {
+            figure: self.weekly_total(breakdown, area)?,
+            england: self.headline(),
+            previous: total_of(previous, area).and_then(|p| p.rate()),
+        })
+    }
+
+    /// An area's published figure for an annual period.
+    pub fn annual_figure(
+        &self,
+        breakdown: Breakdown,
+        period: CohortPeriod,
+        area: &str,
+    ) -> Option<Published> {
+        let (_, cells) = self.annual.iter().find(|(b, _)| *b == breakdown)?;
+        cells.get(&(period, area.to_owned())).copied()
+    }
+
+    /// An area's figure for an annual period compared with England's and the period before.
+    pub fn annual_compared(
+        &self,
+        breakdown: Breakdown,
+        period: CohortPeriod,
+        area: &str,
+    ) -> Option<Compared> {
+        let england = self
+            .annual_figure(Breakdown::England, period, ENGLAND)
+            .and_then(|p| p.rate());
+        let before = match period {
+            // A rolling 12 months is compared with the one a year earlier (no overlap).
+            CohortPeriod::Rolling12Months { end_year, end_month } => {
+                CohortPeriod::Rolling12Months {
+                    end_year: end_year - 1,
+                    end_month,
+                }
+            }
+            p => p.previous(),
+        };
+        Some(Compared {
+            figure: self.annual_figure(breakdown, period, area)?,
+            england,
+            previous: self
+                .annual_figure(breakdown, before, area)
+                .and_then(|p| p.rate()),
+        })
+    }
+
+    /// The areas of `breakdown` with a figure for the report's year, England excluded.
+    pub fn annual_areas(&self, breakdown: Breakdown) -> Vec<&str> {
+        self.annual
+            .iter()
+            .find(|(b, _)| *b == breakdown)
+            .map(|(_, cells)| {
+                cells
+                    .range((self.year, String::new())..)
+                    .take_while(|((p, _), _)| *p == self.year)
+                    .map(|((_, a), _)| a.as_str())
+                    .filter(|a| *a != ENGLAND)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// One local authority's page (`/reports/<week>/<code>`): its rate over the 52 cohorts
-    /// against its region's, England's and the 75% ambition, first in words, then in a table.
-    /// `region` is the authority's region code. Withheld figures stay withheld.
-    pub fn area_html(&self, area: &str, region: &str) -> String {
-        let name = named(Breakdown::LocalAuthority, area);
-        let region_name = named(Breakdown::Region, region);
-        let title = format!("Continuity of care: {name}, week {}", self.week);
-        let mut h = String::new();
-        let _ = write!(
-            h,
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\
-             <style>{STYLE}</style></head><body><main><h1>{t}</h1>\
-             <p class=\"note\">How to read this: the rate is the share of people released from \
-             prison with a treatment need who started community treatment within 21 days, over \
-             releases in the weeks {first} to {last}. The 95% interval is the range the true \
-             rate is likely to lie in given the number of people. [c] means withheld because a \
-             count is small enough to identify someone. Figures are {status}.</p>",
-            t = escape(&title),
-            first = self.cohorts[0],
-            last = self.cohorts[self.cohorts.len() - 1],
-            status = status_word(self.overall_status()),
-        );
-        let ours = self.total(Breakdown::LocalAuthority, area);
-        let theirs = self.total(Breakdown::Region, region);
-        let england = self
-            .grid(Breakdown::England)
-            .and_then(|g| g.totals.last().copied());
-        let words = match ours.and_then(|c| c.rate()) {
-            Some(r) => {
-                let compare = |label: &str, other: Option<Published>| match other
-                    .and_then(|o| o.rate())
-                {
-                    Some(o) if r.lower > o.upper => {
-                        format!("higher than {label} ({})", pct(o.rate))
-                    }
-                    Some(o) if r.upper < o.lower => format!("lower than {label} ({})", pct(o.rate)),
-                    Some(o) => format!("similar to {label} ({})", pct(o.rate)),
-                    None => format!("not comparable with {label} (withheld)"),
-                };
-                format!(
-                    "{} started treatment within 21 days of release: <strong>{}</strong> (95% \
-                     interval {} to {}), {}. That is {}, and {}.",
-                    escape(&name),
-                    pct(r.rate),
-                    pct(r.lower),
-                    pct(r.upper),
-                    gap_words(&r),
-                    compare(&format!("the region, {}", escape(&region_name)), theirs),
-                    compare("England", england),
-                )
-            }
-            None => format!(
-                "{}'s rate is withheld ([c]) or there are no finalised cases: the counts are too \
-                 small to publish for these weeks.",
-                escape(&name)
-            ),
-        };
-        let _ = write!(h, "<p class=\"headline\" id=\"headline\">{words}</p>");
-        let _ = write!(
-            h,
-            "<table><caption>{} against the region, England and the 75% ambition</caption>\
-             <thead><tr><th scope=\"col\">Area</th><th scope=\"col\">Finalised</th>\
-             <th scope=\"col\">Engaged</th><th scope=\"col\">Rate</th>\
-             <th scope=\"col\">95% interval</th><th scope=\"col\">Against 75%</th></tr></thead><tbody>",
-            escape(&name)
-        );
-        for (label, cell) in [
-            (name.clone(), ours),
-            (format!("Region: {region_name}"), theirs),
-            ("England".to_owned(), england),
-        ] {
-            let Some(cell) = cell else { continue };
-            let _ = write!(
-                h,
-                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td>{}</tr>",
-                escape(&label),
-                count(cell.finalised),
-                count(cell.engaged),
-                rate_cells(&cell),
-            );
-        }
-        let _ = write!(
-            h,
-            "</tbody></table><p><a href=\"continuity-{w}.html\">Every area, week {w}</a></p>\
-             </main></body></html>",
-            w = self.week
-        );
-        h
+    /// The local authorities with a page in the report.
+    pub fn local_authorities(&self) -> Vec<&str> {
+        self.annual_areas(Breakdown::LocalAuthority)
     }
 
-    /// An area's total over the previous 52 cohorts.
-    fn previous_total(&self, breakdown: Breakdown, area: &str) -> Option<Published> {
-        let grid = self.previous.iter().find(|g| g.breakdown == breakdown)?;
-        let row = grid.areas.iter().position(|a| a == area)?;
-        grid.rows[row].last().copied()
+    /// The eight quarters of the report, oldest first.
+    pub fn quarters(&self) -> Vec<CohortPeriod> {
+        self.annual_periods
+            .iter()
+            .filter(|p| matches!(p, CohortPeriod::Quarter { .. }))
+            .copied()
+            .collect()
     }
 
-    /// The headline for a terminal: England and each region over the 52 cohorts against 75%.
-    pub fn summary(&self) -> String {
-        let mut out = format!(
-            "continuity rate, release weeks {} to {} (as at {}), ambition 75%\n",
-            self.cohorts[0],
-            self.cohorts[self.cohorts.len() - 1],
-            self.as_at
-        );
-        let line = |area: &str, cell: &Published| match cell.rate() {
-            Some(r) => format!(
-                "  {area:<30} {:>6}  (95% CI {} to {}, {} finalised)  {}\n",
-                pct(r.rate),
-                pct(r.lower),
-                pct(r.upper),
-                cell.finalised.unwrap_or(0),
-                gap_words(&r)
-            ),
-            None => format!("  {area:<30} {}\n", withheld_or_dash(cell)),
-        };
-        if let Some(total) = self.grid(Breakdown::England).and_then(|g| g.totals.last()) {
-            out.push_str(&line("England", total));
-        }
-        // Regions when the lookup names them; otherwise the ten largest local authorities.
-        let regions = self.grid(Breakdown::Region).filter(|g| {
-            g.areas
-                .iter()
-                .any(|a| a != continuity_domain::performance::UNKNOWN)
-        });
-        let grid = regions.or(self.grid(Breakdown::LocalAuthority));
-        if let Some(grid) = grid {
-            let mut rows: Vec<_> = grid.areas.iter().zip(&grid.rows).collect();
-            rows.sort_by_key(|(_, row)| std::cmp::Reverse(row.last().and_then(|c| c.finalised)));
-            for (area, row) in rows.into_iter().take(10) {
-                if let Some(total) = row.last() {
-                    out.push_str(&line(&named(grid.breakdown, area), total));
-                }
-            }
-        }
-        out
+    /// The status of a period's figures in this report.
+    pub fn status_of(&self, period: &CohortPeriod) -> FigureStatus {
+        self.periods
+            .iter()
+            .find(|(p, _)| p == period)
+            .map(|(_, s)| *s)
+            .or_else(|| {
+                let i = self.cohorts.iter().position(|c| c == period)?;
+                Some(self.status[i])
+            })
+            .unwrap_or(FigureStatus::Provisional)
     }
 
-    /// The CSV of every published cell: one row per area and cohort, then the area's total.
-    /// `area_name` is the shipped name of the code (empty where there is none: providers).
-    pub fn csv(&self) -> String {
-        let mut out = String::from(
-            "breakdown,area,area_name,cohort,status,finalised,engaged,rate,lower,upper,gap_to_ambition_pp,suppressed\n",
-        );
-        let total = format!(
-            "{} to {}",
-            self.cohorts[0],
-            self.cohorts[self.cohorts.len() - 1]
-        );
-        for grid in &self.grids {
-            // Each area once, England's under its own breakdown: a column sums to England.
-            for (area, cells) in grid.areas.iter().zip(&grid.rows) {
-                for (i, cell) in cells.iter().enumerate() {
-                    let (cohort, status) = match self.cohorts.get(i) {
-                        Some(c) => (c.to_string(), status_code(self.status[i])),
-                        None => (total.clone(), status_code(self.overall_status())),
-                    };
-                    let _ = writeln!(
-                        out,
-                        "{},{},{},{},{},{}",
-                        grid.breakdown.code(),
-                        csv_field(area),
-                        csv_field(name_of(grid.breakdown, area).unwrap_or("")),
-                        cohort,
-                        status,
-                        figures(cell)
-                    );
-                }
-            }
-        }
-        out
-    }
-
-    /// Final only when every cohort is.
-    fn overall_status(&self) -> FigureStatus {
+    /// Final only when every weekly cohort is.
+    pub fn weekly_status(&self) -> FigureStatus {
         if self.status.iter().all(|s| *s == FigureStatus::Final) {
             FigureStatus::Final
         } else {
@@ -333,166 +324,203 @@ impl Report {
         }
     }
 
-    /// The self-contained HTML page.
-    pub fn html(&self) -> String {
-        let mut h = String::new();
-        let title = format!("Continuity of care: week {}", self.week);
-        let _ = write!(
-            h,
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-             <style>{STYLE}</style></head><body><h1>{title}</h1>\
-             <p>People released from prison with a substance-misuse treatment need who started \
-             community treatment within 21 days of release (the national ambition is {ambition}%). \
-             Cohorts by week of release, {first} to {last}: the newest whose windows had all \
-             closed by {as_at}. Figures are <strong>{status}</strong>.</p>",
-            ambition = AMBITION * 100.0,
-            first = self.cohorts[0],
-            last = self.cohorts[self.cohorts.len() - 1],
-            as_at = self.as_at.format("%-d %B %Y"),
-            status = status_word(self.overall_status()),
+    /// The label of the 52-week total, e.g. `2025-W45 to 2026-W44`.
+    pub fn weeks_label(&self) -> String {
+        format!(
+            "{} to {}",
+            self.cohorts[0],
+            self.cohorts[self.cohorts.len() - 1]
+        )
+    }
+
+    /// The headline for a terminal: England and each region over the 52 cohorts, then the
+    /// year, against 75%.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "continuity rate, release weeks {} (as at {}), ambition 75%\n",
+            self.weeks_label(),
+            self.as_at
         );
-        if let Some(r) = self.headline() {
-            let _ = write!(
-                h,
-                "<p class=\"headline\" id=\"headline\">England: <strong>{}</strong> \
-                 (95% CI {} to {}), {} the 75% ambition</p>",
+        let line = |area: &str, cell: &Published| match cell.rate() {
+            Some(r) => format!(
+                "  {area:<40} {:>6}  (95% CI {} to {}, {} finalised)  {}\n",
                 pct(r.rate),
                 pct(r.lower),
                 pct(r.upper),
-                gap_words(&r),
-            );
+                cell.finalised.unwrap_or(0),
+                gap_words(&r)
+            ),
+            None => format!("  {area:<40} {}\n", withheld_or_dash(cell)),
+        };
+        if let Some(total) = self.weekly_total(Breakdown::England, ENGLAND) {
+            out.push_str(&line("England", &total));
         }
-        h.push_str("<h2>Weekly and rolling 13-week rate</h2>");
-        let charts = self
-            .grid(Breakdown::England)
+        if let Some(grid) = self.grid(Breakdown::Region) {
+            for area in &grid.areas {
+                if let Some(total) = total_of(grid, area) {
+                    out.push_str(&line(&named(Breakdown::Region, area), &total));
+                }
+            }
+        }
+        let published = self
+            .local_authorities()
             .into_iter()
-            .chain(self.grid(Breakdown::Region));
-        for grid in charts {
-            for (area, row) in grid.areas.iter().zip(&grid.rows) {
-                let label = if grid.breakdown == Breakdown::England {
-                    "England".to_string()
-                } else {
-                    format!("Region: {}", named(grid.breakdown, area))
-                };
-                h.push_str(&chart(&label, &row[..row.len() - 1]));
-            }
-        }
-        if let Some(grid) = self.grid(Breakdown::LocalAuthority) {
-            let _ = write!(
-                h,
-                "<details><summary>By local authority ({} charts)</summary>",
-                grid.areas.len()
-            );
-            for (area, row) in grid.areas.iter().zip(&grid.rows) {
-                h.push_str(&chart(
-                    &format!("Local authority: {}", named(grid.breakdown, area)),
-                    &row[..row.len() - 1],
-                ));
-            }
-            h.push_str("</details>");
-        }
-        for breakdown in [
-            Breakdown::Region,
-            Breakdown::LocalAuthority,
-            Breakdown::Prison,
-            Breakdown::Provider,
-        ] {
-            if let Some(grid) = self.grid(breakdown) {
-                self.table(&mut h, grid);
-            }
-        }
-        h.push_str(
-            "<p class=\"note\">[c] withheld: a count of 1 to 4, or a figure from which one could \
-             be worked out (disclosure control). Rates are engaged ÷ finalised; excluded cases \
-             (died, re-admitted, deported, released to hospital or outside England) and cases \
-             still in their window are not in the denominator.</p></body></html>",
+            .filter(|a| {
+                self.annual_figure(Breakdown::LocalAuthority, self.year, a)
+                    .is_some_and(|p| p.rate().is_some())
+            })
+            .count();
+        let _ = writeln!(
+            out,
+            "{}: {} of {} local authorities have a published annual rate",
+            self.year,
+            published,
+            self.local_authorities().len()
         );
-        h
+        out
     }
 
-    fn table(&self, h: &mut String, grid: &PublishedGrid) {
-        let heading = match grid.breakdown {
-            Breakdown::Region => "By region",
-            Breakdown::LocalAuthority => "By local authority of residence",
-            Breakdown::Prison => "By releasing prison",
-            Breakdown::Provider => "By community provider",
-            Breakdown::England => "England",
-        };
-        let _ = write!(
-            h,
-            "<h2>{heading}</h2><table class=\"{}\"><thead><tr><th>Area</th><th>Finalised</th>\
-             <th>Engaged</th><th>Rate</th><th>95% interval</th><th>Against 75%</th>\
-             <th>Change since previous 52 weeks</th><th>Newest week</th></tr></thead><tbody>",
-            grid.breakdown.code()
-        );
-        for (area, cells) in grid.rows_with_total("England") {
-            let total = cells[cells.len() - 1];
-            let newest = cells[cells.len() - 2];
-            let previous = if area == "England" {
-                self.previous
-                    .iter()
-                    .find(|g| g.breakdown == grid.breakdown)
-                    .and_then(|g| g.totals.last().copied())
-            } else {
-                self.previous_total(grid.breakdown, area)
-            };
-            let change = match (total.rate(), previous.and_then(|p| p.rate())) {
-                (Some(now), Some(before)) => format!("{:+.1} pp", (now.rate - before.rate) * 100.0),
-                _ => "–".into(),
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td>{}<td>{change}</td><td>{}</td></tr>",
-                escape(&named(grid.breakdown, area)),
-                count(total.finalised),
-                count(total.engaged),
-                rate_cells(&total),
-                newest
-                    .rate()
-                    .map_or_else(|| withheld_or_dash(&newest), |r| pct(r.rate)),
+    /// The tidy CSV: one row per breakdown × area × period, England only under `england` (so
+    /// a breakdown's column sums to England's), names beside codes. Columns are described in
+    /// `docs/report-csv.md`.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(CSV_HEADER);
+        out.push('\n');
+        let mut row = |breakdown: Breakdown,
+                       area: &str,
+                       period: String,
+                       kind: &str,
+                       status: FigureStatus,
+                       c: Compared| {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{},{}",
+                breakdown.code(),
+                csv_field(area),
+                csv_field(name_of(breakdown, area).unwrap_or("")),
+                period,
+                kind,
+                status_code(status),
+                figures(&c)
             );
+        };
+        for grid in &self.grids {
+            let england = self.grid(Breakdown::England).map(|g| &g.totals);
+            for (area, cells) in grid.areas.iter().zip(&grid.rows) {
+                for (i, cell) in cells.iter().enumerate() {
+                    let c = Compared {
+                        figure: *cell,
+                        england: england.and_then(|t| t.get(i)).and_then(|p| p.rate()),
+                        previous: None,
+                    };
+                    match self.cohorts.get(i) {
+                        Some(week) => row(
+                            grid.breakdown,
+                            area,
+                            week.to_string(),
+                            "iso_week",
+                            self.status[i],
+                            c,
+                        ),
+                        None => {
+                            let c = self.weekly_compared(grid.breakdown, area).unwrap_or(c);
+                            row(
+                                grid.breakdown,
+                                area,
+                                self.weeks_label(),
+                                "52_weeks",
+                                self.weekly_status(),
+                                c,
+                            )
+                        }
+                    }
+                }
+            }
         }
-        h.push_str("</tbody></table>");
+        for (breakdown, cells) in &self.annual {
+            for ((period, area), _) in cells {
+                if area == ENGLAND && *breakdown != Breakdown::England {
+                    continue;
+                }
+                if let Some(c) = self.annual_compared(*breakdown, *period, area) {
+                    row(
+                        *breakdown,
+                        area,
+                        period.to_string(),
+                        period_kind(period),
+                        self.status_of(period),
+                        c,
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The CSV's columns (see `docs/report-csv.md`).
+pub const CSV_HEADER: &str = "breakdown,area,area_name,period,period_kind,status,finalised,\
+engaged,rate,lower,upper,gap_to_ambition_pp,compared_with_england,change_pp,suppressed";
+
+fn total_of(grid: &PublishedGrid, area: &str) -> Option<Published> {
+    if area == ENGLAND {
+        return grid.totals.last().copied();
+    }
+    let row = grid.areas.iter().position(|a| a == area)?;
+    grid.rows[row].last().copied()
+}
+
+/// The stored code of a period's kind in the CSV.
+pub fn period_kind(period: &CohortPeriod) -> &'static str {
+    match period {
+        CohortPeriod::IsoWeek { .. } => "iso_week",
+        CohortPeriod::Month { .. } => "month",
+        CohortPeriod::Quarter { .. } => "quarter",
+        CohortPeriod::FinancialYear { .. } => "financial_year",
+        CohortPeriod::Rolling12Months { .. } => "rolling_12_months",
     }
 }
 
 /// The shipped name of an area's code under `breakdown` (regions, local authorities, prisons).
-fn name_of(breakdown: Breakdown, code: &str) -> Option<&'static str> {
+pub fn name_of(breakdown: Breakdown, code: &str) -> Option<&'static str> {
     let names = continuity_reference::Names::shipped();
     match breakdown {
+        Breakdown::England => (code == ENGLAND).then_some("England"),
         Breakdown::Region => names.region(code),
         Breakdown::LocalAuthority => names.area(code),
         Breakdown::Prison => names.prison(code),
-        Breakdown::England | Breakdown::Provider => None,
+        Breakdown::Provider => None,
     }
 }
 
 /// `Name (CODE)`, or the code when it has no name.
-fn named(breakdown: Breakdown, code: &str) -> String {
+pub fn named(breakdown: Breakdown, code: &str) -> String {
     match name_of(breakdown, code) {
+        Some(name) if breakdown == Breakdown::England => name.to_owned(),
         Some(name) => format!("{name} ({code})"),
         None => code.to_owned(),
     }
 }
 
-fn status_code(s: FigureStatus) -> &'static str {
+/// The status as written in the CSV.
+pub fn status_code(s: FigureStatus) -> &'static str {
     match s {
         FigureStatus::Provisional => "provisional",
         FigureStatus::Final => "final",
     }
 }
 
-fn status_word(s: FigureStatus) -> &'static str {
-    match s {
-        FigureStatus::Provisional => "provisional (community data can still arrive)",
-        FigureStatus::Final => "final",
-    }
-}
-
-fn figures(cell: &Published) -> String {
+fn figures(c: &Compared) -> String {
+    let cell = &c.figure;
+    let compared = c.against_england().map_or("", |x| match x {
+        Comparison::Higher => "higher",
+        Comparison::Similar => "similar",
+        Comparison::Lower => "lower",
+    });
+    let change = c.change_pp().map(|x| format!("{x:.1}")).unwrap_or_default();
     match cell.rate() {
         Some(r) => format!(
-            "{},{},{:.4},{:.4},{:.4},{:.1},false",
+            "{},{},{:.4},{:.4},{:.4},{:.1},{compared},{change},false",
             cell.finalised.unwrap_or(0),
             cell.engaged.unwrap_or(0),
             r.rate,
@@ -500,9 +528,9 @@ fn figures(cell: &Published) -> String {
             r.upper,
             r.gap_to_ambition()
         ),
-        None if cell.is_suppressed() => ",,,,,,true".into(),
+        None if cell.is_suppressed() => ",,,,,,,,true".into(),
         None => format!(
-            "{},{},,,,,false",
+            "{},{},,,,,,,false",
             cell.finalised.unwrap_or(0),
             cell.engaged.unwrap_or(0)
         ),
@@ -517,22 +545,13 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn pct(x: f64) -> String {
+/// A rate as a percentage with one decimal.
+pub fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn count(n: Option<u64>) -> String {
-    n.map_or_else(|| "[c]".into(), |n| n.to_string())
-}
-
-fn withheld_or_dash(cell: &Published) -> String {
+/// `[c]` for a withheld figure, a dash for nothing to show.
+pub fn withheld_or_dash(cell: &Published) -> String {
     if cell.is_suppressed() {
         "[c]".into()
     } else {
@@ -540,7 +559,9 @@ fn withheld_or_dash(cell: &Published) -> String {
     }
 }
 
-fn gap_words(r: &ContinuityRate) -> String {
+/// The rate against 75% in words: "26.3 points below" (the report's one convention: a gap is
+/// below or above, never a signed number).
+pub fn gap_words(r: &ContinuityRate) -> String {
     let gap = r.gap_to_ambition();
     if gap > 0.0 {
         format!("{gap:.1} points below")
@@ -548,100 +569,6 @@ fn gap_words(r: &ContinuityRate) -> String {
         format!("{:.1} points above", -gap)
     }
 }
-
-fn rate_cells(cell: &Published) -> String {
-    match cell.rate() {
-        Some(r) => format!(
-            "<td>{}</td><td>{} – {}</td><td>{}</td>",
-            pct(r.rate),
-            pct(r.lower),
-            pct(r.upper),
-            gap_words(&r)
-        ),
-        None => {
-            let w = withheld_or_dash(cell);
-            format!("<td>{w}</td><td>{w}</td><td>{w}</td>")
-        }
-    }
-}
-
-/// An inline SVG chart of weekly rates (dots), the rolling 13-week rate (line, only where all
-/// 13 weeks are published, so it reveals nothing the table does not) and the 75% line.
-fn chart(label: &str, weeks: &[Published]) -> String {
-    let (w, h, left, top) = (720.0, 220.0, 40.0, 10.0);
-    let (pw, ph) = (w - left - 10.0, h - top - 30.0);
-    let x = |i: usize| left + pw * i as f64 / (weeks.len().max(2) - 1) as f64;
-    let y = |r: f64| top + ph * (1.0 - r);
-    let mut s = format!(
-        "<figure><figcaption>{}</figcaption><svg class=\"chart\" role=\"img\" \
-         aria-label=\"{} weekly continuity rate\" viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\">",
-        escape(label),
-        escape(label)
-    );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" class=\"grid\"/>\
-             <text x=\"{}\" y=\"{:.1}\" class=\"tick\">{:.0}%</text>",
-            w - 10.0,
-            left - 4.0,
-            y(tick) + 4.0,
-            tick * 100.0,
-            y = y(tick)
-        );
-    }
-    let _ = write!(
-        s,
-        "<line class=\"ambition\" x1=\"{left}\" x2=\"{}\" y1=\"{a:.1}\" y2=\"{a:.1}\"/>",
-        w - 10.0,
-        a = y(AMBITION)
-    );
-    let mut line = String::new();
-    for i in 12..weeks.len() {
-        let window = &weeks[i - 12..=i];
-        let (mut e, mut f) = (0, 0);
-        let complete = window.iter().all(|c| match (c.engaged, c.finalised) {
-            (Some(a), Some(b)) => {
-                e += a;
-                f += b;
-                true
-            }
-            _ => false,
-        });
-        if let (true, Some(r)) = (complete, ContinuityRate::new(e, f)) {
-            let _ = write!(line, "{:.1},{:.1} ", x(i), y(r.rate));
-        }
-    }
-    if !line.is_empty() {
-        let _ = write!(
-            s,
-            "<polyline class=\"rolling\" points=\"{}\"/>",
-            line.trim_end()
-        );
-    }
-    for (i, cell) in weeks.iter().enumerate() {
-        if let Some(r) = cell.rate() {
-            let _ = write!(
-                s,
-                "<circle class=\"week\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\"/>",
-                x(i),
-                y(r.rate)
-            );
-        }
-    }
-    s.push_str("</svg></figure>");
-    s
-}
-
-const STYLE: &str =
-    "body{font-family:system-ui,sans-serif;margin:2em;color:#0b0c0c;max-width:1100px}\
-h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.5em}.headline{font-size:1.3em}\
-table{border-collapse:collapse;margin:0.5em 0}th,td{border:1px solid #b1b4b6;padding:2px 8px;\
-text-align:right}td:first-child,th:first-child{text-align:left}\
-.chart .grid{stroke:#dddddd}.chart .tick{font-size:10px;text-anchor:end;fill:#505a5f}\
-.chart .ambition{stroke:#d4351c;stroke-dasharray:6 4;stroke-width:2}\
-.chart .rolling{fill:none;stroke:#1d70b8;stroke-width:2}.chart .week{fill:#505a5f}\
-figure{margin:0.5em 0}figcaption{font-weight:bold}.note{color:#505a5f;font-size:0.9em}";
 
 /// The date of the scheduled run on or after `from`: `weekday` at `hour`:00 Europe/London.
 pub fn next_run(
@@ -690,5 +617,17 @@ mod tests {
         );
         assert_eq!(named(Breakdown::Provider, "PRV001"), "PRV001");
         assert_eq!(named(Breakdown::LocalAuthority, "E06999999"), "E06999999");
+        assert_eq!(named(Breakdown::England, ENGLAND), "England");
+    }
+
+    #[test]
+    fn the_annual_periods_are_two_years_their_quarters_and_rolling_years() {
+        let year = CohortPeriod::FinancialYear { start_year: 2025 };
+        let periods = annual_periods(year);
+        assert_eq!(periods.len(), 2 + 8 + 8);
+        assert_eq!(periods[0].to_string(), "FY2024-25");
+        assert_eq!(periods[2].to_string(), "R12-2024-06");
+        assert_eq!(periods[9].to_string(), "R12-2026-03");
+        assert_eq!(periods[17].to_string(), "FY2025-26-Q4");
     }
 }

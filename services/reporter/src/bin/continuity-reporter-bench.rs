@@ -60,16 +60,24 @@ fn main() -> anyhow::Result<()> {
     let cells = tabulate(&cases, &regions, today);
     let tabulated = t.elapsed();
     let week = continuity_domain::CohortPeriod::iso_week(today);
-    let report = report::build(&cells, week, &Rules::default(), 28);
-    let (html, csv) = (report.html(), report.csv());
+    let report = report::build(&cells, &regions, week, &Rules::default(), 28);
+    let (html, csv, national) = (report.html(), report.csv(), report.national_html());
+    let areas: usize = report
+        .local_authorities()
+        .iter()
+        .map(|a| report.area_html(a).len())
+        .sum();
     let total = t.elapsed();
     println!("cases                 {n}");
     println!("cells                 {}", cells.len());
     println!("every cohort          {:.2} s", tabulated.as_secs_f64());
     println!(
-        "plus one report       {:.2} s (HTML {} KiB, CSV {} KiB)",
+        "plus one report       {:.2} s (HTML {} KiB, national {} KiB, {} area pages {} KiB, CSV {} KiB)",
         total.as_secs_f64(),
         html.len() / 1024,
+        national.len() / 1024,
+        report.local_authorities().len(),
+        areas / 1024,
         csv.len() / 1024
     );
     Ok(())
