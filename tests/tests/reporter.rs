@@ -4,7 +4,8 @@
 //!   cell;
 //! - the report is produced on demand over HTTP, served as HTML and CSV, and its figures are
 //!   published with the same ids when published again;
-//! - the page renders in headless Chromium with its chart and tables;
+//! - the weekly, national and area pages render in headless Chromium with their charts, pass
+//!   axe-core, and the national table sorts;
 //! - a final figure that changes is republished as a revision, and only that cell.
 
 use std::collections::BTreeMap;
@@ -19,7 +20,9 @@ use continuity_schema::{wire, AvroRecord};
 use continuity_stream::Topic;
 use continuity_synthetic::{generate, Config};
 
-const WEEK: &str = "2026-W10";
+/// As at 17 May 2026: the windows of financial year 2025-26 have all closed, so it is the
+/// report's year.
+const WEEK: &str = "2026-W20";
 
 /// A year of generated events, assessed by the rules, stored as the matcher stores cases.
 async fn a_year_of_cases(env: &Env) -> usize {
@@ -73,6 +76,12 @@ async fn cohorts_by_sql(env: &Env) -> BTreeMap<(String, String, String), (i64, i
             union all
             select 'FY' || fy || '-' || lpad(((fy + 1) % 100)::text, 2, '0'), x.d, x.la,
                    x.prison, x.provider, x.outcome
+            from (select case when extract(month from d) >= 4 then extract(year from d)::int
+                              else extract(year from d)::int - 1 end fy, c.* from c) x
+            union all
+            select 'FY' || fy || '-' || lpad(((fy + 1) % 100)::text, 2, '0') || '-Q'
+                       || ((extract(month from x.d)::int + 8) % 12 / 3 + 1),
+                   x.d, x.la, x.prison, x.provider, x.outcome
             from (select case when extract(month from d) >= 4 then extract(year from d)::int
                               else extract(year from d)::int - 1 end fy, c.* from c) x
             union all
@@ -226,6 +235,7 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
         wire::PeriodKind::Month,
         wire::PeriodKind::Rolling12Months,
         wire::PeriodKind::FinancialYear,
+        wire::PeriodKind::Quarter,
     ] {
         for audience in [wire::Audience::Published, wire::Audience::Internal] {
             assert!(
@@ -272,6 +282,36 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     }
     assert!(checked > 10, "{checked}");
     assert!(published(wire::PeriodKind::Rolling12Months).any(|f| f.suppressed));
+    // Local authorities, prisons and providers are published by year and quarter only; a
+    // year is published for most authorities although most of their quarters are withheld.
+    assert!(!figures
+        .iter()
+        .any(|f| f.audience == wire::Audience::Published
+            && matches!(
+                f.period_kind,
+                wire::PeriodKind::IsoWeek | wire::PeriodKind::Month
+            )
+            && matches!(
+                f.breakdown,
+                wire::Breakdown::LocalAuthority
+                    | wire::Breakdown::Prison
+                    | wire::Breakdown::Provider
+            )));
+    let la_year: Vec<_> = published(wire::PeriodKind::FinancialYear)
+        .filter(|f| f.breakdown == wire::Breakdown::LocalAuthority && f.period == "FY2025-26")
+        .collect();
+    // About 20 cases each here: most years are published, few of their quarters.
+    let shown = la_year.iter().filter(|f| !f.suppressed).count();
+    assert!(
+        shown * 4 >= la_year.len() * 3,
+        "{shown} of {} years published",
+        la_year.len()
+    );
+    let la_quarters = published(wire::PeriodKind::Quarter)
+        .filter(|f| f.breakdown == wire::Breakdown::LocalAuthority);
+    assert!(
+        la_quarters.clone().any(|f| f.suppressed) && la_quarters.clone().any(|f| !f.suppressed)
+    );
 
     // Served: the page with its headline and chart, the CSV with its header, the index.
     let html = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.html")).await;
@@ -281,39 +321,63 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     );
     assert!(html.contains("[c]"), "suppressed cells are marked");
     let csv = get_body(port, &format!("/reports/{WEEK}/continuity-{WEEK}.csv")).await;
-    assert!(csv.starts_with("breakdown,area,area_name,cohort,status,finalised,engaged,rate"));
+    assert!(csv.starts_with(continuity_reporter::report::CSV_HEADER));
     assert!(csv.lines().count() > 1_000);
-    // Each area once: no total rows repeating England in every breakdown, and England's own
-    // rows (52 cohorts and their total) under its breakdown only.
-    let areas: Vec<(&str, &str)> = csv
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            Some((f.next()?, f.next()?))
-        })
+    // Tidy: one row per breakdown, area and period; England's rows (52 weeks, their total, two
+    // years, eight quarters and eight rolling years, where they have cases) under its own
+    // breakdown only.
+    let rows: Vec<Vec<String>> = csv.lines().skip(1).map(csv_fields).collect();
+    let rows: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| r.iter().map(String::as_str).collect())
         .collect();
+    assert!(
+        rows.iter().all(|r| r.len() == 15),
+        "15 columns in every row"
+    );
+    let keys: std::collections::BTreeSet<(&str, &str, &str)> =
+        rows.iter().map(|r| (r[0], r[1], r[3])).collect();
+    assert_eq!(
+        keys.len(),
+        rows.len(),
+        "each breakdown, area and period once"
+    );
+    let areas: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
     assert!(!areas.iter().any(|(_, a)| *a == "ALL"));
     let england: Vec<&str> = areas
         .iter()
         .filter(|(_, a)| *a == "E92000001")
         .map(|(b, _)| *b)
         .collect();
-    assert_eq!(england.len(), 53);
+    // (Quarters before the generated year have no cases, and no row.)
+    assert!(england.len() >= 53 + 11, "{}", england.len());
     assert!(england.iter().all(|b| *b == "england"));
-    // Each local authority has a page of its own by its code: the rate in words against its
-    // region, England and 75%, the reading guide first; an unknown one answers 404.
-    let (_, la) = areas
+    assert!(!rows
         .iter()
-        .find(|(b, _)| *b == "local_authority")
-        .expect("a local authority row");
+        .any(|r| r[0] == "local_authority" && r[4] == "iso_week"));
+    // Each local authority has a page of its own by its code: the reading guide first, then
+    // its year in words against its region, England and 75%; an unknown one answers 404.
+    let la = rows
+        .iter()
+        .find(|r| {
+            r[0] == "local_authority"
+                && r[4] == "financial_year"
+                && r[3] == "FY2025-26"
+                && r[14] == "false"
+        })
+        .map(|r| r[1])
+        .expect("a local authority's published year");
     let (status, page) = http_get(port, &format!("/reports/{WEEK}/{la}")).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.find("How to read this") < page.find("id=\"headline\""));
     assert!(page.contains("against the region, England and the 75% ambition"));
     assert!(page.contains("<th scope=\"row\">England</th>"));
+    assert!(page.contains("The last eight quarters"));
     let (status, _) = http_get(port, &format!("/reports/{WEEK}/E06999999")).await;
     assert_eq!(status, 404);
+    let (status, national) = http_get(port, &format!("/reports/{WEEK}/national")).await;
+    assert_eq!(status, 200);
+    assert!(national.contains("class=\"chart funnel\"") && national.contains("99.8% limits"));
     // Areas outside England are never rows.
     assert!(!areas
         .iter()
@@ -322,22 +386,59 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
     let metrics = get_body(port, "/metrics").await;
     assert!(metrics.contains("continuity_reporter_rate{area=\"england\",bound=\"rate\"}"));
 
-    // Rendered as a person sees it.
-    let page = dir.join(WEEK).join(format!("continuity-{WEEK}.html"));
-    let rendered = render(&page, &dir.join("page.png"));
+    // Rendered as a person sees it, served over HTTP: axe-core on the weekly, national and
+    // area pages, charts drawn, sorting, screenshots kept under target/browser-screenshots.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shots = root.join("target/browser-screenshots");
+    let modules = std::env::var("CONTINUITY_BROWSER_MODULES")
+        .expect("CONTINUITY_BROWSER_MODULES (scripts/test.sh sets it)");
+    let out = tokio::process::Command::new("node")
+        .arg(root.join("tests/browser/report.mjs"))
+        .env("CONTINUITY_BROWSER_MODULES", modules)
+        .env(
+            "REPORT_URL",
+            format!("http://127.0.0.1:{port}/reports/{WEEK}"),
+        )
+        .env("WEEK", WEEK)
+        .env("AREA", la)
+        .env("SCREENSHOTS", &shots)
+        .output()
+        .await
+        .expect("node runs (scripts/test.sh installs what it needs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        rendered.chart_drawn,
-        "the 75% line and the rolling rate are drawn"
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}"
     );
-    assert!(
-        rendered.dom.matches("<tr>").count() > 100,
-        "the tables are in the rendered page"
-    );
+    assert!(stdout.contains("browser checks passed"));
+    for shot in ["weekly", "national", "area"] {
+        assert!(shots.join(format!("report-{shot}.png")).exists(), "{shot}");
+    }
 
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     env.cleanup().await;
+}
+
+/// A CSV line's fields (RFC 4180 quoting: names such as "Bristol, City of").
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
 }
 
 /// The last message of each England weekly cell on the topic, by period.
@@ -362,7 +463,8 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     let s = settings(&env, &dir);
     let now = s.clock.fixed_now.unwrap();
     let reporter = Reporter::connect(s).await.unwrap();
-    let week = continuity_reporter::report::parse_week(WEEK).unwrap();
+    // A week whose 52 cohorts are all within the generated year.
+    let week = continuity_reporter::report::parse_week("2026-W10").unwrap();
     reporter.run(week, Some(now)).await.unwrap();
     let first = england_weeks(&read_topic(&env.kafka, Topic::Performance).await);
     let (period, before) = first
@@ -452,69 +554,6 @@ async fn a_final_figure_that_changes_is_republished_as_a_revision() {
     assert_eq!(schemes, [continuity_schema::CONTENT_SCHEME]);
     let _ = std::fs::remove_dir_all(&dir);
     env.cleanup().await;
-}
-
-struct Rendered {
-    dom: String,
-    chart_drawn: bool,
-}
-
-/// Render `page` in headless Chromium: the DOM after layout, and whether the screenshot holds
-/// the ambition line's red and the rolling line's blue.
-fn render(page: &std::path::Path, png: &std::path::Path) -> Rendered {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| {
-            std::process::Command::new(c)
-                .arg("--version")
-                .output()
-                .is_ok()
-        })
-        .expect("Chromium is installed (scripts/test.sh installs Debian's chromium)");
-    // No background connections (this machine's network is closed; each would be refused) and
-    // a profile of its own per run.
-    let profile = std::env::temp_dir().join(format!("chromium-{}", uuid::Uuid::new_v4().simple()));
-    let user_data = format!("--user-data-dir={}", profile.display());
-    let run = |extra: &[&str]| {
-        std::process::Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--hide-scrollbars",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-quic",
-                "--no-first-run",
-                &user_data,
-            ])
-            .args(extra)
-            .arg(format!("file://{}", page.display()))
-            .output()
-            .expect("chromium runs")
-    };
-    let dom = String::from_utf8_lossy(&run(&["--dump-dom"]).stdout).into_owned();
-    run(&[
-        &format!("--screenshot={}", png.display()),
-        "--window-size=1100,900",
-    ]);
-    let _ = std::fs::remove_dir_all(&profile);
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(png).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let channels = info.color_type.samples();
-    let near = |px: &[u8], rgb: [u8; 3]| px.iter().zip(rgb).all(|(a, b)| a.abs_diff(b) < 30);
-    let (mut red, mut blue) = (0, 0);
-    for px in buf[..info.buffer_size()].chunks(channels) {
-        red += usize::from(near(&px[..3], [0xd4, 0x35, 0x1c]));
-        blue += usize::from(near(&px[..3], [0x1d, 0x70, 0xb8]));
-    }
-    Rendered {
-        dom,
-        chart_drawn: red > 200 && blue > 200,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,14 +119,13 @@ impl CohortPeriod {
     /// for other periods.
     pub fn quarters(&self) -> Vec<CohortPeriod> {
         match *self {
-            CohortPeriod::FinancialYear { start_year } | CohortPeriod::Quarter { start_year, .. } => {
-                (1..=4)
-                    .map(|quarter| CohortPeriod::Quarter {
-                        start_year,
-                        quarter,
-                    })
-                    .collect()
-            }
+            CohortPeriod::FinancialYear { start_year }
+            | CohortPeriod::Quarter { start_year, .. } => (1..=4)
+                .map(|quarter| CohortPeriod::Quarter {
+                    start_year,
+                    quarter,
+                })
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -180,7 +179,11 @@ impl CohortPeriod {
             | CohortPeriod::Rolling12Months { .. }
             | CohortPeriod::Quarter { .. } => {
                 let first = start.year() * 12 + start.month0() as i32;
-                let months = if matches!(self, CohortPeriod::Quarter { .. }) { 3 } else { 12 };
+                let months = if matches!(self, CohortPeriod::Quarter { .. }) {
+                    3
+                } else {
+                    12
+                };
                 (0..months)
                     .map(|i| {
                         let m = first + i;

@@ -113,8 +113,8 @@ pub fn suppress_given(
     };
     for i in 0..=rows {
         for j in 0..=cols {
-            s.mask[i * width + j] = given(i, j)
-                .unwrap_or_else(|| tables.iter().any(|t| is_small(t.entry(i, j))));
+            s.mask[i * width + j] =
+                given(i, j).unwrap_or_else(|| tables.iter().any(|t| is_small(t.entry(i, j))));
         }
     }
     let lines = s.lines();

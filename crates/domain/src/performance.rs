@@ -580,9 +580,9 @@ fn annual_cells(
                 areas
                     .iter()
                     .flat_map(|a| {
-                        quarters.iter().map(move |q| {
-                            cells.get(&(*q, breakdown, (*a).clone())).map_or(0, f)
-                        })
+                        quarters
+                            .iter()
+                            .map(move |q| cells.get(&(*q, breakdown, (*a).clone())).map_or(0, f))
                     })
                     .collect()
             };
@@ -622,11 +622,7 @@ fn annual_cells(
     let mut out = BTreeMap::new();
     for period in periods {
         let quarters = quarters_of(period);
-        if quarters.is_empty()
-            || !quarters
-                .iter()
-                .all(|q| years.contains(&year_of(q)))
-        {
+        if quarters.is_empty() || !quarters.iter().all(|q| years.contains(&year_of(q))) {
             continue;
         }
         let areas: BTreeSet<&String> = quarters
@@ -1062,19 +1058,25 @@ mod tests {
                 let rate = 0.3 + 0.5 * next();
                 for _ in 0..size {
                     let release = start + Duration::days((next() * days as f64) as i64);
-                    let outcome = if next() < rate { Outcome::Engaged } else { Outcome::NotEngaged };
+                    let outcome = if next() < rate {
+                        Outcome::Engaged
+                    } else {
+                        Outcome::NotEngaged
+                    };
                     cases.push(case(release, &area, outcome));
                 }
             }
             let regions = Regions::new(pairs);
             let as_at = date(2026, 12, 1);
             let cells = tabulate(&cases, &regions, as_at);
-            let published = published_cells(&cells, &regions, Breakdown::LocalAuthority, &[fy], as_at);
+            let published =
+                published_cells(&cells, &regions, Breakdown::LocalAuthority, &[fy], as_at);
             // The rule before: a year only as the sum of its twelve published months.
             let by_months = weekly_cells(&cells, Breakdown::LocalAuthority, &[fy]);
             let (mut eligible, mut shown, mut shown_by_months) = (0, 0, 0);
             let has_rate = |m: &PublishedCells, area: &String| {
-                m.get(&(fy, area.clone())).is_some_and(|v| v.rate().is_some())
+                m.get(&(fy, area.clone()))
+                    .is_some_and(|v| v.rate().is_some())
             };
             for ((p, b, area), t) in &cells {
                 if *p == fy && *b == Breakdown::LocalAuthority && t.finalised >= 50 {
@@ -1083,12 +1085,18 @@ mod tests {
                     shown_by_months += usize::from(has_rate(&by_months, area));
                 }
             }
-            assert!(eligible >= 80, "seed {seed}: only {eligible} areas with 50 or more");
+            assert!(
+                eligible >= 80,
+                "seed {seed}: only {eligible} areas with 50 or more"
+            );
             println!(
                 "seed {seed}: {shown} of {eligible} areas with 50 or more finalised cases publish \
                  an annual rate ({shown_by_months} as a sum of months)"
             );
-            assert!(shown * 10 >= eligible * 9, "seed {seed}: {shown} of {eligible} published");
+            assert!(
+                shown * 10 >= eligible * 9,
+                "seed {seed}: {shown} of {eligible} published"
+            );
         }
     }
 }

@@ -44,6 +44,17 @@ fn comparison_word(c: Option<Comparison>) -> &'static str {
     }
 }
 
+/// A period as a reader names it: a quarter by its months (`Apr-Jun 2026`), others by code.
+fn period_label(p: &CohortPeriod) -> String {
+    match p {
+        CohortPeriod::Quarter { .. } => {
+            let (start, end) = p.date_range();
+            format!("{}–{}", start.format("%b"), end.format("%b %Y"))
+        }
+        _ => p.to_string(),
+    }
+}
+
 fn count(n: Option<u64>) -> String {
     n.map_or_else(|| "[c]".into(), |n| n.to_string())
 }
@@ -183,17 +194,28 @@ impl Report {
         if let Some(grid) = self.grid(Breakdown::Region) {
             for area in &grid.areas {
                 if let Some(c) = self.weekly_compared(Breakdown::Region, area) {
-                    h.push_str(&figure_row(&escape(&named(Breakdown::Region, area)), &c, true));
+                    h.push_str(&figure_row(
+                        &escape(&named(Breakdown::Region, area)),
+                        &c,
+                        true,
+                    ));
                 }
             }
         }
         h.push_str("</tbody></table>");
         h.push_str("<h2>Weekly rate</h2>");
         for grid in &self.grids {
-            for (area, row) in grid.rows_with_total(ENGLAND) {
-                if grid.breakdown == Breakdown::Region && area == ENGLAND {
-                    continue;
-                }
+            // England's own grid has one area, its total; a region grid's total is England.
+            let rows: Vec<(&str, &Vec<Published>)> = match grid.breakdown {
+                Breakdown::England => vec![(ENGLAND, &grid.totals)],
+                _ => grid
+                    .areas
+                    .iter()
+                    .map(String::as_str)
+                    .zip(&grid.rows)
+                    .collect(),
+            };
+            for (area, row) in rows {
                 let label = named(grid.breakdown, area);
                 let points: Vec<(String, Published)> = self
                     .cohorts
@@ -316,7 +338,10 @@ impl Report {
                     lo = pct(r.lower),
                     hi = pct(r.upper),
                     gap = gap_words(&r),
-                    region = versus(&format!("the region, {}", escape(&region_name)), region_rate),
+                    region = versus(
+                        &format!("the region, {}", escape(&region_name)),
+                        region_rate
+                    ),
                     england = versus("England", england.and_then(|e| e.rate())),
                 )
             }
@@ -358,7 +383,7 @@ impl Report {
                         engaged: Some(0),
                         finalised: Some(0),
                     });
-                (q.to_string(), p)
+                (period_label(q), p)
             })
             .collect();
         let england_q: Vec<Option<f64>> = quarters
@@ -386,12 +411,13 @@ impl Report {
         );
         for q in &quarters {
             if let Some(c) = self.annual_compared(Breakdown::LocalAuthority, *q, area) {
-                h.push_str(&figure_row(&q.to_string(), &c, false));
+                h.push_str(&figure_row(&period_label(q), &c, false));
             } else {
                 let _ = write!(
                     h,
-                    "<tr><th scope=\"row\">{q}</th><td>0</td><td>0</td><td>–</td><td>–</td>\
-                     <td>–</td><td>–</td><td>–</td></tr>"
+                    "<tr><th scope=\"row\">{}</th><td>0</td><td>0</td><td>–</td><td>–</td>\
+                     <td>–</td><td>–</td><td>–</td></tr>",
+                    period_label(q)
                 );
             }
         }
@@ -506,7 +532,8 @@ fn chart(
     // Label at most about ten periods on the x axis.
     let every = points.len().div_ceil(10).max(1);
     for (i, (label, _)) in points.iter().enumerate() {
-        if i % every == 0 || i + 1 == points.len() {
+        let last = i + 1 == points.len();
+        if (i % every == 0 && (last || points.len() - i > every / 2 + 1)) || last {
             let _ = write!(
                 s,
                 "<text x=\"{:.1}\" y=\"{:.1}\" class=\"xtick\">{}</text>",
@@ -546,9 +573,9 @@ fn chart(
         let mut line = String::new();
         for i in 12..points.len() {
             let window = &points[i - 12..=i];
-            let sum = window
-                .iter()
-                .try_fold((0, 0), |(e, f), (_, p)| Some((e + p.engaged?, f + p.finalised?)));
+            let sum = window.iter().try_fold((0, 0), |(e, f), (_, p)| {
+                Some((e + p.engaged?, f + p.finalised?))
+            });
             if let Some(r) = sum.and_then(|(e, f)| ContinuityRate::new(e, f)) {
                 let _ = write!(line, "{:.1},{:.1} ", x(i), y(r.rate));
             }
@@ -561,12 +588,18 @@ fn chart(
             );
         }
     } else {
-        let line: Vec<String> = rates
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.map(|r| format!("{:.1},{:.1}", x(i), y(r.rate))))
-            .collect();
-        if line.len() > 1 {
+        // A line joins consecutive published periods only: a gap stays a gap.
+        let mut segments: Vec<Vec<String>> = vec![Vec::new()];
+        for (i, r) in rates.iter().enumerate() {
+            match r {
+                Some(r) => segments
+                    .last_mut()
+                    .into_iter()
+                    .for_each(|seg| seg.push(format!("{:.1},{:.1}", x(i), y(r.rate)))),
+                None => segments.push(Vec::new()),
+            }
+        }
+        for line in segments.iter().filter(|l| l.len() > 1) {
             let _ = write!(
                 s,
                 "<polyline class=\"rolling\" points=\"{}\"/>",

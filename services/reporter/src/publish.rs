@@ -130,8 +130,7 @@ fn published_periods(
     Breakdown::ALL
         .iter()
         .map(|b| {
-            let published =
-                published_cells(cells, &report.regions, *b, &asked, report.as_at);
+            let published = published_cells(cells, &report.regions, *b, &asked, report.as_at);
             (*b, published)
         })
         .collect()

@@ -90,7 +90,11 @@ pub fn build(
     let status = |p: &CohortPeriod| figure_status(p, rules, settling_days, as_at);
     let mut periods: Vec<(CohortPeriod, FigureStatus)> =
         annual_periods.iter().map(|p| (*p, status(p))).collect();
-    periods.extend(months_closed(as_at, &closed).into_iter().map(|p| (p, status(&p))));
+    periods.extend(
+        months_closed(as_at, &closed)
+            .into_iter()
+            .map(|p| (p, status(&p))),
+    );
     Report {
         week,
         as_at,
@@ -255,12 +259,13 @@ impl Report {
             .and_then(|p| p.rate());
         let before = match period {
             // A rolling 12 months is compared with the one a year earlier (no overlap).
-            CohortPeriod::Rolling12Months { end_year, end_month } => {
-                CohortPeriod::Rolling12Months {
-                    end_year: end_year - 1,
-                    end_month,
-                }
-            }
+            CohortPeriod::Rolling12Months {
+                end_year,
+                end_month,
+            } => CohortPeriod::Rolling12Months {
+                end_year: end_year - 1,
+                end_month,
+            },
             p => p.previous(),
         };
         Some(Compared {

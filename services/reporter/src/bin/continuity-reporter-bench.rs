@@ -1,6 +1,8 @@
-//! `continuity-reporter-bench [CASES]`: time computing every cohort (weeks, months, financial
-//! years, rolling 12 months, under every breakdown) and one weekly report for ten years of
-//! national-scale cases (default 600,000), in memory, as the reporter does after loading them.
+//! `continuity-reporter-bench [CASES] [--write DIR]`: time computing every cohort (weeks,
+//! months, quarters, financial years, rolling 12 months, under every breakdown) and one weekly
+//! report with its pages for ten years of national-scale cases (default 600,000), in memory, as
+//! the reporter does after loading them; with `--write`, also write the pages under DIR to
+//! look at.
 
 use std::time::Instant;
 
@@ -15,10 +17,13 @@ struct Args {
     /// Cases to generate.
     #[arg(default_value_t = 600_000)]
     cases: usize,
+    /// Write the report's files under this directory after timing them.
+    #[arg(long)]
+    write: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { cases: n } = clap::Parser::parse();
+    let Args { cases: n, write } = clap::Parser::parse();
     let start = NaiveDate::from_ymd_opt(2016, 4, 1).unwrap_or_default();
     // Deterministic spread: 150 local authorities in 9 regions, 120 prisons, 300 providers.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -80,5 +85,9 @@ fn main() -> anyhow::Result<()> {
         areas / 1024,
         csv.len() / 1024
     );
+    if let Some(dir) = write {
+        let written = continuity_reporter::write_report(&dir, &report)?;
+        println!("written               {}", written.html.display());
+    }
     Ok(())
 }
