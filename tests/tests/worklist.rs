@@ -554,6 +554,30 @@ async fn every_role_is_denied_every_other_organisations_case_and_each_denial_is_
     for p in &PEOPLE {
         assert!(!area.body.contains(p.crn) && !area.body.contains(p.noms));
     }
+    // And the partnership view: the area's own figures by quarter, without disclosure
+    // control, equal to the cases stored for it.
+    assert!(area.body.contains("id=\"partnership\""));
+    let shown: u64 = area
+        .body
+        .split("data-testid=\"quarter-finalised\">")
+        .skip(1)
+        .filter_map(|s| s.split('<').next()?.parse::<u64>().ok())
+        .sum();
+    let today = continuity_domain::london_date(now());
+    let mut first = continuity_domain::CohortPeriod::quarter(today);
+    for _ in 0..7 {
+        first = first.previous();
+    }
+    let stored: i64 = sqlx::query_scalar(
+        "select count(*) from cases where local_authority = 'E06000001'
+         and outcome in ('ENGAGED', 'NOT_ENGAGED') and release_date between $1 and $2",
+    )
+    .bind(first.date_range().0)
+    .bind(today)
+    .fetch_one(&s.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(shown, stored as u64);
     let mut nobody = Client::new(s.worklist);
     let refused = nobody.sign_in(s.issuer, "NO_ROLE").await;
     assert_eq!(refused.status, 403);

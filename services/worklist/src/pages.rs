@@ -183,6 +183,7 @@ struct AreaPage {
     chrome: Option<Chrome>,
     area: String,
     counts: queries::AreaCounts,
+    quarters: Vec<queries::QuarterFigures>,
 }
 
 impl Layout for AreaPage {}
@@ -205,6 +206,8 @@ pub(crate) async fn home(
                 return Err(deny(&app, &user, chrome, correlation, None, StatusCode::FORBIDDEN).await);
             };
             let counts = queries::area_counts(&app.pool, area.as_str(), app.clock.now()).await.map_err(database)?;
+            let today = continuity_domain::london_date(app.clock.now());
+            let quarters = queries::area_quarters(&app.pool, area.as_str(), today).await.map_err(database)?;
             app.metrics.viewed("area");
             audited(&app, Entry {
                     user: Some(&user),
@@ -221,6 +224,7 @@ pub(crate) async fn home(
                     chrome: Some(chrome),
                     area: area.to_string(),
                     counts,
+                    quarters,
                 },
             ))
         }

@@ -548,3 +548,91 @@ pub async fn area_counts(
     .fetch_one(pool)
     .await
 }
+
+/// One quarter of an area's own figures, without disclosure control: the partnership view,
+/// for the commissioners of that area only.
+#[derive(Debug, Clone)]
+pub struct QuarterFigures {
+    /// The quarter, e.g. `Apr–Jun 2026`.
+    pub quarter: String,
+    /// Finalised cases.
+    pub finalised: u64,
+    /// Engaged within the window.
+    pub engaged: u64,
+    /// Still inside their window.
+    pub open: u64,
+    /// The rate with its 95% interval, when anything is finalised.
+    pub rate: Option<continuity_domain::ContinuityRate>,
+}
+
+impl QuarterFigures {
+    /// The rate as shown, or a dash.
+    pub fn rate_text(&self) -> String {
+        self.rate
+            .map_or_else(|| "–".into(), |r| format!("{:.1}%", r.rate * 100.0))
+    }
+
+    /// The interval as shown, or a dash.
+    pub fn interval_text(&self) -> String {
+        self.rate.map_or_else(
+            || "–".into(),
+            |r| format!("{:.1}% to {:.1}%", r.lower * 100.0, r.upper * 100.0),
+        )
+    }
+}
+
+/// The area's own figures for the eight quarters of release up to the one containing `today`,
+/// oldest first, from the case read model.
+pub async fn area_quarters(
+    pool: &PgPool,
+    area: &str,
+    today: NaiveDate,
+) -> Result<Vec<QuarterFigures>, sqlx::Error> {
+    use continuity_domain::{CohortPeriod, Outcome, Tally};
+    let mut quarters = vec![CohortPeriod::quarter(today)];
+    while quarters.len() < 8 {
+        let before = quarters[quarters.len() - 1].previous();
+        quarters.push(before);
+    }
+    quarters.reverse();
+    let (from, _) = quarters[0].date_range();
+    let rows: Vec<(NaiveDate, i64, i64, i64)> = sqlx::query_as(
+        "select date_trunc('month', release_date)::date,
+                count(*) filter (where outcome = $3), count(*) filter (where outcome = $4),
+                count(*) filter (where outcome = $5)
+         from cases where local_authority = $1 and release_date >= $2 and release_date <= $6
+         group by 1",
+    )
+    .bind(area)
+    .bind(from)
+    .bind(Outcome::Engaged.code())
+    .bind(Outcome::NotEngaged.code())
+    .bind(Outcome::Open.code())
+    .bind(today)
+    .fetch_all(pool)
+    .await?;
+    let mut tallies: Vec<Tally> = vec![Tally::default(); quarters.len()];
+    for (month, engaged, not_engaged, open) in rows {
+        let q = CohortPeriod::quarter(month);
+        if let Some(i) = quarters.iter().position(|x| *x == q) {
+            let n = |x: i64| u64::try_from(x).unwrap_or(0);
+            tallies[i].add_count(Outcome::Engaged, n(engaged));
+            tallies[i].add_count(Outcome::NotEngaged, n(not_engaged));
+            tallies[i].add_count(Outcome::Open, n(open));
+        }
+    }
+    Ok(quarters
+        .iter()
+        .zip(tallies)
+        .map(|(q, t)| {
+            let (start, end) = q.date_range();
+            QuarterFigures {
+                quarter: format!("{}–{}", start.format("%b"), end.format("%b %Y")),
+                finalised: t.finalised,
+                engaged: t.engaged,
+                open: t.open,
+                rate: t.rate(),
+            }
+        })
+        .collect())
+}
