@@ -3,7 +3,8 @@
 #   PostgreSQL and the broker; the topics; the migrations; the matcher and ingest, in the
 #   background, with a token for each organisation of the sample (ingest keeps only hashes);
 #   the sample scenario (every kind of outcome, and one record with a mistyped prison number
-#   that ingest refuses, naming the field), six weeks of generated events up to today and the
+#   that ingest refuses, naming the field), 90 weeks of generated events up to today (enough for
+#   a whole financial year by local authority; CONTINUITY_SAMPLE_WEEKS to change it) and the
 #   real HMPPS payloads in tests/fixtures/hmpps, each sent through ingest's HTTP API by its
 #   organisation as a source would; then, once the matcher has caught up, the cases, the
 #   continuity rate per area and the caseworker flags it produced; then the weekly
@@ -48,10 +49,11 @@ CONTINUITY_HTTP_ADDR="$ingest_addr" CONTINUITY_SOURCES_FILE="$STACK_DIR/ingest/s
 echo $! >"$STACK_DIR/ingest.pid"
 wait_for 30 port_open 127.0.0.1 "${ingest_addr##*:}" || die "ingest did not start; see $STACK_DIR/ingest.log"
 
-log "sending the sample scenario, six weeks of generated events and the HMPPS payloads through ingest"
+weeks="${CONTINUITY_SAMPLE_WEEKS:-90}"
+log "sending the sample scenario, $weeks weeks of generated events and the HMPPS payloads through ingest"
 # Messages already on the topics (earlier runs): the matcher has to read past them too.
 before=$(psql "$CONTINUITY_DATABASE_URL" -qAtc "select coalesce(sum(next_offset), 0) from consumer_offsets" 2>/dev/null || echo 0)
-produced=$("$bin/continuity" produce --ingest "http://$ingest_addr" --tokens "$STACK_DIR/ingest/tokens" --weeks 6)
+produced=$("$bin/continuity" produce --ingest "http://$ingest_addr" --tokens "$STACK_DIR/ingest/tokens" --weeks "$weeks")
 log "ingest wrote $produced events; waiting for the matcher"
 echo
 "$bin/continuity" summary --wait-for "$((before + produced))"

@@ -21,20 +21,26 @@ pub struct Names {
     areas: HashMap<String, String>,
     regions: HashMap<String, String>,
     prisons: HashMap<String, String>,
+    area_codes: Vec<String>,
+    english_prisons: Vec<String>,
 }
 
 /// Columns `code` and `name` of a CSV with a header row, as code to name. The shipped files
 /// are checked by this crate's tests, so a row that does not read is left out rather than
 /// failing a service at start.
 fn pairs(text: &str, code: usize, name: usize) -> HashMap<String, String> {
+    rows(text)
+        .filter_map(|r| Some((r.get(code)?.to_owned(), r.get(name)?.to_owned())))
+        .collect()
+}
+
+fn rows(text: &str) -> impl Iterator<Item = csv::StringRecord> + '_ {
     csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .flexible(true)
         .from_reader(text.as_bytes())
-        .records()
+        .into_records()
         .filter_map(Result::ok)
-        .filter_map(|r| Some((r.get(code)?.to_owned(), r.get(name)?.to_owned())))
-        .collect()
 }
 
 impl Names {
@@ -45,7 +51,24 @@ impl Names {
             areas: pairs(UTLA_REGIONS, 0, 1),
             regions: pairs(UTLA_REGIONS, 2, 3),
             prisons: pairs(PRISONS, 0, 1),
+            area_codes: rows(UTLA_REGIONS)
+                .filter_map(|r| Some(r.get(0)?.to_owned()))
+                .collect(),
+            english_prisons: rows(PRISONS)
+                .filter(|r| r.get(2) == Some("England"))
+                .filter_map(|r| Some(r.get(0)?.to_owned()))
+                .collect(),
         })
+    }
+
+    /// The upper-tier local authorities' codes, in the shipped file's order.
+    pub fn area_codes(&self) -> &[String] {
+        &self.area_codes
+    }
+
+    /// The codes of the prisons in England, in the shipped file's order.
+    pub fn english_prisons(&self) -> &[String] {
+        &self.english_prisons
     }
 
     /// The local authority's name (`E06000001` is Hartlepool).

@@ -81,13 +81,27 @@ fn crn_for(n: usize) -> Identifier {
     ))
 }
 
-/// The local authority code of area `i` (`E06000001`, ...; Welsh areas `W06...`).
+/// The local authority code of area `i`: England's upper-tier authorities from the shipped
+/// list (`continuity-reference`), taken in a stride that spreads the first few over the
+/// regions; Welsh areas `W06...`.
 pub fn local_authority(i: usize, welsh: bool) -> LocalAuthorityCode {
-    let country = if welsh { 'W' } else { 'E' };
-    valid(LocalAuthorityCode::parse(&format!(
-        "{country}06{:06}",
-        i + 1
-    )))
+    let codes = continuity_reference::Names::shipped().area_codes();
+    let code = match (welsh, codes.len()) {
+        (false, n) if n > 0 => codes[(i * 37) % n].clone(),
+        (true, _) => format!("W06{:06}", i % 22 + 1),
+        (false, _) => format!("E06{:06}", i + 1),
+    };
+    valid(LocalAuthorityCode::parse(&code))
+}
+
+/// The releasing prison `i`: England's prisons from the shipped list.
+pub fn prison(i: usize) -> PrisonCode {
+    let codes = continuity_reference::Names::shipped().english_prisons();
+    let code = match codes.len() {
+        0 => format!("P{:03}", i % 1000),
+        n => codes[i % n].clone(),
+    };
+    valid(PrisonCode::parse(&code))
 }
 
 struct Gen {
@@ -151,10 +165,7 @@ fn person(g: &mut Gen, c: &Config, n: usize, today: NaiveDate) {
     let la_index = g.rng.random_range(0..c.local_authorities);
     let la = local_authority(la_index, welsh);
     let provider = valid(ProviderCode::parse(&format!("PRV{la_index:03}")));
-    let prison = valid(PrisonCode::parse(&format!(
-        "P{:03}",
-        g.rng.random_range(0..c.prisons)
-    )));
+    let prison = prison(g.rng.random_range(0..c.prisons));
     let release = c.start + Duration::days(g.rng.random_range(0..i64::from(c.days.max(1))));
     let release_id = format!("{prison}-{}-{release}", noms.value());
     let need = TreatmentNeed {

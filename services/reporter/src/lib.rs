@@ -31,7 +31,9 @@ use continuity_domain::{
     tabulate, Breakdown, CaseFacts, CellKey, CohortPeriod, Outcome, Regions, Rules, Tally,
 };
 use continuity_runtime::{Checked, ClockSettings, Connections, Readiness, Supervisor};
-use prometheus::{GaugeVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use serde::Deserialize;
 use sqlx::PgPool;
 
@@ -229,6 +231,9 @@ pub struct Metrics {
     rate: GaugeVec,
     cases: IntGaugeVec,
     last_report: IntGaugeVec,
+    runs: IntCounterVec,
+    run_seconds: Histogram,
+    published: IntCounter,
 }
 
 impl Metrics {
@@ -256,14 +261,39 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let runs = IntCounterVec::new(
+            Opts::new("runs_total", "Report runs, by result (ok, failed)"),
+            &["result"],
+        )?;
+        let run_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "run_duration_seconds",
+                "Time to read the cases, compute, write and publish one report",
+            )
+            .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0]),
+        )?;
+        let published = IntCounter::new(
+            "figures_published_total",
+            "Figures published on the performance topic",
+        )?;
+        // Every known series exists from start, at zero, so increase() sees the first run.
+        for result in ["ok", "failed"] {
+            runs.with_label_values(&[result]);
+        }
         registry.register(Box::new(rate.clone()))?;
         registry.register(Box::new(cases.clone()))?;
         registry.register(Box::new(last_report.clone()))?;
+        registry.register(Box::new(runs.clone()))?;
+        registry.register(Box::new(run_seconds.clone()))?;
+        registry.register(Box::new(published.clone()))?;
         Ok(Self {
             registry,
             rate,
             cases,
             last_report,
+            runs,
+            run_seconds,
+            published,
         })
     }
 
@@ -359,6 +389,28 @@ impl Reporter {
         week: CohortPeriod,
         publish_at: Option<DateTime<Utc>>,
     ) -> anyhow::Result<(Report, Written, usize)> {
+        let started = std::time::Instant::now();
+        let result = self.run_once(week, publish_at).await;
+        self.metrics
+            .run_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics.runs.with_label_values(&[outcome]).inc();
+        self.metrics
+            .last_report
+            .with_label_values(&[outcome])
+            .set(Utc::now().timestamp());
+        if let Ok((_, _, n)) = &result {
+            self.metrics.published.inc_by(*n as u64);
+        }
+        result
+    }
+
+    async fn run_once(
+        &self,
+        week: CohortPeriod,
+        publish_at: Option<DateTime<Utc>>,
+    ) -> anyhow::Result<(Report, Written, usize)> {
         let (report, cells) = self.figures(week).await?;
         let written = write_report(&self.settings.reports_dir, &report)?;
         let published = match publish_at {
@@ -374,10 +426,6 @@ impl Reporter {
             }
             None => 0,
         };
-        self.metrics
-            .last_report
-            .with_label_values(&["ok"])
-            .set(Utc::now().timestamp());
         Ok((report, written, published))
     }
 }

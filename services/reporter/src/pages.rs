@@ -179,27 +179,29 @@ impl Report {
                 self.weeks_label()
             );
         }
-        // Regions: 52 weeks.
+        // Regions: the last 12 months (months are large enough to publish for regions when
+        // weeks are not).
+        let r12 = self.last_12_months;
+        let (from, to) = r12.date_range();
         let _ = write!(
             h,
-            "<h2>England and the regions, last 52 weeks</h2><table class=\"sortable\" id=\"regions\">\
-             <caption>Continuity rate by region of residence, release weeks {}</caption>\
+            "<h2>England and the regions, last 12 months</h2><table class=\"sortable\" id=\"regions\">\
+             <caption>Continuity rate by region of residence, releases {} to {}</caption>\
              <thead><tr><th scope=\"col\">Area</th>{RATE_HEADERS}\
-             <th scope=\"col\">Change since the 52 weeks before</th></tr></thead><tbody>",
-            self.weeks_label()
+             <th scope=\"col\">Change since a year earlier</th></tr></thead><tbody>",
+            from.format("%-d %B %Y"),
+            to.format("%-d %B %Y"),
         );
-        if let Some(c) = self.weekly_compared(Breakdown::England, ENGLAND) {
+        if let Some(c) = self.annual_compared(Breakdown::England, r12, ENGLAND) {
             h.push_str(&figure_row("England", &c, true));
         }
-        if let Some(grid) = self.grid(Breakdown::Region) {
-            for area in &grid.areas {
-                if let Some(c) = self.weekly_compared(Breakdown::Region, area) {
-                    h.push_str(&figure_row(
-                        &escape(&named(Breakdown::Region, area)),
-                        &c,
-                        true,
-                    ));
-                }
+        for area in self.areas_in(Breakdown::Region, r12) {
+            if let Some(c) = self.annual_compared(Breakdown::Region, r12, area) {
+                h.push_str(&figure_row(
+                    &escape(&named(Breakdown::Region, area)),
+                    &c,
+                    true,
+                ));
             }
         }
         h.push_str("</tbody></table>");
@@ -328,10 +330,15 @@ impl Report {
                     Some(_) => format!("; {} since {}", change_words(c), self.year.previous()),
                     None => String::new(),
                 };
+                let ambition = match c.against_ambition() {
+                    Some(Comparison::Higher) => "significantly above",
+                    Some(Comparison::Lower) => "significantly below",
+                    _ => "not significantly different from",
+                };
                 format!(
                     "In {year}, <strong>{rate}</strong> of people released to {n} started \
                      treatment within 21 days (95% interval {lo} to {hi}): {gap} the 75% \
-                     ambition. That is {region}, and {england}{change}.",
+                     ambition, and {ambition} it. That is {region}, and {england}{change}.",
                     year = self.year,
                     rate = pct(r.rate),
                     n = escape(&name),

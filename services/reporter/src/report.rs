@@ -43,6 +43,9 @@ pub struct Report {
     pub previous: Vec<PublishedGrid>,
     /// The newest financial year whose windows had all closed by `as_at`.
     pub year: CohortPeriod,
+    /// The rolling 12 months ending with the newest month whose windows had all closed: the
+    /// regions' "last 12 months".
+    pub last_12_months: CohortPeriod,
     /// The annual periods, oldest first: the year before `year` and `year`, their eight
     /// quarters and the rolling 12 months ending at each quarter.
     pub annual_periods: Vec<CohortPeriod>,
@@ -86,13 +89,21 @@ pub fn build(
     while !closed(&year) {
         year = year.previous();
     }
-    let annual_periods = annual_periods(year);
+    let months = months_closed(as_at, &closed);
+    let last_12_months = months[months.len() - 1];
+    let mut annual_periods = annual_periods(year);
+    for p in [year_before(last_12_months), last_12_months] {
+        if !annual_periods.contains(&p) {
+            annual_periods.push(p);
+        }
+    }
     let status = |p: &CohortPeriod| figure_status(p, rules, settling_days, as_at);
     let mut periods: Vec<(CohortPeriod, FigureStatus)> =
         annual_periods.iter().map(|p| (*p, status(p))).collect();
     periods.extend(
-        months_closed(as_at, &closed)
+        months
             .into_iter()
+            .filter(|p| !annual_periods.contains(p))
             .map(|p| (p, status(&p))),
     );
     Report {
@@ -117,6 +128,7 @@ pub fn build(
             })
             .collect(),
         year,
+        last_12_months,
         annual_periods,
         periods,
         cohorts,
@@ -140,6 +152,20 @@ fn annual_periods(year: CohortPeriod) -> Vec<CohortPeriod> {
     out.extend(rolling.collect::<Vec<_>>());
     out.extend(quarters);
     out
+}
+
+/// The same rolling 12 months a year earlier (no overlap), or the period before for others.
+fn year_before(period: CohortPeriod) -> CohortPeriod {
+    match period {
+        CohortPeriod::Rolling12Months {
+            end_year,
+            end_month,
+        } => CohortPeriod::Rolling12Months {
+            end_year: end_year - 1,
+            end_month,
+        },
+        p => p.previous(),
+    }
 }
 
 /// The last 12 months whose windows had all closed by `as_at` and the rolling 12 months ending
@@ -279,13 +305,18 @@ impl Report {
 
     /// The areas of `breakdown` with a figure for the report's year, England excluded.
     pub fn annual_areas(&self, breakdown: Breakdown) -> Vec<&str> {
+        self.areas_in(breakdown, self.year)
+    }
+
+    /// The areas of `breakdown` with a figure for an annual `period`, England excluded.
+    pub fn areas_in(&self, breakdown: Breakdown, period: CohortPeriod) -> Vec<&str> {
         self.annual
             .iter()
             .find(|(b, _)| *b == breakdown)
             .map(|(_, cells)| {
                 cells
-                    .range((self.year, String::new())..)
-                    .take_while(|((p, _), _)| *p == self.year)
+                    .range((period, String::new())..)
+                    .take_while(|((p, _), _)| *p == period)
                     .map(|((_, a), _)| a.as_str())
                     .filter(|a| *a != ENGLAND)
                     .collect()
@@ -465,7 +496,8 @@ impl Report {
 
 /// The CSV's columns (see `docs/report-csv.md`).
 pub const CSV_HEADER: &str = "breakdown,area,area_name,period,period_kind,status,finalised,\
-engaged,rate,lower,upper,gap_to_ambition_pp,compared_with_england,change_pp,suppressed";
+engaged,rate,lower,upper,gap_to_ambition_pp,compared_with_england,compared_with_ambition,\
+change_pp,suppressed";
 
 fn total_of(grid: &PublishedGrid, area: &str) -> Option<Published> {
     if area == ENGLAND {
@@ -517,15 +549,18 @@ pub fn status_code(s: FigureStatus) -> &'static str {
 
 fn figures(c: &Compared) -> String {
     let cell = &c.figure;
-    let compared = c.against_england().map_or("", |x| match x {
-        Comparison::Higher => "higher",
-        Comparison::Similar => "similar",
-        Comparison::Lower => "lower",
-    });
+    let word = |x: Option<Comparison>| {
+        x.map_or("", |x| match x {
+            Comparison::Higher => "higher",
+            Comparison::Similar => "similar",
+            Comparison::Lower => "lower",
+        })
+    };
+    let (compared, ambition) = (word(c.against_england()), word(c.against_ambition()));
     let change = c.change_pp().map(|x| format!("{x:.1}")).unwrap_or_default();
     match cell.rate() {
         Some(r) => format!(
-            "{},{},{:.4},{:.4},{:.4},{:.1},{compared},{change},false",
+            "{},{},{:.4},{:.4},{:.4},{:.1},{compared},{ambition},{change},false",
             cell.finalised.unwrap_or(0),
             cell.engaged.unwrap_or(0),
             r.rate,
@@ -533,9 +568,9 @@ fn figures(c: &Compared) -> String {
             r.upper,
             r.gap_to_ambition()
         ),
-        None if cell.is_suppressed() => ",,,,,,,,true".into(),
+        None if cell.is_suppressed() => ",,,,,,,,,true".into(),
         None => format!(
-            "{},{},,,,,,,false",
+            "{},{},,,,,,,,false",
             cell.finalised.unwrap_or(0),
             cell.engaged.unwrap_or(0)
         ),

@@ -54,7 +54,7 @@ fn main() -> anyhow::Result<()> {
             CaseFacts {
                 release_date: start + Duration::days((r >> 8) as i64 % 3650),
                 local_authority: las[(r >> 20) as usize % las.len()].clone(),
-                prison: Some(format!("P{:03}", (r >> 30) % 120)),
+                prison: Some(continuity_synthetic::prison((r >> 30) as usize % 120).to_string()),
                 provider: Some(format!("PRV{:03}", (r >> 40) % 300)),
                 outcome,
             }
