@@ -332,8 +332,8 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
         .map(|r| r.iter().map(String::as_str).collect())
         .collect();
     assert!(
-        rows.iter().all(|r| r.len() == 15),
-        "15 columns in every row"
+        rows.iter().all(|r| r.len() == 16),
+        "16 columns in every row"
     );
     let keys: std::collections::BTreeSet<(&str, &str, &str)> =
         rows.iter().map(|r| (r[0], r[1], r[3])).collect();
@@ -363,7 +363,7 @@ async fn the_weekly_report_is_served_published_idempotently_and_renders() {
             r[0] == "local_authority"
                 && r[4] == "financial_year"
                 && r[3] == "FY2025-26"
-                && r[14] == "false"
+                && r[15] == "false"
         })
         .map(|r| r[1])
         .expect("a local authority's published year");

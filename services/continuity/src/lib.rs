@@ -295,8 +295,8 @@ pub fn sample_events(
         people: (weeks as usize) * 150,
         start: today - chrono::Duration::days(i64::from(days)),
         days,
-        local_authorities: 12,
-        prisons: 20,
+        local_authorities: 40,
+        prisons: 30,
     });
     let mut events = sample.events;
     events.extend(

@@ -391,11 +391,11 @@ impl Report {
         if let Some(total) = self.weekly_total(Breakdown::England, ENGLAND) {
             out.push_str(&line("England", &total));
         }
-        if let Some(grid) = self.grid(Breakdown::Region) {
-            for area in &grid.areas {
-                if let Some(total) = total_of(grid, area) {
-                    out.push_str(&line(&named(Breakdown::Region, area), &total));
-                }
+        let (from, to) = self.last_12_months.date_range();
+        let _ = writeln!(out, "regions, releases {from} to {to}:");
+        for area in self.areas_in(Breakdown::Region, self.last_12_months) {
+            if let Some(p) = self.annual_figure(Breakdown::Region, self.last_12_months, area) {
+                out.push_str(&line(&named(Breakdown::Region, area), &p));
             }
         }
         let published = self
