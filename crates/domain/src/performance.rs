@@ -553,7 +553,7 @@ fn annual_cells(
     let year_of = |quarter: &CohortPeriod| CohortPeriod::financial_year(quarter.date_range().0);
     let years: BTreeSet<CohortPeriod> = periods
         .iter()
-        .flat_map(|p| quarters_of(p))
+        .flat_map(&quarters_of)
         .map(|q| year_of(&q))
         .filter(|y| y.date_range().1 < as_at)
         .collect();

@@ -540,7 +540,7 @@ fn chart(
     let every = points.len().div_ceil(10).max(1);
     for (i, (label, _)) in points.iter().enumerate() {
         let last = i + 1 == points.len();
-        if (i % every == 0 && (last || points.len() - i > every / 2 + 1)) || last {
+        if last || (i % every == 0 && points.len() - i > every / 2 + 1) {
             let _ = write!(
                 s,
                 "<text x=\"{:.1}\" y=\"{:.1}\" class=\"xtick\">{}</text>",

@@ -474,7 +474,7 @@ impl Report {
             }
         }
         for (breakdown, cells) in &self.annual {
-            for ((period, area), _) in cells {
+            for (period, area) in cells.keys() {
                 if area == ENGLAND && *breakdown != Breakdown::England {
                     continue;
                 }
