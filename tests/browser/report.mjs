@@ -8,27 +8,10 @@
 // week's base, e.g. http://127.0.0.1:PORT/reports/2026-W20), WEEK, AREA and SCREENSHOTS.
 
 import assert from 'node:assert/strict'
-import { readFile, mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
+import { env, browser, accessible } from './browser.mjs'
 
-const env = (name) => {
-  const v = process.env[name]
-  if (!v) throw new Error(`${name} is not set`)
-  return v
-}
-const modules = env('CONTINUITY_BROWSER_MODULES')
-const { chromium } = await import(join(modules, 'playwright-core', 'index.mjs'))
-const axeSource = await readFile(join(modules, 'axe-core', 'axe.min.js'), 'utf8')
 const base = env('REPORT_URL')
 const week = env('WEEK')
-const shots = env('SCREENSHOTS')
-await mkdir(shots, { recursive: true })
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync']
-})
 const errors = []
 const page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
 page.on('pageerror', (e) => errors.push(`script error: ${e.message}`))
@@ -45,13 +28,7 @@ async function check (path, name) {
   }
   assert.ok(await page.locator('svg.chart[role=img][aria-label]').count() > 0, `${name}: a chart with a text alternative`)
   assert.ok(await page.locator('svg.chart line.ambition').count() > 0, `${name}: the 75% line`)
-  await page.evaluate(axeSource)
-  const result = await page.evaluate(() => window.axe.run(document, {
-    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] }
-  }))
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map((n) => n.target).join(' ')})`), [], `axe on ${name}`)
-  await page.screenshot({ path: join(shots, `report-${name}.png`), fullPage: true })
+  await accessible(page, `report-${name}`)
 }
 
 await check(`continuity-${week}.html`, 'weekly')

@@ -10,26 +10,10 @@
 // OTHER_CRN, AT_RISK_CRN, AT_RISK_NOMS.
 
 import assert from 'node:assert/strict'
-import { readFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { env, browser, accessible, shots } from './browser.mjs'
 
-const env = (name) => {
-  const v = process.env[name]
-  if (!v) throw new Error(`${name} is not set`)
-  return v
-}
-const modules = env('CONTINUITY_BROWSER_MODULES')
-const { chromium } = await import(join(modules, 'playwright-core', 'index.mjs'))
-const axeSource = await readFile(join(modules, 'axe-core', 'axe.min.js'), 'utf8')
 const base = env('WORKLIST_URL')
-const shots = env('SCREENSHOTS')
-await mkdir(shots, { recursive: true })
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync']
-})
 const violations = []
 
 async function newPage () {
@@ -40,17 +24,6 @@ async function newPage () {
   })
   page.on('pageerror', (e) => violations.push(`script error: ${e.message}`))
   return page
-}
-
-/** axe-core on the page as it is: no serious or critical violation of WCAG 2.2 A/AA. */
-async function accessible (page, name) {
-  await page.evaluate(axeSource)
-  const result = await page.evaluate(() => window.axe.run(document, {
-    runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] }
-  }))
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target).join(' ')})`), [], `axe on ${name}`)
-  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true })
 }
 
 /** Press Tab until the focused element matches `selector`; fail after `limit` presses. */

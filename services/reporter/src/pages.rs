@@ -490,6 +490,21 @@ impl Report {
     }
 }
 
+/// The rate axis: grid lines and labels at 0, 25, 50, 75 and 100%, from `left` to `right`.
+fn rate_axis(s: &mut String, left: f64, right: f64, y: &dyn Fn(f64) -> f64) {
+    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let _ = write!(
+            s,
+            "<line x1=\"{left}\" x2=\"{right}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
+             <text x=\"{}\" y=\"{:.1}\" class=\"tick\">{:.0}%</text>",
+            left - 6.0,
+            y(tick) + 4.0,
+            tick * 100.0,
+            yy = y(tick)
+        );
+    }
+}
+
 /// An inline SVG line chart of rates by period (dots where published, joined where
 /// consecutive), with labelled axes, the 75% line, an optional England line, a legend and a
 /// text alternative. With `rolling`, also the rolling 13-period rate, drawn only where all 13
@@ -524,18 +539,7 @@ fn chart(
         escape(title),
         escape(&alt)
     );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
-             <text x=\"{}\" y=\"{:.1}\" class=\"tick\">{:.0}%</text>",
-            w - 16.0,
-            left - 6.0,
-            y(tick) + 4.0,
-            tick * 100.0,
-            yy = y(tick)
-        );
-    }
+    rate_axis(&mut s, left, w - 16.0, &y);
     // Label at most about ten periods on the x axis.
     let every = points.len().div_ceil(10).max(1);
     for (i, (label, _)) in points.iter().enumerate() {
@@ -671,18 +675,7 @@ fn funnel(areas: &[(&str, u64, ContinuityRate)], england: f64, year: CohortPerio
          viewBox=\"0 0 {w} {h}\" width=\"100%\" preserveAspectRatio=\"xMinYMin meet\">",
         escape(&alt)
     );
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let _ = write!(
-            s,
-            "<line x1=\"{left}\" x2=\"{}\" y1=\"{yy:.1}\" y2=\"{yy:.1}\" class=\"grid\"/>\
-             <text x=\"{}\" y=\"{:.1}\" class=\"tick\">{:.0}%</text>",
-            w - 16.0,
-            left - 6.0,
-            y(tick) + 4.0,
-            tick * 100.0,
-            yy = y(tick)
-        );
-    }
+    rate_axis(&mut s, left, w - 16.0, &y);
     for i in 0..=5 {
         let n = max_n * i as f64 / 5.0;
         let _ = write!(

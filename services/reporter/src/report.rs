@@ -283,17 +283,7 @@ impl Report {
         let england = self
             .annual_figure(Breakdown::England, period, ENGLAND)
             .and_then(|p| p.rate());
-        let before = match period {
-            // A rolling 12 months is compared with the one a year earlier (no overlap).
-            CohortPeriod::Rolling12Months {
-                end_year,
-                end_month,
-            } => CohortPeriod::Rolling12Months {
-                end_year: end_year - 1,
-                end_month,
-            },
-            p => p.previous(),
-        };
+        let before = year_before(period);
         Some(Compared {
             figure: self.annual_figure(breakdown, period, area)?,
             england,
