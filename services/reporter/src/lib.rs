@@ -567,6 +567,7 @@ async fn index(State(r): State<Arc<Reporter>>) -> Response {
         .map(|w| {
             format!(
                 "<li>{w}: <a href=\"/reports/{w}/continuity-{w}.html\">report</a>, \
+                 <a href=\"/reports/{w}/national\">every local authority</a>, \
                  <a href=\"/reports/{w}/continuity-{w}.csv\">CSV</a></li>"
             )
         })

@@ -517,7 +517,7 @@ fn chart(
     rolling: bool,
 ) -> String {
     let (w, h, left, top, bottom) = (760.0, 260.0, 56.0, 12.0, 56.0);
-    let (pw, ph) = (w - left - 16.0, h - top - bottom);
+    let (pw, ph) = (w - left - 44.0, h - top - bottom);
     let n = points.len().max(2);
     let x = |i: usize| left + pw * i as f64 / (n - 1) as f64;
     let y = |r: f64| top + ph * (1.0 - r);
@@ -539,7 +539,7 @@ fn chart(
         escape(title),
         escape(&alt)
     );
-    rate_axis(&mut s, left, w - 16.0, &y);
+    rate_axis(&mut s, left, left + pw, &y);
     // Label at most about ten periods on the x axis.
     let every = points.len().div_ceil(10).max(1);
     for (i, (label, _)) in points.iter().enumerate() {
@@ -563,7 +563,7 @@ fn chart(
         h - 8.0,
         escape(x_label),
         top + ph / 2.0,
-        w - 16.0,
+        left + pw,
         a = y(AMBITION)
     );
     if let Some(england) = england {
