@@ -24,7 +24,7 @@ RUN cargo build --release --locked \
       --bin continuity-worklist --bin continuity-dev-issuer
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --uid 10001 continuity
 COPY --from=build /src/target/release/continuity-ingest /src/target/release/continuity-matcher \
      /src/target/release/continuity-reporter /src/target/release/continuity \

@@ -5,14 +5,4 @@
 source "$(dirname "$0")/lib.sh"
 
 version="v0.316.0"
-dir="$TOOLS_DIR/promtool-$version"
-if [[ ! -x "$dir/promtool" ]]; then
-  command -v go >/dev/null || die "go is not installed; promtool is built from source with it"
-  log "building promtool $version into $dir (once; about ten minutes)" >&2
-  mkdir -p "$dir"
-  GOBIN="$dir" GOPATH="$TOOLS_DIR/go" GOMODCACHE="$TOOLS_DIR/go/pkg/mod" \
-    GOCACHE="$TOOLS_DIR/go/cache" GOFLAGS=-modcacherw \
-    go install "github.com/prometheus/prometheus/cmd/promtool@$version" >&2 \
-    || die "building promtool failed"
-fi
-echo "$dir/promtool"
+echo "$(go_tool "promtool-$version" "github.com/prometheus/prometheus/cmd/promtool@$version")/promtool"

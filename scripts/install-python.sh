@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 requirements="$ROOT/scripts/python/requirements.txt"
 stamp="$(sha256sum "$requirements" | cut -c1-12)"
 venv="$TOOLS_DIR/python-$stamp"
-if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import fastavro, openapi_spec_validator, yaml, jsonschema" 2>/dev/null; then
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import fastavro, openapi_spec_validator, yaml, jsonschema, kubernetes_validate" 2>/dev/null; then
   log "installing the Python test tools into $venv" >&2
   rm -rf "$venv"
   python3 -m venv "$venv" >&2 || die "python3 -m venv failed; install Python 3 with its venv module"

@@ -75,6 +75,26 @@ test_certificates() {
     chmod 600 server.key server.pem ) || die "making test TLS material under $dir failed"
 }
 
+# Build the Go command $2 (module path@version) into the tool cache as $TOOLS_DIR/$1/, once;
+# the module and build caches stay in the tool cache. Prints the directory.
+go_tool() {
+  local name=$1 module=$2 dir="$TOOLS_DIR/$1"
+  if [[ ! -f "$dir/.complete" ]]; then
+    command -v go >/dev/null || die "go is not installed; $name is built from source with it"
+    log "building $module into $dir (once)" >&2
+    mkdir -p "$dir"
+    go_env go install "$module" >&2 || die "building $module failed"
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
+
+# Run a go command with the tool cache's module and build caches (GOBIN: go_tool's $dir).
+go_env() {
+  GOBIN="${dir:-$TOOLS_DIR/go/bin}" GOPATH="$TOOLS_DIR/go" GOMODCACHE="$TOOLS_DIR/go/pkg/mod" \
+    GOCACHE="$TOOLS_DIR/go/cache" GOFLAGS=-modcacherw GOTOOLCHAIN=local "$@"
+}
+
 # Install the npm packages pinned by $2/package.json and $2/package-lock.json into the tool
 # cache as $TOOLS_DIR/$1-<stamp>, once per version of those files (and of any further files
 # given, which the stamp also covers). Prints the directory.

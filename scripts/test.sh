@@ -31,6 +31,9 @@ export CONTINUITY_PYTHON
   || die "services/ingest/openapi.yaml is not a valid OpenAPI document (see above)"
 "$CONTINUITY_PYTHON" "$ROOT/scripts/openapi/kinds.py" --check
 
+# docker-compose.yml and the Kubernetes overlays, with their ecosystems' own tools.
+"$ROOT/scripts/check-deploy.sh"
+
 started=""
 if ! "$ROOT/scripts/kafka-node.sh" running "$STACK_DIR/kafka" && ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
   started=yes
