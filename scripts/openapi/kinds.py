@@ -62,9 +62,13 @@ def json_schema(avro, named):
         }.get(avro) or {"$ref": f"#/components/schemas/{avro}"}
     if isinstance(avro, list):
         branches = [b for b in avro if b != "null"]
-        if len(branches) == 1:
-            return json_schema(branches[0], named)
-        return {"oneOf": [json_schema(b, named) for b in branches]}
+        schema = (
+            json_schema(branches[0], named)
+            if len(branches) == 1
+            else {"oneOf": [json_schema(b, named) for b in branches]}
+        )
+        # A union with null: the field may be absent or null (ingest reads both as no value).
+        return {"anyOf": [schema, {"type": "null"}]} if "null" in avro else schema
     kind = avro["type"]
     logical = avro.get("logicalType")
     if logical == "date":
