@@ -326,6 +326,52 @@ pub async fn applied(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
+/// Each partition's end offset (high watermark) of `topic` now. A topic just created may have
+/// no leader yet: each partition is asked again until it answers, for up to 120 s.
+pub async fn end_offsets(kafka: &KafkaSettings, topic: Topic) -> BTreeMap<i32, i64> {
+    let name = kafka.topic(topic);
+    let consumer = kafka
+        .partition_consumer(&format!("offsets-{}", uuid::Uuid::new_v4()))
+        .unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut ends = BTreeMap::new();
+    for p in 0..topic.partitions() {
+        let high = loop {
+            match consumer.fetch_watermarks(&name, p, Duration::from_secs(10)) {
+                Ok((_, high)) => break high,
+                Err(_) if tokio::time::Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("{name}[{p}]: no end offset in 120 s: {e}"),
+            }
+        };
+        ends.insert(p, high);
+    }
+    ends
+}
+
+/// Wait until the matcher has consumed every source topic to its end offsets as they are
+/// now (its stored `consumer_offsets`).
+pub async fn until_sources_consumed(env: &Env, secs: u64) {
+    let mut want = 0;
+    for topic in Topic::SOURCES {
+        want += end_offsets(&env.kafka, topic).await.values().sum::<i64>();
+    }
+    eventually(
+        secs,
+        "the matcher at the source topics' end offsets",
+        || async {
+            sqlx::query_scalar::<_, i64>(
+                "select coalesce(sum(next_offset), 0)::bigint from consumer_offsets",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .is_ok_and(|n| n >= want)
+        },
+    )
+    .await;
+}
+
 /// Read everything on a topic, from the start to the end offsets it has when the call begins
 /// (every partition read until the broker reports its end). Call it once what is to be read has
 /// been acknowledged (the outbox drained, the producer flushed): it waits for offsets, never for
@@ -337,22 +383,11 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic) -> Vec<Vec<u8>> {
         .unwrap();
     // The end offsets now: each partition is read until it reaches its own (the last message
     // before it, or the end of the log), never until nothing arrives for a while.
-    let mut ends = BTreeMap::new();
-    let mut tpl = rdkafka::TopicPartitionList::new();
     let until = tokio::time::Instant::now() + Duration::from_secs(120);
-    for p in 0..topic.partitions() {
-        // A topic just created may have no leader yet: ask again until it answers.
-        let high = loop {
-            match consumer.fetch_watermarks(&name, p, Duration::from_secs(10)) {
-                Ok((_, high)) => break high,
-                Err(_) if tokio::time::Instant::now() < until => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("{name}[{p}]: no end offset in 120 s: {e}"),
-            }
-        };
-        ends.insert(p, high);
-        tpl.add_partition_offset(&name, p, rdkafka::Offset::Beginning)
+    let ends = end_offsets(kafka, topic).await;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in ends.keys() {
+        tpl.add_partition_offset(&name, *p, rdkafka::Offset::Beginning)
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();

@@ -253,7 +253,8 @@ async fn every_hmpps_sample_over_http_is_applied_once_however_often_it_is_sent()
         continuity_e2e::applied(&env.pool).await == 11
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every message read (the matcher's offsets at the topics' ends), still eleven applied.
+    continuity_e2e::until_sources_consumed(&env, 60).await;
     assert_eq!(continuity_e2e::applied(&env.pool).await, 11);
 
     // The audit trail: every request, who sent it, what was accepted.
