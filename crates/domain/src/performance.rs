@@ -619,6 +619,8 @@ fn annual_cells(
             }
         }
     }
+    // England's own figure for each period, beside the areas'.
+    let england = weekly_cells(cells, Breakdown::England, periods);
     let mut out = BTreeMap::new();
     for period in periods {
         let quarters = quarters_of(period);
@@ -657,7 +659,6 @@ fn annual_cells(
             };
             out.insert((*period, area.clone()), value);
         }
-        let england = weekly_cells(cells, Breakdown::England, &[*period]);
         if let Some(e) = england.get(&(*period, ENGLAND.to_owned())) {
             out.insert((*period, ENGLAND.to_owned()), *e);
         }

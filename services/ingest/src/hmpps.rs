@@ -213,6 +213,18 @@ impl Event {
             .filter(|s| !s.is_empty())
     }
 
+    /// The CRN, or a problem naming the field when the event has none.
+    fn required_crn(&self, problems: &mut Vec<FieldProblem>) -> Option<String> {
+        let crn = self.reference("CRN");
+        if crn.is_none() {
+            problems.push(FieldProblem::new(
+                "personReference.identifiers",
+                "has no CRN",
+            ));
+        }
+        crn
+    }
+
     fn reference(&self, kind: &str) -> Option<String> {
         self.domain
             .person_reference
@@ -407,13 +419,7 @@ impl Event {
 
     fn allocated(&self, service: &str) -> Parsed {
         let mut problems = Vec::new();
-        let crn = self.reference("CRN");
-        if crn.is_none() {
-            problems.push(FieldProblem::new(
-                "personReference.identifiers",
-                "has no CRN",
-            ));
-        }
+        let crn = self.required_crn(&mut problems);
         let at = self.occurred_at(&mut problems);
         let (Some(crn), Some(at)) = (crn, at) else {
             return Parsed::Rejected(problems);
@@ -428,13 +434,7 @@ impl Event {
 
     fn prison_identifier_added(&self) -> Parsed {
         let mut problems = Vec::new();
-        let crn = self.reference("CRN");
-        if crn.is_none() {
-            problems.push(FieldProblem::new(
-                "personReference.identifiers",
-                "has no CRN",
-            ));
-        }
+        let crn = self.required_crn(&mut problems);
         let noms = self
             .reference("NOMS")
             .or_else(|| self.info("nomsNumber").map(str::to_owned));
