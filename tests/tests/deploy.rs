@@ -65,3 +65,47 @@ fn the_prometheus_rule_is_the_alert_rules() {
     );
     in_step("k8s/base/prometheus-rule.yaml", &out);
 }
+
+/// Where the runbooks are read: the repository's `runbooks/` on its main branch. A deployment
+/// that hosts the repository elsewhere changes this and the rules together.
+const RUNBOOK_BASE: &str = "https://github.com/continuity-pipeline/continuity/blob/main/";
+
+/// Each alert in `rules.yml` with the value of its `runbook_url` annotation (empty if none).
+fn alerts_and_runbooks(rules: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in rules.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert: ") {
+            out.push((name.to_owned(), String::new()));
+        } else if let (Some(url), Some(last)) = (line.strip_prefix("runbook_url: "), out.last_mut())
+        {
+            last.1 = url.to_owned();
+        }
+    }
+    out
+}
+
+#[test]
+fn every_alert_links_a_runbook_that_exists_and_has_a_rule_test() {
+    let rules = std::fs::read_to_string(root().join("deploy/prometheus/rules.yml")).unwrap();
+    let tests = std::fs::read_to_string(root().join("deploy/prometheus/rules.test.yml")).unwrap();
+    let alerts = alerts_and_runbooks(&rules);
+    assert!(alerts.len() >= 18, "{alerts:?}");
+    for (alert, url) in alerts {
+        let path = url
+            .strip_prefix(RUNBOOK_BASE)
+            .unwrap_or_else(|| panic!("{alert}: runbook_url {url:?} is not under {RUNBOOK_BASE}"));
+        assert!(
+            path.starts_with("runbooks/") && root().join(path).is_file(),
+            "{alert}: runbook_url names {path}, which is not a file in runbooks/"
+        );
+        let runbook = std::fs::read_to_string(root().join(path)).unwrap();
+        assert!(
+            runbook.contains(&alert),
+            "{alert}: {path} does not mention the alert by name"
+        );
+        assert!(
+            tests.contains(&format!("alertname: {alert}\n")),
+            "{alert} has no `promtool test rules` case in rules.test.yml"
+        );
+    }
+}
