@@ -7,7 +7,8 @@ component schema per record and named type, field for field as in schemas/*.avsc
 
 The JSON form (services/ingest/src/api.rs) is the Avro record without `source` and
 `schema_version`, with `event_id` and `occurred_at` optional; dates are `YYYY-MM-DD` strings,
-instants RFC 3339, enums their symbols, unions with null optional. Regions are written in
+instants RFC 3339, enums their symbols, unions with null optional, records whose fields are
+all optional optional too. Regions are written in
 YAML's JSON-compatible flow style, one schema per line, so no YAML library is needed.
 """
 
@@ -99,7 +100,12 @@ def doc(avro):
 
 
 def optional(field):
+    """Absent is allowed: a union with null, a default, or a record (inline, as every
+    record field here is) whose own fields are all optional, read as the record with none of
+    them (`person` with no identifiers; `#[serde(default)]` in api.rs)."""
     t = field["type"]
+    if isinstance(t, dict) and t.get("type") == "record":
+        return all(optional(f) for f in t["fields"])
     return (isinstance(t, list) and "null" in t) or "default" in field
 
 

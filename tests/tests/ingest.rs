@@ -763,11 +763,7 @@ async fn schemathesis_finds_no_failure_in_the_api() {
                 // Valid by the schema is not enough to be accepted: a row may name another
                 // organisation (403) or a date that does not exist (422), which the schema
                 // cannot say. The stateful checks need links the API does not have.
-                // negative_data_rejection is off until two known gaps are closed: `person` may
-                // be absent (it defaults to no identifiers) and, as serde reads structs, may be
-                // sent as an array of its fields; both are accepted where the document says
-                // an object is required.
-                "positive_data_acceptance,negative_data_rejection,use_after_free,ensure_resource_availability",
+                "positive_data_acceptance,use_after_free,ensure_resource_availability",
             ])
             .args(["--phases", "examples,coverage,fuzzing"])
             .args(["--max-examples", "25", "--seed", "20261202"])

@@ -19,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::object::{object, optional_object, Object};
 use crate::time::{parse_date, parse_instant};
 
 /// Defines the event kinds `POST /v1/events/{kind}` takes, one row each: the variant, its
@@ -99,7 +100,9 @@ impl EventKind {
         envelope: wire::Envelope,
     ) -> Result<SourceRecord, JsonError> {
         fn read<'a, T: Deserialize<'a>>(json: &'a Value) -> Result<T, JsonError> {
-            serde_path_to_error::deserialize(json).map_err(JsonError::from)
+            serde_path_to_error::deserialize(json)
+                .map(|Object(t)| t)
+                .map_err(JsonError::from)
         }
         macro_rules! record {
             ($json:ty, $variant:expr) => {{
@@ -516,9 +519,9 @@ json_record! {
     /// healthcare discharge).
     Release => PrisonRelease {
         release_id: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "object")]
         person: Person,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
         attributor: Option<Attributor>,
         release_date: Date,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -530,7 +533,7 @@ json_record! {
         movement_code: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prison: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
         need: Option<Need>,
     }
 }
@@ -546,9 +549,9 @@ json_record! {
 json_record! {
     /// An admission to custody.
     Admission => CustodyAdmission {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "object")]
         person: Person,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
         attributor: Option<Attributor>,
         admitted_on: Date,
         kind: AdmissionKind,
@@ -562,9 +565,9 @@ json_record! {
 json_record! {
     /// A death.
     Death => PersonDied {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "object")]
         person: Person,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
         attributor: Option<Attributor>,
         died_on: Date,
     }
@@ -573,7 +576,9 @@ json_record! {
 json_record! {
     /// Two identifiers of one person; for a merge, `kept` survives and `other` is retired.
     IdentityChange => IdentityChange {
+        #[serde(deserialize_with = "object")]
         kept: wire::Identifier,
+        #[serde(deserialize_with = "object")]
         other: wire::Identifier,
     }
 }
@@ -593,14 +598,15 @@ json_record! {
     /// A referral on release: records the need.
     Referral => Referral {
         referral_id: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "object")]
         person: Person,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
         attributor: Option<Attributor>,
         referred_on: Date,
         origin: ReferralOrigin,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expected_release: Option<Date>,
+        #[serde(deserialize_with = "object")]
         need: Need,
     }
 }
@@ -611,9 +617,9 @@ json_record! {
         episode_id: String,
         provider: String,
         local_authority: String,
-        #[serde(default)]
+        #[serde(default, deserialize_with = "object")]
         person: Person,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(default, deserialize_with = "optional_object", skip_serializing_if = "Option::is_none")]
         attributor: Option<Attributor>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         referral_date: Option<Date>,

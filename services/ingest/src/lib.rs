@@ -24,6 +24,7 @@ mod answer;
 mod body;
 mod endpoint;
 mod metrics;
+mod object;
 mod problem;
 mod publish;
 mod settings;

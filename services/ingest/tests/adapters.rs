@@ -390,7 +390,9 @@ fn the_same_hmpps_event_twice_has_one_id() {
 
 #[test]
 fn json_errors_name_the_field_and_not_the_value() {
-    let cases: [(&[u8], &str, &str); 5] = [
+    let cases: [(&[u8], &str, &str); 7] = [
+        (br#"{"referral_id": "R", "person": ["A1234BC"], "referred_on": "2024-01-01", "origin": "PRISON", "need": {"local_authority": "E10000025"}}"#, "person", "expected struct Person"),
+        (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISON", "need": ["E10000025"]}"#, "need", "expected struct Need"),
         (br#"{"referral_id": "R", "referred_on": "2024-13-01", "origin": "PRISON", "need": {"local_authority": "E10000025"}}"#, "referred_on", "must be a date"),
         (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISONER", "need": {"local_authority": "E10000025"}}"#, "origin", "not an allowed value: expected one of `PRISON`"),
         (br#"{"referral_id": "R", "referred_on": "2024-01-01", "origin": "PRISON", "need": {"local_authority": "E10000025", "postcode": "OX1 1AA"}}"#, "need.postcode", "is not a field here"),
