@@ -3,11 +3,13 @@
 # process with its state under DIR. Used by scripts/stack.sh for the local stack's broker and
 # by tests that need a broker of their own to stop and start.
 #
-#   scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT]
+#   scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT [JWKS_URL]]
 #                                                          format DIR once, start, wait until it answers metadata;
 #                                                          with SASL_SSL_PORT also a TLS + SCRAM-SHA-256 listener
 #                                                          on localhost (a CA the script makes: DIR/tls/ca.pem;
-#                                                          user `continuity`, password `continuity-secret`)
+#                                                          user `continuity`, password `continuity-secret`);
+#                                                          with JWKS_URL that listener also takes OAUTHBEARER
+#                                                          tokens signed by a key of that set, audience `kafka`
 #   scripts/kafka-node.sh stop DIR                         SIGTERM (controlled shutdown), SIGKILL after 30 s
 #   scripts/kafka-node.sh kill DIR                         SIGKILL
 #   scripts/kafka-node.sh running DIR                      exit 0 when the node's process is alive
@@ -18,7 +20,7 @@
 # The heap is capped at $CONTINUITY_KAFKA_HEAP (default 1 GiB).
 source "$(dirname "$0")/lib.sh"
 
-usage() { die "usage: scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT] | stop DIR | kill DIR | running DIR"; }
+usage() { die "usage: scripts/kafka-node.sh start DIR PORT CONTROLLER_PORT [SASL_SSL_PORT [JWKS_URL]] | stop DIR | kill DIR | running DIR"; }
 
 node_pid() { cat "$1/kafka.pid" 2>/dev/null; }
 
@@ -30,7 +32,7 @@ node_running() {
 node_ready() { python3 "$ROOT/scripts/kafka/ready.py" 127.0.0.1 "$1"; }
 
 write_config() {
-  local dir=$1 port=$2 controller=$3 sasl=${4:-}
+  local dir=$1 port=$2 controller=$3 sasl=${4:-} jwks=${5:-}
   local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller"
   local advertised="PLAINTEXT://127.0.0.1:$port"
   if [[ -n "$sasl" ]]; then
@@ -67,10 +69,19 @@ listener.name.sasl_ssl.ssl.keystore.type=PEM
 listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/server.pem
 PROPERTIES
   fi
+  if [[ -n "$jwks" ]]; then
+    cat >>"$dir/server.properties" <<PROPERTIES
+sasl.enabled.mechanisms=SCRAM-SHA-256,OAUTHBEARER
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+sasl.oauthbearer.jwks.endpoint.url=$jwks
+sasl.oauthbearer.expected.audience=kafka
+PROPERTIES
+  fi
 }
 
 start() {
-  local dir=$1 port=$2 controller=$3 sasl=${4:-}
+  local dir=$1 port=$2 controller=$3 sasl=${4:-} jwks=${5:-}
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)"
   if node_running "$dir"; then
@@ -79,7 +90,7 @@ start() {
   fi
   "$ROOT/scripts/install-broker.sh"
   [[ -z "$sasl" ]] || test_certificates "$dir/tls"
-  write_config "$dir" "$port" "$controller" "$sasl"
+  write_config "$dir" "$port" "$controller" "$sasl" "$jwks"
   local scram=()
   [[ -z "$sasl" ]] || scram=(--add-scram 'SCRAM-SHA-256=[name=continuity,password=continuity-secret]')
   local classpath="$KAFKA_HOME/libs/*"
@@ -101,6 +112,7 @@ start() {
     -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
     -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.properties" -Dkafka.logs.dir="$dir" \
+    -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls="$jwks" \
     -cp "$classpath" kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 &
   echo $! >"$dir/kafka.pid"
   if ! wait_for 90 node_ready "$port"; then
@@ -120,7 +132,7 @@ stop() {
 }
 
 case "${1:-}" in
-  start) [[ $# -eq 4 || $# -eq 5 ]] || usage; start "$2" "$3" "$4" "${5:-}" ;;
+  start) [[ $# -ge 4 && $# -le 6 ]] || usage; start "$2" "$3" "$4" "${5:-}" "${6:-}" ;;
   stop) [[ $# -eq 2 ]] || usage; stop "$2" TERM ;;
   kill) [[ $# -eq 2 ]] || usage; stop "$2" KILL ;;
   running) [[ $# -eq 2 ]] || usage; node_running "$2" ;;

@@ -112,15 +112,14 @@ def optional(field):
 def record(avro, named, envelope):
     properties, required = {}, []
     if envelope:
+        # Optional, and like every optional field may be null (read as absent).
         properties["event_id"] = {
-            "type": "string",
-            "format": "uuid",
-            "description": "The source's id for the event; derived from the source and the content when absent.",
+            "anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}],
+            "description": "The source's id for the event; derived from the source and the content when absent or null.",
         }
         properties["occurred_at"] = {
-            "type": "string",
-            "format": "date-time",
-            "description": "When the source recorded it; the time of receipt when absent.",
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+            "description": "When the source recorded it; the time of receipt when absent or null.",
         }
     for field in avro["fields"]:
         if envelope and field["name"] in ENVELOPE:

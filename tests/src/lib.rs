@@ -100,6 +100,8 @@ pub struct KafkaNode {
     controller: u16,
     /// The TLS + SCRAM-SHA-256 listener on `localhost`, when started with one.
     pub sasl_ssl_port: Option<u16>,
+    /// The key set that listener's OAUTHBEARER tokens are checked against, if it takes them.
+    jwks_url: Option<String>,
 }
 
 /// Run `scripts/<name>` with `args` and assert it succeeded. The scripts wait for what they
@@ -137,6 +139,7 @@ impl KafkaNode {
             port: free_port(),
             controller: free_port(),
             sasl_ssl_port: None,
+            jwks_url: None,
         };
         node.restart();
         node
@@ -144,14 +147,17 @@ impl KafkaNode {
 
     /// [`KafkaNode::start`] with a TLS + SCRAM-SHA-256 listener as well: its CA is
     /// [`KafkaNode::tls_file`]`("ca.pem")` (and `other-ca.pem` signed nothing); the user is
-    /// `continuity`, the password `continuity-secret`.
-    pub fn start_secured() -> Self {
+    /// `continuity`, the password `continuity-secret`. With `jwks_url` the listener also
+    /// takes OAUTHBEARER tokens signed by a key of that set with audience `kafka` (the set is
+    /// read when the node starts, so it must be served by then).
+    pub fn start_secured(jwks_url: Option<String>) -> Self {
         let dir = std::env::temp_dir().join(format!("kafka-{}", uuid::Uuid::new_v4().simple()));
         let node = KafkaNode {
             dir,
             port: free_port(),
             controller: free_port(),
             sasl_ssl_port: Some(free_port()),
+            jwks_url,
         };
         node.restart();
         node
@@ -164,14 +170,15 @@ impl KafkaNode {
 
     /// Start the node again on its storage; returns once it answers metadata.
     pub fn restart(&self) {
-        let (port, controller) = (self.port.to_string(), self.controller.to_string());
-        match self.sasl_ssl_port {
-            None => Self::script(&["start", self.dir_str(), &port, &controller]),
-            Some(sasl) => {
-                let sasl = sasl.to_string();
-                Self::script(&["start", self.dir_str(), &port, &controller, &sasl]);
-            }
-        }
+        let mut args = vec![
+            "start".to_owned(),
+            self.dir_str().to_owned(),
+            self.port.to_string(),
+            self.controller.to_string(),
+        ];
+        args.extend(self.sasl_ssl_port.map(|p| p.to_string()));
+        args.extend(self.jwks_url.clone());
+        Self::script(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
     /// Kill the node with SIGKILL.

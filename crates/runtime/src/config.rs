@@ -17,6 +17,8 @@ const TEXT_KEYS: &[&str] = &[
     "brokers",
     "kafka_sasl_username",
     "kafka_sasl_password",
+    "kafka_oauth_client_id",
+    "kafka_oauth_client_secret",
     "client_id",
     "client_secret",
 ];

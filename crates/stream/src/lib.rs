@@ -162,7 +162,10 @@ impl Default for KafkaSettings {
 
 /// How the broker is secured, as librdkafka names it: plaintext (the local stack), TLS, SASL
 /// over TLS (every managed Kafka, Strimzi). With TLS the broker's certificate is verified,
-/// host name included, against `kafka_ca_location` (or the system's CAs).
+/// host name included, against `kafka_ca_location` (or the system's CAs). SASL is SCRAM or
+/// PLAIN with a user name and password, or OAUTHBEARER with OAuth 2.0 client credentials
+/// (librdkafka's `oidc` method: it fetches a token from `kafka_oauth_token_url` and renews it
+/// before it expires).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
 pub struct KafkaSecurity {
@@ -171,12 +174,23 @@ pub struct KafkaSecurity {
     pub kafka_security_protocol: SecurityProtocol,
     /// A PEM file of the CA(s) the broker's certificate must chain to.
     pub kafka_ca_location: Option<std::path::PathBuf>,
-    /// `SCRAM-SHA-256`, `SCRAM-SHA-512`, `PLAIN` or `OAUTHBEARER`, with SASL.
-    pub kafka_sasl_mechanism: Option<String>,
-    /// The SASL user name.
+    /// The SASL mechanism, with `sasl_plaintext` or `sasl_ssl`.
+    pub kafka_sasl_mechanism: Option<SaslMechanism>,
+    /// The SASL user name (SCRAM, PLAIN).
     pub kafka_sasl_username: Option<String>,
     /// The SASL password (`CONTINUITY_KAFKA_SASL_PASSWORD`); never logged.
     pub kafka_sasl_password: Option<secrecy::SecretString>,
+    /// OAUTHBEARER: the issuer's token endpoint (https://, or http:// on loopback only).
+    pub kafka_oauth_token_url: Option<String>,
+    /// OAUTHBEARER: the client id at the issuer.
+    pub kafka_oauth_client_id: Option<String>,
+    /// OAUTHBEARER: the client secret (`CONTINUITY_KAFKA_OAUTH_CLIENT_SECRET`); never logged.
+    pub kafka_oauth_client_secret: Option<secrecy::SecretString>,
+    /// OAUTHBEARER: the scope to ask for, if the issuer needs one.
+    pub kafka_oauth_scope: Option<String>,
+    /// OAUTHBEARER: a PEM file of the CA(s) the token endpoint's certificate must chain to
+    /// (the system's CAs when unset).
+    pub kafka_oauth_ca_location: Option<std::path::PathBuf>,
 }
 
 /// librdkafka's `security.protocol`.
@@ -204,26 +218,119 @@ impl SecurityProtocol {
             SecurityProtocol::SaslSsl => "sasl_ssl",
         }
     }
+
+    fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+}
+
+/// librdkafka's `sasl.mechanism`, spelt as Kafka spells it in settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub enum SaslMechanism {
+    /// SCRAM with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// The password itself: over `sasl_ssl` only.
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// An OAuth 2.0 bearer token from client credentials.
+    #[serde(rename = "OAUTHBEARER")]
+    OAuthBearer,
+}
+
+impl SaslMechanism {
+    /// librdkafka's spelling.
+    pub fn code(self) -> &'static str {
+        match self {
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::Plain => "PLAIN",
+            SaslMechanism::OAuthBearer => "OAUTHBEARER",
+        }
+    }
 }
 
 impl KafkaSecurity {
-    /// Set these on a client's configuration.
-    fn apply(&self, c: &mut ClientConfig) {
+    /// Set these on a client's configuration, or say which setting is missing or unsafe.
+    fn apply(&self, c: &mut ClientConfig) -> Result<(), StreamError> {
         use secrecy::ExposeSecret;
-        c.set("security.protocol", self.kafka_security_protocol.code());
+        let refuse = |problem: &str| Err(StreamError::Settings(problem.to_owned()));
+        let protocol = self.kafka_security_protocol;
+        c.set("security.protocol", protocol.code());
         if let Some(ca) = &self.kafka_ca_location {
             c.set("ssl.ca.location", ca.to_string_lossy());
         }
-        if let Some(m) = &self.kafka_sasl_mechanism {
-            c.set("sasl.mechanism", m);
+        let oauth_set = self.kafka_oauth_token_url.is_some()
+            || self.kafka_oauth_client_id.is_some()
+            || self.kafka_oauth_client_secret.is_some();
+        match (protocol.is_sasl(), self.kafka_sasl_mechanism) {
+            (false, None) => {}
+            (false, Some(_)) => {
+                return refuse("kafka_sasl_mechanism is set but kafka_security_protocol is not sasl_ssl or sasl_plaintext");
+            }
+            (true, None) => {
+                return refuse("kafka_security_protocol is SASL: set kafka_sasl_mechanism (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN or OAUTHBEARER)");
+            }
+            (true, Some(SaslMechanism::OAuthBearer)) => {
+                let (Some(url), Some(id), Some(secret)) = (
+                    &self.kafka_oauth_token_url,
+                    &self.kafka_oauth_client_id,
+                    &self.kafka_oauth_client_secret,
+                ) else {
+                    return refuse("OAUTHBEARER needs kafka_oauth_token_url, kafka_oauth_client_id and kafka_oauth_client_secret");
+                };
+                if !(url.starts_with("https://") || loopback_http(url)) {
+                    return refuse("kafka_oauth_token_url must be https:// (http:// on loopback only): the client secret is sent to it");
+                }
+                c.set("sasl.mechanism", SaslMechanism::OAuthBearer.code())
+                    .set("sasl.oauthbearer.method", "oidc")
+                    .set("sasl.oauthbearer.token.endpoint.url", url)
+                    .set("sasl.oauthbearer.client.id", id)
+                    .set("sasl.oauthbearer.client.secret", secret.expose_secret());
+                if let Some(scope) = &self.kafka_oauth_scope {
+                    c.set("sasl.oauthbearer.scope", scope);
+                }
+                if let Some(ca) = &self.kafka_oauth_ca_location {
+                    c.set("https.ca.location", ca.to_string_lossy());
+                }
+            }
+            (true, Some(mechanism)) => {
+                let (Some(user), Some(password)) =
+                    (&self.kafka_sasl_username, &self.kafka_sasl_password)
+                else {
+                    return refuse(
+                        "SCRAM and PLAIN need kafka_sasl_username and kafka_sasl_password",
+                    );
+                };
+                if mechanism == SaslMechanism::Plain && protocol != SecurityProtocol::SaslSsl {
+                    return refuse("PLAIN sends the password itself: use it with kafka_security_protocol sasl_ssl only");
+                }
+                c.set("sasl.mechanism", mechanism.code())
+                    .set("sasl.username", user)
+                    .set("sasl.password", password.expose_secret());
+            }
         }
-        if let Some(u) = &self.kafka_sasl_username {
-            c.set("sasl.username", u);
+        if oauth_set && self.kafka_sasl_mechanism != Some(SaslMechanism::OAuthBearer) {
+            return refuse("kafka_oauth_* settings are for kafka_sasl_mechanism OAUTHBEARER; remove them or change the mechanism");
         }
-        if let Some(p) = &self.kafka_sasl_password {
-            c.set("sasl.password", p.expose_secret());
-        }
+        Ok(())
     }
+}
+
+/// An `http://` URL whose host is the loopback interface.
+fn loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 impl KafkaSettings {
@@ -241,13 +348,13 @@ impl KafkaSettings {
         format!("{}{}", self.topic_prefix, topic.base_name())
     }
 
-    fn base(&self) -> ClientConfig {
+    fn base(&self) -> Result<ClientConfig, StreamError> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers)
             .set("socket.timeout.ms", "10000")
             .set("log_level", "4");
-        self.security.apply(&mut c);
-        c
+        self.security.apply(&mut c)?;
+        Ok(c)
     }
 
     /// An idempotent producer (acks=all): a retried send is never written twice. It waits up
@@ -265,14 +372,14 @@ impl KafkaSettings {
     }
 
     fn idempotent(&self, timeout: Duration, linger_ms: u32) -> Result<FutureProducer, StreamError> {
-        self.base()
+        self.base()?
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", timeout.as_millis().to_string())
             .set("linger.ms", linger_ms.to_string())
             .set("compression.type", "none")
             .create()
-            .map_err(StreamError::Client)
+            .map_err(StreamError::creating)
     }
 
     /// A transactional producer (idempotent, acks=all) with `transactional.id` = the topic
@@ -280,7 +387,7 @@ impl KafkaSettings {
     /// Call `init_transactions` before its first transaction: that fences any earlier producer
     /// with the same id and aborts the transaction it left open.
     pub fn transactional_producer(&self, id: &str) -> Result<FutureProducer, StreamError> {
-        self.base()
+        self.base()?
             .set("transactional.id", format!("{}{id}", self.topic_prefix))
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -289,7 +396,7 @@ impl KafkaSettings {
             .set("linger.ms", "5")
             .set("compression.type", "none")
             .create()
-            .map_err(StreamError::Client)
+            .map_err(StreamError::creating)
     }
 
     /// The last committed message of one partition (`read_committed`), or `None` when it holds
@@ -302,11 +409,11 @@ impl KafkaSettings {
     ) -> Result<Option<Vec<u8>>, StreamError> {
         let name = self.topic(topic);
         let consumer: std::sync::Arc<StreamConsumer<PartitionsContext>> = std::sync::Arc::new(
-            self.consumer_config(&format!("{}last-message", self.topic_prefix))
+            self.consumer_config(&format!("{}last-message", self.topic_prefix))?
                 .set("enable.partition.eof", "true")
                 .set("isolation.level", "read_committed")
                 .create_with_context(PartitionsContext)
-                .map_err(StreamError::Client)?,
+                .map_err(StreamError::creating)?,
         );
         let (low, high) = {
             let (c, n) = (consumer.clone(), name.clone());
@@ -345,10 +452,10 @@ impl KafkaSettings {
     /// A consumer in `group` that commits offsets only when told to and starts from the
     /// earliest offset when the group has none.
     pub fn consumer(&self, group: &str) -> Result<StreamConsumer, StreamError> {
-        self.consumer_config(group)
+        self.consumer_config(group)?
             .set("enable.partition.eof", "false")
             .create()
-            .map_err(StreamError::Client)
+            .map_err(StreamError::creating)
     }
 
     /// A consumer as [`consumer`](Self::consumer), for reading each assigned partition through a
@@ -366,7 +473,7 @@ impl KafkaSettings {
         &self,
         group: &str,
     ) -> Result<StreamConsumer<PartitionsContext>, StreamError> {
-        self.consumer_config(group)
+        self.consumer_config(group)?
             .set("enable.partition.eof", "true")
             // The matcher asks for the offsets it stored. If the broker no longer holds one
             // (records deleted by retention), jumping to the earliest it holds would skip
@@ -377,16 +484,16 @@ impl KafkaSettings {
             .set("fetch.queue.backoff.ms", "20")
             .set("fetch.wait.max.ms", "50")
             .create_with_context(PartitionsContext)
-            .map_err(StreamError::Client)
+            .map_err(StreamError::creating)
     }
 
-    fn consumer_config(&self, group: &str) -> ClientConfig {
-        let mut c = self.base();
+    fn consumer_config(&self, group: &str) -> Result<ClientConfig, StreamError> {
+        let mut c = self.base()?;
         c.set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "10000");
-        c
+        Ok(c)
     }
 
     /// Where existing topics' configuration differs from [`Topic::config`], in words an
@@ -396,7 +503,7 @@ impl KafkaSettings {
     pub async fn config_drift(&self, topics: &[Topic]) -> Result<Vec<String>, StreamError> {
         use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
         let admin: AdminClient<DefaultClientContext> =
-            self.base().create().map_err(StreamError::Client)?;
+            self.base()?.create().map_err(StreamError::creating)?;
         let names: Vec<String> = topics.iter().map(|t| self.topic(*t)).collect();
         let specifiers: Vec<ResourceSpecifier<'_>> =
             names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
@@ -427,7 +534,7 @@ impl KafkaSettings {
     /// Create the topics that do not exist yet; existing ones are left as they are.
     pub async fn ensure_topics(&self, topics: &[Topic]) -> Result<(), StreamError> {
         let admin: AdminClient<DefaultClientContext> =
-            self.base().create().map_err(StreamError::Client)?;
+            self.base()?.create().map_err(StreamError::creating)?;
         let names: Vec<String> = topics.iter().map(|t| self.topic(*t)).collect();
         let new: Vec<NewTopic> = topics
             .iter()
@@ -505,6 +612,9 @@ pub enum StreamError {
     /// The client could not be created or the request failed.
     #[error("Kafka client error (check CONTINUITY_BROKERS and that the broker runs): {0}")]
     Client(#[source] rdkafka::error::KafkaError),
+    /// The TLS or SASL settings are incomplete or unsafe.
+    #[error("Kafka settings: {0}")]
+    Settings(String),
     /// The broker did not answer in time.
     #[error("no answer from the broker reading {topic} (check that it runs)")]
     Timeout {
@@ -519,6 +629,24 @@ pub enum StreamError {
         /// The broker's answer.
         code: RDKafkaErrorCode,
     },
+}
+
+impl StreamError {
+    /// A client that could not be created. librdkafka's configuration errors quote the value
+    /// they refuse, which may be a password or client secret: the value is taken out.
+    fn creating(e: rdkafka::error::KafkaError) -> Self {
+        match e {
+            rdkafka::error::KafkaError::ClientConfig(_, description, key, value) => {
+                let description = if value.is_empty() {
+                    description
+                } else {
+                    description.replace(&value, "(the value)")
+                };
+                StreamError::Settings(format!("librdkafka refused {key}: {description}"))
+            }
+            other => StreamError::Client(other),
+        }
+    }
 }
 
 /// The message key of a source event: a keyed hash of the person's attributor where the
@@ -623,5 +751,113 @@ async fn wait(
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(e),
         Err(_) => Err(rdkafka::error::KafkaError::Canceled),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oauth() -> KafkaSecurity {
+        KafkaSecurity {
+            kafka_security_protocol: SecurityProtocol::SaslSsl,
+            kafka_sasl_mechanism: Some(SaslMechanism::OAuthBearer),
+            kafka_oauth_token_url: Some("https://issuer.example/oauth/token".into()),
+            kafka_oauth_client_id: Some("continuity-matcher".into()),
+            kafka_oauth_client_secret: Some("s3cret-value".to_owned().into()),
+            ..KafkaSecurity::default()
+        }
+    }
+
+    fn refusal(security: KafkaSecurity) -> String {
+        let settings = KafkaSettings {
+            security,
+            ..KafkaSettings::default()
+        };
+        match settings.producer() {
+            Ok(_) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn oauthbearer_with_client_credentials_makes_a_client() {
+        // librdkafka refuses `sasl.oauthbearer.method=oidc` when built without curl.
+        let settings = KafkaSettings {
+            security: oauth(),
+            ..KafkaSettings::default()
+        };
+        let _producer = settings.producer().unwrap();
+        let _consumer: rdkafka::consumer::StreamConsumer = settings.consumer("g").unwrap();
+    }
+
+    #[test]
+    fn incomplete_or_unsafe_security_settings_are_refused_naming_the_setting() {
+        let cases = [
+            (
+                KafkaSecurity {
+                    kafka_oauth_client_secret: None,
+                    ..oauth()
+                },
+                "kafka_oauth_client_secret",
+            ),
+            (
+                KafkaSecurity {
+                    kafka_oauth_token_url: Some("http://issuer.example/token".into()),
+                    ..oauth()
+                },
+                "must be https://",
+            ),
+            (
+                KafkaSecurity {
+                    kafka_sasl_mechanism: Some(SaslMechanism::ScramSha512),
+                    kafka_sasl_username: Some("u".into()),
+                    kafka_sasl_password: Some("p".to_owned().into()),
+                    ..oauth()
+                },
+                "kafka_oauth_* settings are for",
+            ),
+            (
+                KafkaSecurity {
+                    kafka_security_protocol: SecurityProtocol::SaslPlaintext,
+                    kafka_sasl_mechanism: Some(SaslMechanism::Plain),
+                    kafka_sasl_username: Some("u".into()),
+                    kafka_sasl_password: Some("p".to_owned().into()),
+                    ..KafkaSecurity::default()
+                },
+                "sasl_ssl only",
+            ),
+            (
+                KafkaSecurity {
+                    kafka_security_protocol: SecurityProtocol::SaslSsl,
+                    ..KafkaSecurity::default()
+                },
+                "set kafka_sasl_mechanism",
+            ),
+            (
+                KafkaSecurity {
+                    kafka_sasl_mechanism: Some(SaslMechanism::ScramSha256),
+                    ..KafkaSecurity::default()
+                },
+                "kafka_security_protocol is not sasl",
+            ),
+        ];
+        for (security, names) in cases {
+            let e = refusal(security);
+            assert!(e.contains(names), "{e}");
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+        // librdkafka's own refusal quotes the value; the error does not.
+        let e = StreamError::creating(rdkafka::error::KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"s3cret\" for configuration property \"sasl.password\"".into(),
+            "sasl.password".into(),
+            "s3cret".into(),
+        ))
+        .to_string();
+        assert!(e.contains("sasl.password") && !e.contains("s3cret"), "{e}");
+        assert!(loopback_http("http://127.0.0.1:8080/oauth/token"));
+        assert!(loopback_http("http://localhost/oauth/token"));
+        assert!(!loopback_http("http://localhost.example/oauth/token"));
     }
 }

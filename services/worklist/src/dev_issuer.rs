@@ -4,7 +4,9 @@
 //! Its sign-in page lists a handful of test users; choosing one signs in as them. It supports
 //! the authorisation-code grant with PKCE (S256 only), single-use codes that expire after a
 //! minute, exact redirect URIs, and publishes its key (made afresh at each start) at
-//! `/.well-known/jwks.json`. Never deploy it: it authenticates nobody.
+//! `/.well-known/jwks.json`. It also gives the services tokens by the client-credentials grant
+//! ([`SERVICE_CLIENTS`]), as a broker's OAUTHBEARER listener expects them: `sub` the client,
+//! audience `kafka`. Never deploy it: it authenticates nobody.
 //!
 //! Written here rather than taken from a library because no maintained Rust crate runs an
 //! authorisation server for tests; it is small and the worklist's tests drive it over HTTP
@@ -36,6 +38,14 @@ const CODE_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Seconds an access token lasts.
 pub const TOKEN_SECONDS: i64 = 3600;
+
+/// The service clients of the client-credentials grant, id and secret: the services' identity
+/// at a Kafka listener that takes OAUTHBEARER tokens.
+pub const SERVICE_CLIENTS: &[(&str, &str)] =
+    &[("continuity-services", "continuity-services-dev-secret")];
+
+/// The audience of a service client's token.
+pub const SERVICE_AUDIENCE: &str = "kafka";
 
 /// A test user.
 #[derive(Debug, Clone, Serialize)]
@@ -323,11 +333,18 @@ async fn authorize(State(issuer): State<Arc<DevIssuer>>, Form(chosen): Form<Chos
 #[derive(Deserialize)]
 struct TokenRequest {
     grant_type: String,
+    #[serde(default)]
     code: String,
+    #[serde(default)]
     redirect_uri: String,
+    #[serde(default)]
     code_verifier: String,
     #[serde(default)]
     client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -347,15 +364,46 @@ fn oauth_error(error: &'static str, error_description: &'static str) -> Response
         .into_response()
 }
 
-/// The client id from HTTP Basic authentication (`client_id:` with an empty secret).
-fn basic_client_id(headers: &HeaderMap) -> Option<String> {
+/// The client id and secret from HTTP Basic authentication (the secret empty for the
+/// worklist, a public client with PKCE).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
-    Some(text.split(':').next()?.to_owned())
+    let (id, secret) = text.split_once(':').unwrap_or((&text, ""));
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+/// The client-credentials grant: a token for a service client.
+fn service_token(issuer: &DevIssuer, headers: &HeaderMap, req: &TokenRequest) -> Response {
+    let (id, secret) = match basic_credentials(headers) {
+        Some(basic) => basic,
+        None => (
+            req.client_id.clone().unwrap_or_default(),
+            req.client_secret.clone().unwrap_or_default(),
+        ),
+    };
+    if !SERVICE_CLIENTS
+        .iter()
+        .any(|(i, s)| *i == id && *s == secret)
+    {
+        return oauth_error("invalid_client", "unknown client or wrong secret");
+    }
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({
+        "iss": issuer.settings.issuer_url,
+        "aud": SERVICE_AUDIENCE,
+        "sub": id,
+        "scope": req.scope.clone().unwrap_or_default(),
+        "iat": now,
+        "nbf": now,
+        "exp": now + TOKEN_SECONDS,
+        "jti": random_token(),
+    });
+    token_response(issuer.sign(&claims))
 }
 
 async fn token(
@@ -363,10 +411,20 @@ async fn token(
     headers: HeaderMap,
     Form(req): Form<TokenRequest>,
 ) -> Response {
-    if req.grant_type != "authorization_code" {
-        return oauth_error("unsupported_grant_type", "only authorization_code");
+    match req.grant_type.as_str() {
+        "authorization_code" => {}
+        "client_credentials" => return service_token(&issuer, &headers, &req),
+        _ => {
+            return oauth_error(
+                "unsupported_grant_type",
+                "authorization_code or client_credentials",
+            )
+        }
     }
-    let client = req.client_id.clone().or_else(|| basic_client_id(&headers));
+    let client = req
+        .client_id
+        .clone()
+        .or_else(|| basic_credentials(&headers).map(|(id, _)| id));
     if client.as_deref() != Some(issuer.settings.client_id.as_str()) {
         return oauth_error("invalid_client", "unknown client");
     }
@@ -393,7 +451,12 @@ async fn token(
         );
     }
     let now = chrono::Utc::now().timestamp();
-    match issuer.mint(grant.user, now) {
+    token_response(issuer.mint(grant.user, now))
+}
+
+/// The token endpoint's answer for a signed token.
+fn token_response(signed: anyhow::Result<String>) -> Response {
+    match signed {
         Ok(access_token) => Json(serde_json::json!({
             "access_token": access_token,
             "token_type": "bearer",
