@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
 use continuity_domain::{assess, KeyedHasher, Rules};
-use continuity_runtime::{Connections, DatabaseSettings, HashSecret, ManualClock};
+use continuity_runtime::{Clock, Connections, DatabaseSettings, HashSecret};
 use continuity_schema::encode_source_event;
 use continuity_stream::{partition_key, KafkaSettings, Topic};
 use rdkafka::consumer::Consumer;
@@ -225,7 +225,7 @@ impl Running {
     }
 }
 
-pub fn start(env: &Env, instance: &str, clock: &ManualClock) -> Running {
+pub fn start(env: &Env, instance: &str, clock: &(impl Clock + Clone)) -> Running {
     start_configured(env, instance, clock, |_| {})
 }
 
@@ -233,7 +233,7 @@ pub fn start(env: &Env, instance: &str, clock: &ManualClock) -> Running {
 pub fn start_configured(
     env: &Env,
     instance: &str,
-    clock: &ManualClock,
+    clock: &(impl Clock + Clone),
     tweak: impl FnOnce(&mut continuity_matcher::Settings),
 ) -> Running {
     continuity_runtime::init_logging();

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use continuity::{produce, sample};
 use continuity_domain::{assess, Rules};
 use continuity_e2e::*;
-use continuity_runtime::ManualClock;
+use continuity_runtime::{Clock, ManualClock};
 use continuity_schema::{wire, AvroRecord, RecordType, Registry};
 use continuity_stream::Topic;
 
@@ -187,6 +187,68 @@ async fn time_moves_cases_on_without_new_events() {
         overdue, 3,
         "the two newly overdue cases page; the old one did already"
     );
+    matcher.stop().await;
+    env.cleanup().await;
+}
+
+/// A clock that runs in real time from `start`.
+#[derive(Clone)]
+struct RunningClock {
+    origin: std::time::Instant,
+    start: chrono::DateTime<chrono::Utc>,
+}
+
+impl Clock for RunningClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.start + chrono::Duration::from_std(self.origin.elapsed()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_deadline_clock_wakes_at_the_due_instant_not_at_its_poll() {
+    let env = env().await;
+    let clock = ManualClock::new(now());
+    let sample = sample::sample(continuity_domain::london_date(now()));
+    let producer = env.kafka.producer().unwrap();
+    produce(&producer, &env.kafka, &messages(&sample.events))
+        .await
+        .unwrap();
+    let matcher = start(&env, "m1", &clock);
+    let n = sample.events.len() as i64;
+    eventually(60, "every event applied", || async {
+        applied(&env.pool).await == n
+    })
+    .await;
+    matcher.stop().await;
+    let due: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("select min(next_due_at) from cases where next_due_at is not null")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+
+    // Two seconds before the case is due, on a clock that runs, with the poll at ten
+    // minutes: only a wake-up at the due instant moves the case on within the wait below.
+    let running = RunningClock {
+        origin: std::time::Instant::now(),
+        start: due - chrono::Duration::seconds(2),
+    };
+    let matcher = start_configured(&env, "m1", &running, |s| {
+        s.deadline_interval_ms = 600_000;
+    });
+    eventually(
+        120,
+        "the case due re-assessed at its due instant",
+        || async {
+            let still_due: i64 =
+                sqlx::query_scalar("select count(*) from cases where next_due_at <= $1")
+                    .bind(due)
+                    .fetch_one(&env.pool)
+                    .await
+                    .unwrap();
+            still_due == 0
+        },
+    )
+    .await;
     matcher.stop().await;
     env.cleanup().await;
 }

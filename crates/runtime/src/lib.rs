@@ -23,4 +23,4 @@ pub use settings::{
     Checked, ClockSettings, Connections, DatabaseSettings, HashSecret, MigrateSettings,
 };
 pub use shutdown::shutdown_signal;
-pub use tasks::{periodically, Supervisor};
+pub use tasks::{periodically, repeatedly, Supervisor};

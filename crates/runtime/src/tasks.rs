@@ -83,18 +83,35 @@ impl Supervisor {
 
 /// Run `pass` now and then every `period` until `stop` turns true; a pass in progress is not
 /// interrupted. The loop every periodic task of a service shares.
-pub async fn periodically<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut pass: F)
+pub async fn periodically<F, Fut>(period: Duration, stop: watch::Receiver<bool>, mut pass: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = ()>,
+{
+    repeatedly(stop, || {
+        let pass = pass();
+        async move {
+            pass.await;
+            period
+        }
+    })
+    .await
+}
+
+/// [`periodically`] for a task that says after each pass how long to wait before the next
+/// (the deadline clock, which sleeps until the next due instant).
+pub async fn repeatedly<F, Fut>(mut stop: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Duration>,
 {
     loop {
         if *stop.borrow() {
             return;
         }
-        pass().await;
+        let wait = pass().await;
         tokio::select! {
-            _ = tokio::time::sleep(period) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }

@@ -2,12 +2,17 @@
 //! which a case changes without new events (a warning falls due, the window closes); each pass
 //! re-assesses the components with a case due at the clock's `now` and writes what changed, as
 //! a batch would. Several instances share the work (`skip locked`).
+//!
+//! After each pass the clock sleeps until the earliest `next_due_at` (so a flag is raised at
+//! its due instant, not up to a poll later), or for the poll interval if that is sooner: the
+//! poll is the safety net for cases written meanwhile with an earlier due time, another
+//! instance's, and a clock that jumped.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use continuity_runtime::{periodically, Clock};
+use continuity_runtime::{repeatedly, Clock};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -41,8 +46,9 @@ pub async fn deadline_pass(
 /// look-up, so not at every pass).
 const COUNT_EVERY: Duration = Duration::from_secs(30);
 
-/// Run the deadline clock every `every` (a pass is one index look-up when nothing is due), and
-/// count the open cases on `pool` every [`COUNT_EVERY`].
+/// Run the deadline clock at each next due instant and at least every `every` (a pass is one
+/// index look-up when nothing is due), and count the open cases on `pool` every
+/// [`COUNT_EVERY`].
 pub(crate) async fn deadline_loop(
     applier: Applier,
     pool: PgPool,
@@ -51,7 +57,7 @@ pub(crate) async fn deadline_loop(
     stop: watch::Receiver<bool>,
 ) {
     let counted = std::sync::Mutex::new(None::<std::time::Instant>);
-    periodically(every, stop, || async {
+    repeatedly(stop, || async {
         let started = std::time::Instant::now();
         let result = loop {
             match deadline_pass(&applier, clock.now(), PASS_LIMIT).await {
@@ -85,9 +91,42 @@ pub(crate) async fn deadline_loop(
                 Err(e) => tracing::warn!(error = %e, "could not count the open cases"),
             }
         }
+        match store::next_due(&pool).await {
+            Ok(next) => until_due(next, clock.now(), every),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the next due time; polling");
+                every
+            }
+        }
     })
     .await;
 }
 
+/// How long to sleep at `now` before the next pass: until `next` is due, at most `every`.
+fn until_due(next: Option<DateTime<Utc>>, now: DateTime<Utc>, every: Duration) -> Duration {
+    next.map_or(every, |next| {
+        (next - now).to_std().unwrap_or(Duration::ZERO).min(every)
+    })
+}
+
 /// Components re-assessed per transaction; a full pass is followed by another at once.
 const PASS_LIMIT: i64 = 500;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_sleeps_until_the_next_due_instant_or_the_poll() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let poll = Duration::from_secs(1);
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(until_due(None, now, poll), poll);
+        assert_eq!(
+            until_due(Some(now + ms(250)), now, poll),
+            Duration::from_millis(250)
+        );
+        assert_eq!(until_due(Some(now + ms(5_000)), now, poll), poll);
+        assert_eq!(until_due(Some(now - ms(5)), now, poll), Duration::ZERO);
+    }
+}

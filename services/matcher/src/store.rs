@@ -549,6 +549,13 @@ pub async fn stored_offsets(pool: &PgPool) -> Result<HashMap<(String, i32), i64>
     Ok(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
 }
 
+/// The earliest instant at which a case falls due (the partial index `cases_next_due`).
+pub async fn next_due(pool: &sqlx::PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select min(next_due_at) from cases where next_due_at is not null")
+        .fetch_one(pool)
+        .await
+}
+
 /// Up to `limit` root components with a case due at `now` (earliest due first), locked;
 /// components another transaction holds are skipped, so several instances share the work.
 pub async fn lock_due(
