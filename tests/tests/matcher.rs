@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use continuity::{produce, sample};
 use continuity_domain::{assess, Rules};
 use continuity_e2e::*;
-use continuity_runtime::{Clock, ManualClock};
+use continuity_runtime::{ManualClock, RunningClock};
 use continuity_schema::{wire, AvroRecord, RecordType, Registry};
 use continuity_stream::Topic;
 
@@ -191,19 +191,6 @@ async fn time_moves_cases_on_without_new_events() {
     env.cleanup().await;
 }
 
-/// A clock that runs in real time from `start`.
-#[derive(Clone)]
-struct RunningClock {
-    origin: std::time::Instant,
-    start: chrono::DateTime<chrono::Utc>,
-}
-
-impl Clock for RunningClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.start + chrono::Duration::from_std(self.origin.elapsed()).unwrap()
-    }
-}
-
 #[tokio::test]
 async fn the_deadline_clock_wakes_at_the_due_instant_not_at_its_poll() {
     let env = env().await;
@@ -228,10 +215,7 @@ async fn the_deadline_clock_wakes_at_the_due_instant_not_at_its_poll() {
 
     // Two seconds before the case is due, on a clock that runs, with the poll at ten
     // minutes: only a wake-up at the due instant moves the case on within the wait below.
-    let running = RunningClock {
-        origin: std::time::Instant::now(),
-        start: due - chrono::Duration::seconds(2),
-    };
+    let running = RunningClock::new(due - chrono::Duration::seconds(2));
     let matcher = start_configured(&env, "m1", &running, |s| {
         s.deadline_interval_ms = 600_000;
     });

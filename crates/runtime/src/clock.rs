@@ -55,6 +55,36 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that runs in real time from where a test or benchmark sets it: for what must
+/// happen at an instant (the deadline clock's wake-up), which a hand-moved clock cannot show.
+#[derive(Debug, Clone)]
+pub struct RunningClock(Arc<Mutex<(std::time::Instant, DateTime<Utc>)>>);
+
+impl RunningClock {
+    /// A clock showing `start` now.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new((std::time::Instant::now(), start))))
+    }
+
+    /// Show `to` now, and run on from it.
+    pub fn set(&self, to: DateTime<Utc>) {
+        if let Ok(mut set) = self.0.lock() {
+            *set = (std::time::Instant::now(), to);
+        }
+    }
+}
+
+impl Clock for RunningClock {
+    fn now(&self) -> DateTime<Utc> {
+        let (at, shown) = self
+            .0
+            .lock()
+            .map(|t| *t)
+            .unwrap_or_else(|e| *e.into_inner());
+        shown + chrono::Duration::from_std(at.elapsed()).unwrap_or_default()
+    }
+}
+
 /// The clock a service runs on: fixed at `fixed_now` when set (replays and tests), the
 /// system clock otherwise.
 pub fn clock(fixed_now: Option<DateTime<Utc>>) -> Arc<dyn Clock> {
