@@ -44,6 +44,13 @@ struct Args {
     /// Cohorts for the flag-to-worklist delay (0 to skip it).
     #[arg(long, default_value_t = 20)]
     days: u32,
+    /// Cases falling due at each cohort's instant; `--days 21 --per-day 4800` holds 100,800
+    /// open cases, a national day's releases (as the 100,000 open cases).
+    #[arg(long, default_value_t = 5)]
+    per_day: u32,
+    /// Cohorts measured (the earliest `--steps` of `--days`; all when unset).
+    #[arg(long)]
+    steps: Option<u32>,
     /// The matcher's deadline clock interval in ms (its default, 1,000).
     #[arg(long, default_value_t = 1_000)]
     deadline_interval_ms: u64,
@@ -333,8 +340,12 @@ fn cohorts(days: u32, per_day: u32) -> anyhow::Result<Vec<SourceEvent>> {
         let release = first + chrono::Duration::days(i64::from(day));
         for k in 0..per_day {
             let i = day * per_day + k;
-            let Ok(noms) = Identifier::parse(IdentifierKind::Noms, &format!("B{:04}BB", i % 10000))
-            else {
+            // A distinct NOMS number for each of up to 260,000 people.
+            let letter = char::from(b'A' + (i / 10_000 % 26) as u8);
+            let Ok(noms) = Identifier::parse(
+                IdentifierKind::Noms,
+                &format!("{letter}{:04}BB", i % 10_000),
+            ) else {
                 continue;
             };
             let referred = release - chrono::Duration::days(5);
@@ -378,8 +389,10 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     let first = continuity_domain::london_date(now()) - chrono::Duration::days(21);
     // The clock runs in real time, from before the first cohort is overdue.
     let clock = RunningClock::new(rules.overdue_at(first) - chrono::Duration::hours(1));
-    let per_day = 5;
+    let per_day = args.per_day;
     let events = cohorts(args.days, per_day)?;
+    // Each OVERDUE flag raised on continuity.flags, with when it was read.
+    let mut arrivals = flag_arrivals(&env.kafka)?;
     let producer = env.kafka.producer()?;
     continuity::produce(&producer, &env.kafka, &messages(&events)).await?;
     // The matcher as the tests start it, with the deadline interval asked for.
@@ -393,7 +406,8 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     let cookie = sign_in(&http, worklist, issuer, "KEYWORKER").await?;
     let url = format!("http://localhost:{worklist}/worklist?tab=overdue");
     let mut delays = Vec::new();
-    for day in 0..args.days {
+    let mut on_topic = Vec::new();
+    for day in 0..args.steps.unwrap_or(args.days).min(args.days) {
         let release = first + chrono::Duration::days(i64::from(day));
         // Two seconds before the cohort falls due; the delay counts from the due instant.
         let lead = Duration::from_secs(2);
@@ -418,7 +432,29 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         delays.push(Instant::now().saturating_duration_since(due));
+        // Every flag of the cohort on the topic, each timed from the due instant.
+        let due_at = rules.overdue_at(release).timestamp_micros();
+        let mut seen = 0;
+        while seen < per_day {
+            let (flag_due, read) = tokio::time::timeout(Duration::from_secs(300), arrivals.recv())
+                .await
+                .context("flags missing from continuity.flags")?
+                .context("the flag reader stopped")?;
+            if flag_due == due_at {
+                seen += 1;
+                on_topic.push(read.saturating_duration_since(due));
+            }
+        }
     }
+    on_topic.sort();
+    println!(
+        "due instant to the flag on continuity.flags, {} flags, {} open cases: p50 {}, p99 {}, max {}",
+        on_topic.len(),
+        args.days * per_day,
+        ms(percentile(&on_topic, 0.50)),
+        ms(percentile(&on_topic, 0.99)),
+        ms(*on_topic.last().unwrap_or(&Duration::ZERO)),
+    );
     delays.sort();
     println!(
         "due instant to the flag on the worklist, {} steps of {per_day} cases, running clock, deadline poll {} ms: p50 {}, p99 {}, max {}",
@@ -432,6 +468,35 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     matcher.stop().await;
     env.cleanup().await;
     Ok(())
+}
+
+/// Read `continuity.flags` from its start in a task of its own: each raised OVERDUE flag's
+/// due instant (µs) and the moment it was read.
+fn flag_arrivals(
+    kafka: &continuity_stream::KafkaSettings,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(i64, Instant)>> {
+    use continuity_schema::wire::{EngagementFlag, FlagKind, FlagState};
+    use continuity_schema::AvroRecord;
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::Message;
+    let consumer: StreamConsumer = kafka.consumer("continuity-bench-flags")?;
+    consumer.subscribe(&[&kafka.topic(continuity_stream::Topic::Flags)])?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(m) = consumer.recv().await {
+            let read = Instant::now();
+            let Some(Ok(flag)) = m.payload().map(EngagementFlag::from_message) else {
+                continue;
+            };
+            if flag.kind == FlagKind::Overdue
+                && flag.state == FlagState::Raised
+                && tx.send((flag.due_at, read)).is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 fn start_with_interval(
