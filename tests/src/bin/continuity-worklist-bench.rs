@@ -407,7 +407,8 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     let url = format!("http://localhost:{worklist}/worklist?tab=overdue");
     let mut delays = Vec::new();
     let mut on_topic = Vec::new();
-    for day in 0..args.steps.unwrap_or(args.days).min(args.days) {
+    let steps = args.steps.unwrap_or(args.days).min(args.days);
+    for day in 0..steps {
         let release = first + chrono::Duration::days(i64::from(day));
         // Two seconds before the cohort falls due; the delay counts from the due instant.
         let lead = Duration::from_secs(2);
@@ -457,8 +458,7 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     );
     delays.sort();
     println!(
-        "due instant to the flag on the worklist, {} steps of {per_day} cases, running clock, deadline poll {} ms: p50 {}, p99 {}, max {}",
-        args.days,
+        "due instant to the flag on the worklist, {steps} steps of {per_day} cases, running clock, deadline poll {} ms: p50 {}, p99 {}, max {}",
         args.deadline_interval_ms,
         ms(percentile(&delays, 0.50)),
         ms(percentile(&delays, 0.99)),
