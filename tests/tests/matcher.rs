@@ -147,23 +147,28 @@ async fn sample_through_the_matcher_gives_the_rules_cases_flags_and_dead_letters
     env.cleanup().await;
 }
 
-#[tokio::test]
-async fn time_moves_cases_on_without_new_events() {
-    let env = env().await;
-    // Start the day after the release of the case opened 3 days ago in the sample.
-    let clock = ManualClock::new(now());
-    let today = continuity_domain::london_date(now());
-    let sample = sample::sample(today);
+/// The sample for today (`now()`), sent and applied by a matcher on `clock`, still running.
+async fn sample_applied(env: &Env, clock: &ManualClock) -> (sample::Sample, Running) {
+    let sample = sample::sample(continuity_domain::london_date(now()));
     let producer = env.kafka.producer().unwrap();
     produce(&producer, &env.kafka, &messages(&sample.events))
         .await
         .unwrap();
-    let matcher = start(&env, "m1", &clock);
+    let matcher = start(env, "m1", clock);
     let n = sample.events.len() as i64;
     eventually(60, "every event applied", || async {
         applied(&env.pool).await == n
     })
     .await;
+    (sample, matcher)
+}
+
+#[tokio::test]
+async fn time_moves_cases_on_without_new_events() {
+    let env = env().await;
+    // Start the day after the release of the case opened 3 days ago in the sample.
+    let clock = ManualClock::new(now());
+    let (sample, matcher) = sample_applied(&env, &clock).await;
     let open_before: i64 = sqlx::query_scalar("select count(*) from cases where outcome = 'OPEN'")
         .fetch_one(&env.pool)
         .await
@@ -194,18 +199,7 @@ async fn time_moves_cases_on_without_new_events() {
 #[tokio::test]
 async fn the_deadline_clock_wakes_at_the_due_instant_not_at_its_poll() {
     let env = env().await;
-    let clock = ManualClock::new(now());
-    let sample = sample::sample(continuity_domain::london_date(now()));
-    let producer = env.kafka.producer().unwrap();
-    produce(&producer, &env.kafka, &messages(&sample.events))
-        .await
-        .unwrap();
-    let matcher = start(&env, "m1", &clock);
-    let n = sample.events.len() as i64;
-    eventually(60, "every event applied", || async {
-        applied(&env.pool).await == n
-    })
-    .await;
+    let (_, matcher) = sample_applied(&env, &ManualClock::new(now())).await;
     matcher.stop().await;
     let due: chrono::DateTime<chrono::Utc> =
         sqlx::query_scalar("select min(next_due_at) from cases where next_due_at is not null")
