@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
-use continuity_e2e::{env, free_port, read_topic, request, Env, HttpResponse, KafkaNode};
+use continuity_e2e::{env, free_port, get_body, read_topic, request, Env, HttpResponse, KafkaNode};
 use continuity_ingest::sources::{token_hash, Role, SourceConfig};
 use continuity_ingest::{Ingest, Settings};
 use continuity_runtime::{ClockSettings, Connections, DatabaseSettings, HashSecret, ManualClock};
@@ -597,6 +597,52 @@ async fn batches_answer_per_row_and_limits_hold() {
     )
     .await;
     assert_eq!(r.status, 413, "{}", r.body);
+    // Hostile bodies within the size limit: nesting far past serde_json's recursion limit,
+    // and invalid UTF-8 in each format. Each is refused with a problem naming what is wrong,
+    // never a 5xx, never echoing the bytes; the service goes on answering.
+    let nested = [vec![b'['; 40_000], vec![b']'; 40_000]].concat();
+    let hostile: [(&str, &str, Vec<u8>); 5] = [
+        ("/v1/events/treatment-starts", "application/json", nested.clone()),
+        ("/v1/events/treatment-starts", "application/x-ndjson", nested),
+        (
+            "/v1/events/treatment-starts",
+            "application/json",
+            b"{\"episode_id\": \"E\xff\xfe1\", \"provider\": \"PRV001\"}".to_vec(),
+        ),
+        (
+            "/v1/events/treatment-starts",
+            "application/x-ndjson",
+            b"{\"episode_id\": \"E\xc3\x28\"}\n".to_vec(),
+        ),
+        (
+            "/v1/treatment/extracts",
+            "text/csv",
+            b"EPISODE_ID,LA,DOB,FINITIAL,SINITIAL,SEX,TRIAGED\nC\xff,E10000025,01/04/1990,J,S,M,20/11/2026\n".to_vec(),
+        ),
+    ];
+    for (path, content_type, body) in hostile {
+        let r = post(port, path, PROVIDER, content_type, &body).await;
+        assert!(
+            (400..500).contains(&r.status) || r.status == 207,
+            "{content_type}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            r.status == 207 || r.header("content-type") == Some("application/problem+json"),
+            "{content_type}: {:?}",
+            r.header("content-type")
+        );
+        assert!(
+            !r.body.contains('\u{fffd}') && !r.body.contains("[[[["),
+            "{}",
+            r.body
+        );
+        if r.status == 207 {
+            assert_eq!(r.json()["accepted"], 0, "{}", r.body);
+        }
+    }
+    assert!(get_body(port, "/healthz").await.contains("ok"));
     // Over the source's rate (1 per second, bursts of 2): 429 with Retry-After.
     let mut statuses = Vec::new();
     for _ in 0..3 {
@@ -637,8 +683,9 @@ async fn batches_answer_per_row_and_limits_hold() {
     assert!(r.status == 200 && r.body.contains("/v1/hmpps/events"));
     let metrics = request(port, "GET", "/metrics", &[], b"").await.body;
     assert!(metrics.contains("continuity_ingest_requests_total{endpoint=\"events/treatment-starts\",status=\"207\"} 1"), "{metrics}");
+    // The extract's bad date and its invalid UTF-8 row.
     assert!(metrics.contains(
-        "continuity_ingest_rows_total{endpoint=\"treatment-extracts\",result=\"rejected\"} 1"
+        "continuity_ingest_rows_total{endpoint=\"treatment-extracts\",result=\"rejected\"} 2"
     ));
     assert_eq!(on_topics(&env.kafka).await.len(), 4);
     server.stop().await;
