@@ -398,6 +398,53 @@ async fn sources_are_authenticated_and_may_send_only_their_own() {
     )
     .await;
     assert_eq!(r.status, 401);
+    // Guessing: requests without a valid token share one allowance (10 a second, bursts of
+    // 20); past it they are answered 429 with Retry-After and counted, and a source with its
+    // token is not held back.
+    let mut guessed = 0;
+    let limited = loop {
+        guessed += 1;
+        assert!(
+            guessed <= 5_000,
+            "no request without a token was rate limited"
+        );
+        let r = post(
+            port,
+            "/v1/events/releases",
+            &format!("guess-{guessed}"),
+            "application/json",
+            b"{}",
+        )
+        .await;
+        if r.status == 429 {
+            break r;
+        }
+        assert_eq!(r.status, 401);
+    };
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        limited.header("content-type"),
+        Some("application/problem+json")
+    );
+    // (Authenticated: the malformed body is answered 400, not 401 or 429.)
+    let allowed = post(
+        port,
+        "/v1/events/treatment-starts",
+        PROVIDER,
+        "application/json",
+        b"{",
+    )
+    .await;
+    assert_eq!(allowed.status, 400, "{}", allowed.body);
+    let metrics = request(port, "GET", "/metrics", &[], b"").await.body;
+    assert!(
+        !metrics.contains(
+            "continuity_ingest_requests_refused_total{source=\"unauthenticated\",status=\"429\"} 0"
+        ) && metrics.contains(
+            "continuity_ingest_requests_refused_total{source=\"unauthenticated\",status=\"429\"}"
+        ),
+        "{metrics}"
+    );
 
     // A provider cannot send releases; a prison cannot send treatment starts or HMPPS events.
     let r = post(

@@ -147,11 +147,15 @@ impl Ingest {
         let name = endpoint.name();
         let (mut response, audited) = match self.authenticate(headers) {
             None => {
+                let (status, refused) = match self.sources.admit_unauthenticated() {
+                    Ok(()) => ("401", Refused::NotAuthenticated),
+                    Err(retry_after) => ("429", Refused::TooManyRequests { retry_after }),
+                };
                 self.metrics
                     .refused
-                    .with_label_values(&[metrics::UNAUTHENTICATED, "401"])
+                    .with_label_values(&[metrics::UNAUTHENTICATED, status])
                     .inc();
-                (Refused::NotAuthenticated.into_response(), None)
+                (refused.into_response(), None)
             }
             Some(principal) => {
                 let mut audited = Audited {

@@ -45,7 +45,7 @@ impl Metrics {
         let refused = IntCounterVec::new(
             Opts::new(
                 "continuity_ingest_requests_refused_total",
-                "Requests refused whole: 401 (source `unauthenticated`: no valid token) or 403 (a source sending what its role may not)",
+                "Requests refused whole: 401 (source `unauthenticated`: no valid token; 429 when more than 10 a second), or 403 (a source sending what its role may not)",
             ),
             &["source", "status"],
         )?;
@@ -83,6 +83,7 @@ impl Metrics {
         registry.register(Box::new(seconds.clone()))?;
         registry.register(Box::new(broker_failures.clone()))?;
         refused.with_label_values(&[UNAUTHENTICATED, "401"]);
+        refused.with_label_values(&[UNAUTHENTICATED, "429"]);
         for source in sources {
             refused.with_label_values(&[source, "403"]);
         }

@@ -101,19 +101,49 @@ pub struct Principal {
     pub organisation: OrganisationCode,
     /// The role.
     pub role: Role,
+    allowance: Allowance,
+}
+
+/// Requests a second, with bursts of twice that.
+#[derive(Debug)]
+pub struct Allowance {
     limiter: DefaultDirectRateLimiter,
-    /// The limiter's clock. Made once per source: making a clock calibrates it (CPUID and a
-    /// timing loop), which measured as a tenth of ingest's CPU when it was made per request.
+    /// The limiter's clock. Made once per allowance: making a clock calibrates it (CPUID and
+    /// a timing loop), which measured as a tenth of ingest's CPU when it was made per request.
     clock: governor::clock::DefaultClock,
 }
 
-impl Principal {
-    /// Take one request from the source's allowance; `Err(seconds)` to wait when it is spent.
-    pub fn admit_request(&self) -> Result<(), u64> {
+impl Allowance {
+    fn per_second(rate: NonZeroU32) -> Self {
+        let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        let clock = governor::clock::DefaultClock::default();
+        Allowance {
+            limiter: RateLimiter::direct_with_clock(
+                Quota::per_second(rate).allow_burst(burst),
+                clock.clone(),
+            ),
+            clock,
+        }
+    }
+
+    /// Take one request; `Err(seconds)` to wait when the allowance is spent.
+    pub fn take(&self) -> Result<(), u64> {
         self.limiter.check().map_err(|not_until| {
             use governor::clock::Clock;
             not_until.wait_time_from(self.clock.now()).as_secs() + 1
         })
+    }
+}
+
+/// Requests that present no valid token, from anyone, per second: a token is 256 bits and
+/// cannot be guessed, but each attempt costs a hash and a log line, so a flood of them is
+/// answered 429 (and counted) rather than 401.
+pub const UNAUTHENTICATED_PER_SECOND: NonZeroU32 = NonZeroU32::new(10).unwrap();
+
+impl Principal {
+    /// Take one request from the source's allowance; `Err(seconds)` to wait when it is spent.
+    pub fn admit_request(&self) -> Result<(), u64> {
+        self.allowance.take()
     }
 
     /// Whether this source may send `event`: the role's kinds, and its own organisation where
@@ -162,9 +192,19 @@ impl Principal {
 }
 
 /// The configured sources, by token hash.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Sources {
     by_token: HashMap<[u8; 32], Arc<Principal>>,
+    unauthenticated: Arc<Allowance>,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        Sources {
+            by_token: HashMap::new(),
+            unauthenticated: Arc::new(Allowance::per_second(UNAUTHENTICATED_PER_SECOND)),
+        }
+    }
 }
 
 /// Why the source configuration is unusable.
@@ -230,23 +270,26 @@ impl Sources {
                 unhex(&c.token_sha256).ok_or_else(|| fail("token_sha256 must be 64 hex digits"))?;
             let rate = NonZeroU32::new(c.requests_per_second.unwrap_or(default_rate))
                 .ok_or_else(|| fail("requests_per_second must be at least 1"))?;
-            let burst = rate.saturating_mul(NonZeroU32::MIN.saturating_add(1));
-            let clock = governor::clock::DefaultClock::default();
             let principal = Principal {
                 name: c.name.clone(),
                 organisation,
                 role: c.role,
-                limiter: RateLimiter::direct_with_clock(
-                    Quota::per_second(rate).allow_burst(burst),
-                    clock.clone(),
-                ),
-                clock,
+                allowance: Allowance::per_second(rate),
             };
             if by_token.insert(hash, Arc::new(principal)).is_some() {
                 return Err(fail("shares its token with another source"));
             }
         }
-        Ok(Sources { by_token })
+        Ok(Sources {
+            by_token,
+            ..Sources::default()
+        })
+    }
+
+    /// Take one request from the allowance shared by every request without a valid token
+    /// ([`UNAUTHENTICATED_PER_SECOND`]); `Err(seconds)` to wait when it is spent.
+    pub fn admit_unauthenticated(&self) -> Result<(), u64> {
+        self.unauthenticated.take()
     }
 
     /// The source presenting `token`, if any.
