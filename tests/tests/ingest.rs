@@ -739,6 +739,36 @@ async fn batches_answer_per_row_and_limits_hold() {
     env.cleanup().await;
 }
 
+#[tokio::test]
+async fn sql_and_template_metacharacters_are_carried_verbatim() {
+    let env = env().await;
+    let server = start(&env, &env.kafka.brokers, at(2026, 11, 24), |_| {}).await;
+    let hostile = "E'); drop table cases; -- <script>{{7*7}}</script> ${7*7} %s \\x00";
+    let body = json!({"episode_id": hostile, "provider": "PRV001", "local_authority": "E10000025",
+                      "person": {"noms": "A1234BC"}, "triage_date": "2026-11-20"})
+    .to_string();
+    let r = post(
+        server.port,
+        "/v1/events/treatment-starts",
+        PROVIDER,
+        "application/json",
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let events = on_topics(&env.kafka).await;
+    let started: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            SourceEvent::TreatmentStart(t) => Some(t.episode_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, [hostile], "stored and sent on exactly as sent");
+    server.stop().await;
+    env.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_stopped_means_503_and_nothing_is_lost_or_doubled() {
     let env = env().await;
