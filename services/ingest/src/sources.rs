@@ -138,7 +138,7 @@ impl Allowance {
 /// Requests that present no valid token, from anyone, per second: a token is 256 bits and
 /// cannot be guessed, but each attempt costs a hash and a log line, so a flood of them is
 /// answered 429 (and counted) rather than 401.
-pub const UNAUTHENTICATED_PER_SECOND: NonZeroU32 = NonZeroU32::new(10).unwrap();
+pub const UNAUTHENTICATED_PER_SECOND: NonZeroU32 = NonZeroU32::MIN.saturating_add(9);
 
 impl Principal {
     /// Take one request from the source's allowance; `Err(seconds)` to wait when it is spent.
