@@ -3,27 +3,14 @@
 //! admission as a request. None may panic; every row must be answered; no error text may
 //! quote a value that was sent.
 
-use chrono::{TimeZone, Utc};
-use continuity_domain::KeyedHasher;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use chrono::DateTime;
-
 use std::collections::BTreeMap;
 
 use crate::api::{self, EventKind};
-use crate::body::{event_rows, extract_rows, hmpps_rows, Layout, Rows};
-use crate::endpoint::ExtractedAt;
-use crate::ndtms;
-use crate::problem::Refused;
-use crate::rows::{admit, Decision, RowResult};
-use crate::sources::Role;
-use crate::sources::{token_hash, SourceConfig, Sources};
-
-/// A value planted in inputs: it must never appear in an answer.
-const MARKER: &str = "PLANTED7X";
+use crate::fuzzing::{Harness, MARKER};
 
 const TOKENS: &[&[u8]] = &[
     b"\"",
@@ -123,83 +110,6 @@ fn mutate_value(rng: &mut ChaCha8Rng, v: &mut Value) {
     *v = weird[rng.random_range(0..weird.len())].clone();
 }
 
-struct Harness {
-    sources: Sources,
-    hasher: KeyedHasher,
-    answered: usize,
-    accepted: usize,
-}
-
-impl Harness {
-    fn new() -> Self {
-        let configs: Vec<SourceConfig> = [
-            (Role::Hmpps, "HMPPS"),
-            (Role::Prison, "WSI"),
-            (Role::Probation, "probation"),
-            (Role::TreatmentProvider, "PRV001"),
-        ]
-        .into_iter()
-        .map(|(role, org)| SourceConfig {
-            name: org.into(),
-            organisation: org.into(),
-            role,
-            token_sha256: token_hash(org),
-            requests_per_second: None,
-        })
-        .collect();
-        Harness {
-            sources: Sources::new(&configs, 1).unwrap(),
-            hasher: KeyedHasher::new(b"fuzz"),
-            answered: 0,
-            accepted: 0,
-        }
-    }
-
-    /// Admit every row as the source `org` would; check each answer.
-    fn answer(&mut self, org: &str, parsed: Result<Rows, Refused>) {
-        let principal = self.sources.authenticate(org).unwrap();
-        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
-        let rows = match parsed {
-            Ok(r) => r,
-            Err(p) => {
-                // Everything the refusal holds, which is all its answer can say.
-                assert!(!format!("{p:?}").contains(MARKER), "{p:?}");
-                self.answered += 1;
-                return;
-            }
-        };
-        let names = |f: &str| rows.names.name(f);
-        for (_, row) in rows.rows {
-            match admit(row, &principal, today, &self.hasher, &names) {
-                Decision::Send(a) => {
-                    assert!(!a.is_empty());
-                    self.accepted += 1;
-                }
-                Decision::Done(result) => {
-                    // Field paths are the sender's own key names; problems never quote
-                    // what was sent.
-                    match &result {
-                        RowResult::Rejected { errors } => {
-                            assert!(!errors.is_empty());
-                            for e in errors {
-                                assert!(!e.problem.contains(MARKER), "{e:?}");
-                            }
-                        }
-                        RowResult::Ignored { reason } => assert!(!reason.contains(MARKER)),
-                        RowResult::Forbidden { detail } => assert!(!detail.contains(MARKER)),
-                        RowResult::Accepted { .. } => {}
-                    }
-                }
-            }
-            self.answered += 1;
-        }
-    }
-}
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap()
-}
-
 fn json_seeds() -> Vec<(EventKind, Vec<u8>)> {
     let events = continuity_synthetic::generate(&continuity_synthetic::Config {
         seed: 9,
@@ -248,12 +158,6 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
     let json = json_seeds();
     assert!(json.len() >= 6);
     let hmpps = hmpps_seeds();
-    let org_for = |kind: EventKind| match kind.record() {
-        continuity_schema::RecordType::TreatmentStart
-        | continuity_schema::RecordType::TreatmentDischarge => "PRV001",
-        continuity_schema::RecordType::Referral => "probation",
-        _ => "HMPPS",
-    };
     let mut inputs = 0;
     // JSON events: byte mutations, and wrong values in well-formed documents.
     for i in 0..40_000 {
@@ -265,15 +169,7 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
             mutate_value(&mut rng, &mut v);
             v.to_string().into_bytes()
         };
-        let layout = if i % 5 == 0 {
-            Layout::NdJson
-        } else {
-            Layout::Json
-        };
-        h.answer(
-            org_for(*kind),
-            event_rows(*kind, layout, &body, org_for(*kind), now()),
-        );
+        h.events(*kind, i % 5 == 0, &body);
         inputs += 1;
     }
     // HMPPS messages, wrapped and bare, mutated outside and inside the `Message` string.
@@ -297,25 +193,13 @@ fn a_hundred_thousand_malformed_inputs_are_all_answered() {
                 v.to_string().into_bytes()
             }
         };
-        let layout = if i % 7 == 0 {
-            Layout::NdJson
-        } else {
-            Layout::Json
-        };
-        h.answer(
-            "HMPPS",
-            hmpps_rows(layout, &body, "HMPPS", Some("probation-hmpps")),
-        );
+        h.hmpps(i % 7 == 0, &body);
         inputs += 1;
     }
     // Treatment extracts.
-    let columns = ndtms::Columns::default();
     for _ in 0..30_000 {
         let body = mutate(&mut rng, CSV_SEED.as_bytes());
-        h.answer(
-            "PRV001",
-            extract_rows(&columns, &body, "PRV001", ExtractedAt::NotGiven, now()),
-        );
+        h.extract(&body);
         inputs += 1;
     }
     assert!(inputs >= 100_000);
@@ -400,19 +284,50 @@ proptest::proptest! {
             doc
         };
         let body = doc.to_string().into_bytes();
-        h.answer("HMPPS", hmpps_rows(Layout::Json, &body, "HMPPS", Some("probation-hmpps")));
+        h.hmpps(false, &body);
         for kind in EventKind::ALL {
-            h.answer("HMPPS", event_rows(kind, Layout::Json, &body, "HMPPS", now()));
+            h.events(kind, false, &body);
         }
     }
 
     #[test]
     fn arbitrary_text_is_answered_as_csv_dates_and_instants(text in "(?s).{0,400}") {
         let mut h = Harness::new();
-        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), text.as_bytes(), "PRV001", ExtractedAt::NotGiven, now()));
+        h.extract(text.as_bytes());
         let _ = crate::time::parse_date(&text);
         let _ = crate::time::parse_instant(&text);
         let with_header = format!("EPISODE_ID,LA,DOB,FINITIAL,SINITIAL,SEX,TRIAGED\n{text}");
-        h.answer("PRV001", extract_rows(&ndtms::Columns::default(), with_header.as_bytes(), "PRV001", ExtractedAt::NotGiven, now()));
+        h.extract(with_header.as_bytes());
     }
+}
+
+/// Every input the coverage-guided fuzzers kept (`tests/fuzz/corpus`) and every seed they
+/// start from, replayed through the same harness on the stable toolchain, so a crash the
+/// fuzzer once found stays fixed.
+#[test]
+fn the_fuzzers_corpus_is_answered() {
+    let fuzz = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fuzz");
+    let mut h = Harness::new();
+    let mut replayed = 0;
+    for target in ["events", "hmpps", "extract"] {
+        for dir in [
+            format!("{fuzz}/corpus/{target}"),
+            format!("{fuzz}/seeds/{target}"),
+        ] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let data = std::fs::read(entry.unwrap().path()).unwrap();
+                assert!(h.target(target, &data));
+                replayed += 1;
+            }
+        }
+    }
+    for data in hmpps_seeds() {
+        assert!(h.target("hmpps", &data));
+        replayed += 1;
+    }
+    assert!(replayed >= 17, "{replayed} inputs replayed");
+    assert!(h.accepted > 0, "no seed was accepted");
 }

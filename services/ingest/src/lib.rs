@@ -31,6 +31,8 @@ mod settings;
 
 #[cfg(test)]
 mod fuzz;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
