@@ -1056,6 +1056,21 @@ async fn flags_reach_registered_endpoints_signed_once_each_whatever_the_receiver
         triage_date: Some(d(2026, 11, 20)),
         intervention_start: None,
     });
+    // The start is sent once both raised deliveries were attempted: a flag that settles
+    // before then is withheld (see the next test).
+    let port = flaky_url.rsplit_once(':').unwrap().1.to_owned();
+    eventually(60, "both raised flags attempted", || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from webhook_deliveries d join webhook_endpoints e using (endpoint_id)
+             where e.url like '%' || $1 and d.attempts > 0",
+        )
+        .bind(&port)
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap()
+            == 2
+    })
+    .await;
     let producer = s.env.kafka.producer().unwrap();
     produce(&producer, &s.env.kafka, &messages(&[start]))
         .await
@@ -1187,4 +1202,170 @@ async fn flags_reach_registered_endpoints_signed_once_each_whatever_the_receiver
     );
     s.matcher.stop().await;
     s.env.cleanup().await;
+}
+
+/// A flag raised and resolved while the matcher reads a backlog pages nobody: webhooks are
+/// held while the matcher is more than `webhook_hold_lag` source messages behind; a flag that
+/// settles before its raised delivery was attempted is withheld, and counted; one still raised
+/// when the backlog is read is delivered then.
+#[tokio::test]
+async fn a_flag_settled_while_the_matcher_reads_a_backlog_pages_nobody() {
+    use continuity_schema::{wire, AvroRecord};
+    use std::sync::Mutex;
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        receiver.local_addr().unwrap().port()
+    );
+    {
+        let received = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                received
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+                async { axum::http::StatusCode::NO_CONTENT }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(receiver, app).await });
+    }
+    let mut s = servers_with(
+        |w| {
+            w.webhook_hold_lag = 5;
+            w.webhook_interval_ms = 100;
+        },
+        &[("probation", &url)],
+    )
+    .await;
+    let metric = |name: &'static str| {
+        let port = s.worklist;
+        async move {
+            get_body(port, "/metrics")
+                .await
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(-1.0)
+        }
+    };
+    eventually(60, "the lag measured, webhooks not held", || async {
+        metric("continuity_worklist_webhooks_held ").await == 0.0
+    })
+    .await;
+
+    // The matcher stops; ten source messages wait for it.
+    s.matcher.stop().await;
+    let producer = s.env.kafka.producer().unwrap();
+    let releases = s.env.kafka.topic(Topic::Releases);
+    let backlog: Vec<Vec<u8>> = (0..10)
+        .map(|i| format!("backlog {i}").into_bytes())
+        .collect();
+    continuity_stream::send_all(
+        &producer,
+        backlog
+            .iter()
+            .map(|m| continuity_stream::Outgoing::new(&releases, None, m)),
+    )
+    .await
+    .unwrap();
+    eventually(60, "webhooks held for the lag", || async {
+        metric("continuity_worklist_matcher_lag ").await >= 10.0
+            && metric("continuity_worklist_webhooks_held ").await == 1.0
+    })
+    .await;
+
+    // While held: one flag raised and resolved, another raised.
+    let [mine, _, at_risk] = &PEOPLE;
+    let (settled, still_raised) = (Uuid::new_v4(), Uuid::new_v4());
+    let flag = |flag_id: Uuid, case_id: Uuid, state: wire::FlagState| wire::EngagementFlag {
+        envelope: wire::Envelope {
+            event_id: Uuid::new_v4(),
+            occurred_at: now().timestamp_micros(),
+            source: "continuity-matcher".into(),
+            schema_version: 1,
+        },
+        flag_id,
+        case_id,
+        kind: wire::FlagKind::AtRisk,
+        at_risk_day: Some(7),
+        state,
+        due_at: now().timestamp_micros(),
+        raised_at: now().timestamp_micros(),
+        settled_at: None,
+        release_date: 20_000,
+        local_authority: "E06000001".into(),
+        provider: None,
+        notify: true,
+    };
+    let flags = [
+        flag(settled, case_of(at_risk), wire::FlagState::Raised),
+        flag(settled, case_of(at_risk), wire::FlagState::ResolvedEngaged),
+        flag(still_raised, case_of(mine), wire::FlagState::Raised),
+    ];
+    let topic = s.env.kafka.topic(Topic::Flags);
+    let encoded: Vec<(Vec<u8>, Vec<u8>)> = flags
+        .iter()
+        .map(|f| (f.case_id.as_bytes().to_vec(), f.to_message().unwrap()))
+        .collect();
+    continuity_stream::send_all(
+        &producer,
+        encoded
+            .iter()
+            .map(|(k, m)| continuity_stream::Outgoing::new(&topic, Some(k), m)),
+    )
+    .await
+    .unwrap();
+    let rows = |flag_id: Uuid| {
+        let pool = s.env.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, bool, bool)>(
+                "select event_type, withheld, delivered_at is not null from webhook_deliveries
+                 where flag_id = $1 order by event_type",
+            )
+            .bind(flag_id)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    eventually(60, "the three flag messages queued", || async {
+        rows(settled).await.len() == 2 && rows(still_raised).await.len() == 1
+    })
+    .await;
+    assert_eq!(
+        rows(settled).await,
+        [
+            ("flag.raised".to_owned(), true, false),
+            ("flag.resolved".to_owned(), true, false)
+        ],
+        "both withheld"
+    );
+    assert_eq!(
+        rows(still_raised).await,
+        [("flag.raised".to_owned(), false, false)],
+        "held, not sent"
+    );
+    assert_eq!(
+        metric("continuity_worklist_webhook_deliveries_withheld_total ").await,
+        2.0
+    );
+
+    // The matcher reads the backlog (dead-lettering it); the raised flag goes out, the
+    // settled one never does.
+    s.matcher = start(&s.env, "m2", &s.clock);
+    eventually(120, "the still-raised flag delivered", || async {
+        rows(still_raised).await == [("flag.raised".to_owned(), false, true)]
+    })
+    .await;
+    assert_eq!(metric("continuity_worklist_webhooks_held ").await, 0.0);
+    let got = received.lock().unwrap().clone();
+    let to_flag = |id: Uuid| {
+        got.iter()
+            .filter(|b| b["data"]["flag_id"] == id.to_string())
+            .count()
+    };
+    assert_eq!(to_flag(still_raised), 1);
+    assert_eq!(to_flag(settled), 0, "the settled flag paged nobody");
 }

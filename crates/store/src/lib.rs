@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod cases;
+pub mod lag;
 pub mod outbox;
 
 use std::time::Duration;

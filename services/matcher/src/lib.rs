@@ -40,7 +40,6 @@ use continuity_runtime::{
     periodically, Checked, Clock, ClockSettings, Connections, HashSecret, Supervisor,
 };
 use continuity_stream::{KafkaSettings, Topic};
-use rdkafka::consumer::Consumer;
 use serde::Deserialize;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -352,44 +351,19 @@ async fn lag_loop(
     };
     periodically(Duration::from_secs(10), stop, || async {
         let held: Vec<(String, i32)> = held_rx.borrow().keys().cloned().collect();
-        let stored = match store::stored_offsets(&pool).await {
-            Ok(stored) => stored,
+        let lags = match continuity_store::lag::lag(&pool, consumer.clone(), held).await {
+            Ok(lags) => lags,
             Err(e) => {
-                tracing::warn!(error = %e, "lag: stored offsets not read");
-                return;
-            }
-        };
-        let c = consumer.clone();
-        let marks = tokio::task::spawn_blocking(move || {
-            held.into_iter()
-                .map(|(t, p)| {
-                    c.fetch_watermarks(&t, p, Duration::from_secs(2))
-                        .map(|(_, high)| ((t, p), high))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await;
-        let marks = match marks {
-            Ok(Ok(marks)) => marks,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "lag: the broker's offsets not read");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "lag: the look-up did not finish");
+                tracing::warn!(error = %e, "lag not measured");
                 return;
             }
         };
         metrics.consumer_lag.reset();
-        for ((topic, partition), high) in marks {
-            let next = stored
-                .get(&(topic.clone(), partition))
-                .copied()
-                .unwrap_or(0);
+        for ((topic, partition), lag) in lags {
             metrics
                 .consumer_lag
                 .with_label_values(&[&topic, &partition.to_string()])
-                .set((high - next).max(0));
+                .set(lag);
         }
     })
     .await;

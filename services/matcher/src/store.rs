@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use continuity_domain::events::SourceEvent;
 use continuity_domain::{Case, CaseId, IdentifierKind, PersonReferences, Rules};
 use continuity_schema::decode_source_event;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::intake::Batch;
@@ -540,14 +540,7 @@ pub async fn store_offsets(tx: &mut PgConnection, batch: &Batch) -> Result<(), s
     Ok(())
 }
 
-/// The next offset stored for each partition.
-pub async fn stored_offsets(pool: &PgPool) -> Result<HashMap<(String, i32), i64>, sqlx::Error> {
-    let rows: Vec<(String, i32, i64)> =
-        sqlx::query_as("select topic, partition, next_offset from consumer_offsets")
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect())
-}
+pub use continuity_store::lag::stored_offsets;
 
 /// The earliest instant at which a case falls due (the partial index `cases_next_due`).
 pub async fn next_due(pool: &sqlx::PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {

@@ -227,18 +227,36 @@ pub async fn serve(
         );
         tasks.spawn(
             "webhook intake from the flags topic",
-            webhooks::consume_flags(pool, kafka, url),
+            webhooks::consume_flags(pool, kafka, url, app.metrics.clone()),
         );
     }
+    let (lag_tx, lag_rx) = tokio::sync::watch::channel(None);
+    tasks.spawn(
+        "the matcher's lag, for holding webhooks",
+        webhooks::watch_lag(
+            app.pool.clone(),
+            app.settings.connections.kafka.clone(),
+            app.metrics.clone(),
+            lag_tx,
+        ),
+    );
     {
         let app = app.clone();
         tasks.spawn("webhook dispatch", async move {
             let idle = Duration::from_millis(app.settings.webhook_interval_ms);
             loop {
-                match webhooks::dispatch(&app.pool, &app.http, &app.dispatch, &app.metrics).await {
-                    Ok(n) if n > 0 => continue,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "webhook dispatch failed; trying again"),
+                let held = webhooks::held(*lag_rx.borrow(), app.settings.webhook_hold_lag);
+                app.metrics.webhooks_held.set(i64::from(held));
+                if !held {
+                    match webhooks::dispatch(&app.pool, &app.http, &app.dispatch, &app.metrics)
+                        .await
+                    {
+                        Ok(n) if n > 0 => continue,
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "webhook dispatch failed; trying again")
+                        }
+                    }
                 }
                 match webhooks::pending(&app.pool).await {
                     Ok(n) => app.metrics.webhooks_pending.set(n),

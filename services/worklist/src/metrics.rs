@@ -1,9 +1,10 @@
 //! The worklist's metrics on `/metrics`: page views and refusals by page, webhook attempts by
-//! outcome and deliveries waiting. Labels are page names and outcome codes only, never an
+//! outcome, deliveries waiting and withheld, and whether webhooks are held for the matcher's
+//! lag. Labels are page names and outcome codes only, never an
 //! organisation or a person. Every labelled series exists from the start at zero, so rules
 //! over `increase()` see the first event.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// Pages counted.
 pub const PAGES: &[&str] = &["worklist", "case", "export", "area", "webhooks"];
@@ -21,6 +22,12 @@ pub struct Metrics {
     webhooks: IntCounterVec,
     /// Webhook deliveries not yet delivered or given up.
     pub webhooks_pending: IntGauge,
+    /// Webhook deliveries never sent because their flag settled first.
+    pub webhooks_withheld: IntCounter,
+    /// 1 while webhooks are held for the matcher's lag.
+    pub webhooks_held: IntGauge,
+    /// The matcher's lag as the worklist last measured it.
+    pub matcher_lag: IntGauge,
 }
 
 impl Metrics {
@@ -53,6 +60,24 @@ impl Metrics {
             "Webhook deliveries waiting to be delivered (or retried).",
         )?;
         registry.register(Box::new(webhooks_pending.clone()))?;
+        let webhooks_withheld = IntCounter::new(
+            "continuity_worklist_webhook_deliveries_withheld_total",
+            "Webhook deliveries never sent because the flag settled before its raised delivery \
+             was first attempted (typically while the matcher read a backlog): the raised and \
+             the settling message, per endpoint.",
+        )?;
+        registry.register(Box::new(webhooks_withheld.clone()))?;
+        let webhooks_held = IntGauge::new(
+            "continuity_worklist_webhooks_held",
+            "1 while webhook deliveries are held because the matcher is behind \
+             (webhook_hold_lag), or its lag has not yet been measured.",
+        )?;
+        registry.register(Box::new(webhooks_held.clone()))?;
+        let matcher_lag = IntGauge::new(
+            "continuity_worklist_matcher_lag",
+            "Source messages the matcher has not applied, as the worklist last measured them.",
+        )?;
+        registry.register(Box::new(matcher_lag.clone()))?;
         for page in PAGES {
             views.with_label_values(&[page]);
             denials.with_label_values(&[page]);
@@ -66,6 +91,9 @@ impl Metrics {
             denials,
             webhooks,
             webhooks_pending,
+            webhooks_withheld,
+            webhooks_held,
+            matcher_lag,
         })
     }
 

@@ -48,6 +48,10 @@ pub struct Settings {
     pub webhook_disable_after_hours: i64,
     /// Milliseconds between passes of the webhook dispatcher when nothing is due.
     pub webhook_interval_ms: u64,
+    /// Webhooks are held while the matcher is more than this many source messages behind:
+    /// while it reads a backlog, flags its unread treatment starts would resolve are raised
+    /// and settled within seconds, and nobody should be paged for them.
+    pub webhook_hold_lag: i64,
     /// The clock (`fixed_now`; tests only).
     #[serde(flatten)]
     pub clock: ClockSettings,
@@ -71,6 +75,7 @@ impl Default for Settings {
             webhook_timeout_seconds: 15,
             webhook_disable_after_hours: 5 * 24,
             webhook_interval_ms: 1000,
+            webhook_hold_lag: 1000,
             clock: ClockSettings::default(),
         }
     }

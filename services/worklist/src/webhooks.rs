@@ -9,7 +9,12 @@
 //! - [`dispatch`]: claims due deliveries, sends them (15 s to answer 2xx; a redirect is a
 //!   failure), and schedules retries on [`Schedule`] with jitter, later if the receiver's
 //!   `Retry-After` says so; `410 Gone` disables the endpoint, as do failures for longer than
-//!   `disable_after`; every attempt is logged for the organisation to see.
+//!   `disable_after`; every attempt is logged for the organisation to see;
+//! - [`watch_lag`] and [`held`]: nothing is dispatched while the matcher is more than
+//!   `webhook_hold_lag` source messages behind. Reading a backlog, it raises flags that the
+//!   treatment starts it has not yet read resolve seconds later; [`enqueue`] withholds a flag
+//!   that settles before its raised delivery was attempted, and counts both deliveries
+//!   (`continuity_worklist_webhook_deliveries_withheld_total`), so nobody is paged for it.
 //!
 //! Signing is the `standardwebhooks` crate's (the specification's reference implementation);
 //! delivery, queue and retries are ours.
@@ -31,6 +36,9 @@ const MESSAGE_NAMESPACE: Uuid = Uuid::from_u128(0x7765_6268_6f6f_6b2d_6d65_7373_
 
 /// Deliveries claimed per pass.
 const BATCH: i64 = 32;
+
+/// How often the worklist measures the matcher's lag.
+pub const LAG_INTERVAL: Duration = Duration::from_secs(2);
 
 /// How long a claimed delivery is held before another pass may try it (longer than a send).
 const CLAIM_SECONDS: i64 = 60;
@@ -229,19 +237,32 @@ pub async fn pending(pool: &PgPool) -> Result<i64, sqlx::Error> {
     .await
 }
 
-/// Queue a flag message's deliveries; returns how many were new. Flags nobody is told of
-/// (`notify` false: known long after they fell due) are not delivered.
+/// What queueing a flag message came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// New deliveries.
+    pub added: u64,
+    /// Deliveries withheld: a settled flag's raised delivery not yet attempted, and the
+    /// settling one, per endpoint.
+    pub withheld: u64,
+}
+
+/// Queue a flag message's deliveries. Flags nobody is told of (`notify` false: known long
+/// after they fell due) are not delivered. A flag that settles before its raised delivery to
+/// an endpoint was first attempted (typically while webhooks are held during a backlog) is
+/// withheld from that endpoint: it was raised and settled before anyone could act on it.
 pub async fn enqueue(
     pool: &PgPool,
     flag: &EngagementFlag,
     public_url: &str,
-) -> Result<u64, sqlx::Error> {
+) -> Result<Queued, sqlx::Error> {
+    let mut queued = Queued::default();
     if !flag.notify {
-        return Ok(0);
+        return Ok(queued);
     }
     let Some(occurred) = DateTime::from_timestamp_micros(flag.envelope.occurred_at) else {
         tracing::error!(flag = %flag.flag_id, "a flag message's time is out of range; not delivered");
-        return Ok(0);
+        return Ok(queued);
     };
     let endpoints: Vec<Uuid> = sqlx::query_scalar(
         "select e.endpoint_id from webhook_endpoints e join cases c
@@ -267,31 +288,107 @@ pub async fn enqueue(
         },
     })
     .to_string();
-    let mut added = 0;
     for endpoint in endpoints {
         let id = Uuid::new_v5(
             &MESSAGE_NAMESPACE,
             format!("{}:{endpoint}", flag.envelope.event_id).as_bytes(),
         );
+        let mut tx = pool.begin().await?;
+        // A raised delivery claimed by a dispatcher has a later `next_attempt_at`; once its
+        // claim is committed this no longer matches, and the settling message goes out after
+        // it.
+        let withheld = if flag.state == wire::FlagState::Raised {
+            0
+        } else {
+            sqlx::query(
+                "update webhook_deliveries set gave_up_at = now(), withheld = true
+                 where flag_id = $1 and endpoint_id = $2 and event_type = 'flag.raised'
+                   and delivered_at is null and gave_up_at is null and attempts = 0
+                   and next_attempt_at <= now()",
+            )
+            .bind(flag.flag_id)
+            .bind(endpoint)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
         let done = sqlx::query(
-            "insert into webhook_deliveries (message_id, endpoint_id, event_type, payload, next_attempt_at)
-             values ($1, $2, $3, $4, now()) on conflict do nothing",
+            "insert into webhook_deliveries
+                (message_id, endpoint_id, event_type, payload, next_attempt_at, flag_id,
+                 gave_up_at, withheld)
+             values ($1, $2, $3, $4, now(), $5, case when $6 then now() end, $6)
+             on conflict do nothing",
         )
         .bind(format!("msg_{}", id.simple()))
         .bind(endpoint)
         .bind(event_type)
         .bind(&body)
-        .execute(pool)
+        .bind(flag.flag_id)
+        .bind(withheld > 0)
+        .execute(&mut *tx)
         .await?;
-        added += done.rows_affected();
+        tx.commit().await?;
+        if withheld > 0 {
+            queued.withheld += withheld + done.rows_affected();
+        } else {
+            queued.added += done.rows_affected();
+        }
     }
-    Ok(added)
+    Ok(queued)
+}
+
+/// Whether webhooks are held: while the matcher is more than `threshold` source messages
+/// behind, or its lag is not yet known (`None`: a worklist that starts during a backlog must
+/// not page for it before its first measurement).
+pub fn held(lag: Option<i64>, threshold: i64) -> bool {
+    lag.is_none_or(|lag| lag > threshold)
+}
+
+/// Every [`LAG_INTERVAL`]: the matcher's lag over every partition of the source topics,
+/// published on `lag` and as `continuity_worklist_matcher_lag`. A look-up that fails leaves
+/// the last figure (the flags that could be delivered come from the same broker).
+pub async fn watch_lag(
+    pool: PgPool,
+    kafka: KafkaSettings,
+    metrics: crate::metrics::Metrics,
+    lag: tokio::sync::watch::Sender<Option<i64>>,
+) {
+    let consumer = match kafka.consumer("continuity-worklist-lag") {
+        Ok(c) => std::sync::Arc::new(c),
+        Err(e) => {
+            tracing::error!(error = %e, "the lag consumer cannot be made; webhooks stay held");
+            return std::future::pending().await;
+        }
+    };
+    let topics: Vec<String> = Topic::SOURCES.iter().map(|t| kafka.topic(*t)).collect();
+    loop {
+        let measured = match continuity_store::lag::partitions_of(consumer.clone(), topics.clone())
+            .await
+        {
+            Ok(partitions) => continuity_store::lag::lag(&pool, consumer.clone(), partitions).await,
+            Err(e) => Err(e),
+        };
+        match measured {
+            Ok(lags) => {
+                let total = lags.iter().map(|(_, n)| n).sum::<i64>();
+                metrics.matcher_lag.set(total);
+                lag.send_replace(Some(total));
+            }
+            Err(e) => tracing::warn!(error = %e, "the matcher's lag not measured"),
+        }
+        tokio::time::sleep(LAG_INTERVAL).await;
+    }
 }
 
 /// Read `continuity.flags` (group `continuity-worklist-webhooks`) and queue each flag's
 /// deliveries, committing a message's offset only once its deliveries are stored. Runs until
 /// the process stops; a database failure is retried, never skipped.
-pub async fn consume_flags(pool: PgPool, kafka: KafkaSettings, public_url: String) {
+pub async fn consume_flags(
+    pool: PgPool,
+    kafka: KafkaSettings,
+    public_url: String,
+    metrics: crate::metrics::Metrics,
+) {
     let consumer: StreamConsumer = match kafka.consumer("continuity-worklist-webhooks") {
         Ok(c) => c,
         Err(e) => {
@@ -321,10 +418,16 @@ pub async fn consume_flags(pool: PgPool, kafka: KafkaSettings, public_url: Strin
             None => None,
         };
         if let Some(flag) = flag {
-            while let Err(e) = enqueue(&pool, &flag, &public_url).await {
-                tracing::warn!(error = %e, "queueing webhook deliveries failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+            let queued = loop {
+                match enqueue(&pool, &flag, &public_url).await {
+                    Ok(q) => break q,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "queueing webhook deliveries failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
+            metrics.webhooks_withheld.inc_by(queued.withheld);
         }
         if let Err(e) = consumer.commit_message(&message, CommitMode::Async) {
             tracing::warn!(error = %e, "committing the flags offset failed; the message may be read again (its deliveries are not queued twice)");
