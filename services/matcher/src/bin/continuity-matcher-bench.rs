@@ -332,10 +332,12 @@ async fn main() -> anyhow::Result<()> {
         })
     };
     let mut others: Vec<Child> = Vec::new();
+    let mut other_ports = Vec::new();
     for i in 1..instances {
         let other_port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
+        other_ports.push(other_port);
         others.push(
             Command::new(&exe)
                 .env("CONTINUITY_DATABASE_URL", &db_url)
@@ -407,6 +409,19 @@ async fn main() -> anyhow::Result<()> {
     let start_secs = first_at.map_or(0.0, |d| d.as_secs_f64());
     let peak = rss_kib(matcher.id(), "VmHWM:");
     let body = metrics(port).await;
+    // Batches retried, by reason, over every instance.
+    let mut retries: BTreeMap<String, f64> = BTreeMap::new();
+    for p in std::iter::once(port).chain(other_ports.iter().copied()) {
+        for line in metrics(p).await.lines() {
+            let Some(rest) = line.strip_prefix("continuity_matcher_batch_retries_total{reason=\"")
+            else {
+                continue;
+            };
+            if let Some((reason, value)) = rest.split_once("\"} ") {
+                *retries.entry(reason.to_owned()).or_default() += value.parse().unwrap_or(0.0);
+            }
+        }
+    }
     let apply = histogram(&body, "continuity_matcher_apply_seconds");
     let sizes = histogram(&body, "continuity_matcher_batch_size");
     let cases = scalar(&pool, "select count(*) from cases").await?;
@@ -458,6 +473,14 @@ async fn main() -> anyhow::Result<()> {
         total_secs - start_secs
     );
     println!("ratio matcher / raw        {:.2}", applied_rate / raw_rate);
+    let retried: Vec<String> = retries
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n:.0}"))
+        .collect();
+    println!(
+        "batch retries              {} (all instances)",
+        retried.join(", ")
+    );
     println!(
         "apply latency per batch    p50 {:.0} ms, p99 {:.0} ms (batch size p50 {:.0})",
         percentile(&apply, 0.5) * 1000.0,
