@@ -48,4 +48,14 @@ source "$STACK_DIR/env"
 cd "$ROOT"
 # cargo test runs the test binaries one after another, each binary's tests on parallel threads;
 # the crash tests (services/matcher/tests/crash.rs) take a lock so they run alone.
-cargo test --workspace --no-fail-fast "$@"
+# Everything the suite writes, the in-process services' log lines included, is kept and then
+# scanned for personal identifiers (tests/src/bin/continuity-scan-output.rs).
+output="$ROOT/target/test-output.log"
+mkdir -p "$ROOT/target"
+set +e
+cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$output"
+status=${PIPESTATUS[0]}
+set -e
+[[ $status -eq 0 ]] || exit "$status"
+cargo run --quiet -p continuity-e2e --bin continuity-scan-output -- "$output" \
+  || die "the suite's output carries personal identifiers (listed above): a log line, metric or error names a person"

@@ -566,3 +566,97 @@ pub async fn get_body(port: u16, path: &str) -> String {
 pub async fn get_status(port: u16, path: &str) -> u16 {
     http_get(port, path).await.0
 }
+
+/// Finds personal identifiers by their shape in text a service wrote (a log line, a metrics
+/// exposition, an error body): NOMS numbers, CRNs, NHS numbers with a valid check digit,
+/// attributors in their canonical form, and the value `PLANTED7X` the ingest tests plant. Used
+/// by `continuity-scan-output` over the suite's output and by tests over what they read.
+pub struct IdentifierScan {
+    patterns: Vec<(&'static str, regex_lite::Regex)>,
+}
+
+impl Default for IdentifierScan {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl IdentifierScan {
+    /// Text with an identifier's shape that names nobody: the format example in the NOMS
+    /// field's error.
+    const EXAMPLES: &'static [&'static str] = &["two letters (A1234BC)"];
+
+    pub fn new() -> Self {
+        let patterns = [
+            ("NOMS number", r"\b[A-Z][0-9]{4}[A-Z]{2}\b"),
+            ("CRN", r"\b[A-Z][0-9]{6}\b"),
+            ("NHS number", r"\b[0-9]{10}\b"),
+            (
+                "attributor",
+                r"\b[A-Z]{2}\|[0-9]{4}-[0-9]{2}-[0-9]{2}\|[A-Z]\b",
+            ),
+            ("planted value", r"PLANTED7X"),
+        ];
+        IdentifierScan {
+            patterns: patterns
+                .into_iter()
+                .map(|(kind, p)| (kind, regex_lite::Regex::new(p).unwrap()))
+                .collect(),
+        }
+    }
+
+    /// Each identifier in `line`: its kind and up to 80 characters before it, with it.
+    pub fn find(&self, line: &str) -> Vec<(&'static str, String)> {
+        let mut line = line.to_owned();
+        for example in Self::EXAMPLES {
+            line = line.replace(example, "");
+        }
+        let mut found = Vec::new();
+        for (kind, re) in &self.patterns {
+            for m in re.find_iter(&line) {
+                if *kind == "NHS number" && !nhs_check_digit_valid(m.as_str()) {
+                    continue;
+                }
+                let start = line[..m.start()]
+                    .char_indices()
+                    .rev()
+                    .nth(80)
+                    .map_or(0, |(i, _)| i);
+                found.push((*kind, line[start..m.end()].to_owned()));
+            }
+        }
+        found
+    }
+}
+
+/// Whether ten digits are a valid NHS number (modulus 11).
+pub fn nhs_check_digit_valid(digits: &str) -> bool {
+    let d: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
+    if d.len() != 10 || digits.len() != 10 {
+        return false;
+    }
+    let sum: u32 = d[..9].iter().zip((2..=10).rev()).map(|(x, w)| x * w).sum();
+    let check = match 11 - sum % 11 {
+        11 => 0,
+        c => c,
+    };
+    check != 10 && check == d[9]
+}
+
+#[cfg(test)]
+mod identifier_scan_tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_found_by_shape_and_the_format_example_is_not() {
+        assert!(nhs_check_digit_valid("9434765919"));
+        assert!(!nhs_check_digit_valid("9434765918"));
+        let scan = IdentifierScan::new();
+        let kinds = |t: &str| scan.find(t).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(kinds("noms A1001AA crn X100001"), ["NOMS number", "CRN"]);
+        assert_eq!(kinds("nhs=9434765919 ts=1764681234567"), ["NHS number"]);
+        assert_eq!(kinds("key JS|1990-04-01|M"), ["attributor"]);
+        assert!(kinds("must look like one letter, four digits, two letters (A1234BC)").is_empty());
+        assert!(kinds("case 01a23753-c1cc-7785-a89e-ea46f269446b E10000025 PRV001").is_empty());
+    }
+}

@@ -29,8 +29,14 @@ fn metric_names(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// The metric names of an exposition (`name{labels} value` or `name value` lines).
+/// The metric names of an exposition (`name{labels} value` or `name value` lines), having
+/// checked that no label carries a personal identifier.
 fn exported(body: &str) -> BTreeSet<String> {
+    let found: Vec<_> = body
+        .lines()
+        .flat_map(|l| IdentifierScan::new().find(l))
+        .collect();
+    assert!(found.is_empty(), "metrics name people: {found:?}");
     body.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| l.split(['{', ' ']).next())
