@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
-use continuity_e2e::{env, free_port, get_body, read_topic, request, Env, HttpResponse, KafkaNode};
+use continuity_e2e::{
+    env, free_port, get_body, get_status, read_topic, request, Env, HttpResponse, KafkaNode,
+};
 use continuity_ingest::sources::{token_hash, Role, SourceConfig};
 use continuity_ingest::{Ingest, Settings};
 use continuity_runtime::{ClockSettings, Connections, DatabaseSettings, HashSecret, ManualClock};
@@ -765,6 +767,91 @@ async fn sql_and_template_metacharacters_are_carried_verbatim() {
         })
         .collect();
     assert_eq!(started, [hostile], "stored and sent on exactly as sent");
+    server.stop().await;
+    env.cleanup().await;
+}
+
+/// Slow clients and header floods: 50 connections that dribble a request's head a byte at a
+/// time are each closed by the server once the head's deadline passes, while a normal request
+/// is answered meanwhile; a head with 500 headers, or one header of 100 KB, is answered 431.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_and_header_floods_refused_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let env = env().await;
+    let server = start(&env, &env.kafka.brokers, at(2026, 11, 24), |_| {}).await;
+    let port = server.port;
+    let slow: Vec<_> = (0..50)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap();
+                stream
+                    .write_all(b"POST /v1/events/releases HTTP/1.1\r\nhost: x\r\n")
+                    .await
+                    .unwrap();
+                // A header byte every 200 ms until the server closes the connection; bounded
+                // so that a server without a deadline fails the test rather than hangs it.
+                let started = tokio::time::Instant::now();
+                let mut buf = [0u8; 512];
+                loop {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(120),
+                        "a slow client was never cut off"
+                    );
+                    if stream.write_all(b"x").await.is_err() {
+                        return;
+                    }
+                    match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf))
+                        .await
+                    {
+                        Ok(Ok(0)) | Ok(Err(_)) => return,
+                        // Whatever the server says (408), it then closes.
+                        Ok(Ok(_)) => continue,
+                        Err(_) => continue,
+                    }
+                }
+            })
+        })
+        .collect();
+    assert_eq!(get_status(port, "/healthz").await, 200, "served meanwhile");
+    let r = post(
+        port,
+        "/v1/events/releases",
+        HMPPS,
+        "application/json",
+        b"{}",
+    )
+    .await;
+    assert_eq!(
+        r.status, 422,
+        "a normal request answered meanwhile: {}",
+        r.body
+    );
+    for client in slow {
+        client.await.unwrap();
+    }
+
+    // Header floods, each on a connection of its own.
+    let many: String = (0..500).map(|i| format!("x-flood-{i}: y\r\n")).collect();
+    let long = format!("x-flood: {}\r\n", "y".repeat(100 * 1024));
+    for headers in [many, long] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let head = format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{headers}\r\n");
+        // The server may answer and close before the whole head is written.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 431"),
+            "{} bytes of headers: {answer}",
+            headers.len()
+        );
+    }
+    assert_eq!(get_status(port, "/healthz").await, 200, "still serving");
     server.stop().await;
     env.cleanup().await;
 }

@@ -1,11 +1,12 @@
 //! What every service shares at its edges: configuration, JSON logs, the clock, the HTTP
-//! server for `/metrics`, `/healthz` and `/readyz`, supervised background tasks, and shutdown on
+//! server loop ([`http::serve`]) and its `/metrics`, `/healthz` and `/readyz`, supervised background tasks, and shutdown on
 //! SIGTERM or Ctrl-C. One way to do each, so services differ only in their work.
 
 #![warn(missing_docs)]
 
 mod clock;
 mod config;
+pub mod http;
 mod logging;
 mod operations;
 mod settings;

@@ -84,9 +84,7 @@ pub async fn serve_operations_on<R: Readiness>(
     readiness: R,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, operations_router(registry, readiness))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::http::serve(listener, operations_router(registry, readiness), shutdown).await?;
     Ok(())
 }
 

@@ -363,9 +363,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "ingest listening");
-    axum::serve(listener, ingest.router()?)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    continuity_runtime::http::serve(listener, ingest.router()?, shutdown).await?;
     Ok(())
 }
 

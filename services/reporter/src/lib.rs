@@ -534,7 +534,7 @@ pub async fn serve(
             .with_state(reporter),
     );
     tracing::info!(address = %listener.local_addr()?, "reporter listening");
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let served = continuity_runtime::http::serve(listener, app, shutdown);
     let result = tokio::select! {
         served = served => served.map_err(anyhow::Error::from),
         failure = tasks.next_exit() => Err(failure),

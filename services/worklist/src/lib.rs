@@ -267,7 +267,7 @@ pub async fn serve(
         });
     }
     tracing::info!(address = %listener.local_addr()?, "worklist listening");
-    let served = axum::serve(listener, router(app)).with_graceful_shutdown(shutdown);
+    let served = continuity_runtime::http::serve(listener, router(app), shutdown);
     let result = tokio::select! {
         served = served => served.map_err(anyhow::Error::from),
         failure = tasks.next_exit() => Err(failure),

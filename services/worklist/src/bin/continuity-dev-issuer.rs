@@ -22,9 +22,12 @@ fn main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
         tracing::info!(address = %listener.local_addr()?, "development issuer listening");
         let issuer = Arc::new(DevIssuer::new(settings)?);
-        axum::serve(listener, issuer.router())
-            .with_graceful_shutdown(continuity_runtime::shutdown_signal())
-            .await?;
+        continuity_runtime::http::serve(
+            listener,
+            issuer.router(),
+            continuity_runtime::shutdown_signal(),
+        )
+        .await?;
         Ok(())
     })
 }
