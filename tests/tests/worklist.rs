@@ -646,7 +646,10 @@ async fn actions_are_recorded_published_without_personal_data_and_shown_on_the_t
     assert!(bad_date.body.contains("value=\"31\""));
 
     // A valid appointment: recorded, on the timeline, and on continuity.actions.
-    let reason_text = "Spoke to X100001 at the hostel";
+    // The note carries SQL, template and format metacharacters: stored as typed and shown
+    // back escaped, never executed.
+    let reason_text =
+        "Spoke to X100001 at the hostel '); drop table cases; -- <script>{{7*7}}</script> ${7*7} %s";
     let done = pp
         .post(
             &format!("/cases/{case}/actions"),
@@ -668,6 +671,21 @@ async fn actions_are_recorded_published_without_personal_data_and_shown_on_the_t
     );
     assert!(page.body.contains("Appointment on 1 December 2026."));
     assert!(page.body.contains("by PRACTITIONER (probation)"));
+    assert!(
+        page.body.contains(
+            "Spoke to X100001 at the hostel &#39;); drop table cases; -- \
+             &#60;script&#62;{{7*7}}&#60;/script&#62; ${7*7} %s"
+        ),
+        "the note shown escaped, verbatim: {}",
+        page.body
+    );
+    assert!(!page.body.contains("<script>{{7*7}}") && !page.body.contains(">49<"));
+    let stored: String = sqlx::query_scalar("select note from case_actions where case_id = $1")
+        .bind(case)
+        .fetch_one(&s.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, reason_text, "stored as typed");
     eventually(60, "the action on continuity.actions", || async {
         !read_topic(&s.env.kafka, Topic::Actions).await.is_empty()
     })

@@ -23,6 +23,7 @@ use continuity_domain::events::*;
 use continuity_domain::*;
 use continuity_e2e::{env, free_port, messages, until_all_applied};
 use continuity_runtime::{ClockSettings, Connections, DatabaseSettings, RunningClock};
+use continuity_schema::wire::{EngagementFlag, FlagKind, FlagState};
 use continuity_worklist::dev_issuer::{DevIssuer, IssuerSettings};
 use uuid::Uuid;
 
@@ -51,6 +52,13 @@ struct Args {
     /// Cohorts measured (the earliest `--steps` of `--days`; all when unset).
     #[arg(long)]
     steps: Option<u32>,
+    /// Treatment starts per second sent through ingest after the overdue steps, each timed
+    /// from its `202` to its flag's resolution on `continuity.flags` (0 to skip).
+    #[arg(long, default_value_t = 1_000)]
+    resolve_rate: u32,
+    /// Seconds of treatment starts at `--resolve-rate` (at most one per overdue case).
+    #[arg(long, default_value_t = 10)]
+    resolve_seconds: u32,
     /// The matcher's deadline clock interval in ms (its default, 1,000).
     #[arg(long, default_value_t = 1_000)]
     deadline_interval_ms: u64,
@@ -341,11 +349,7 @@ fn cohorts(days: u32, per_day: u32) -> anyhow::Result<Vec<SourceEvent>> {
         for k in 0..per_day {
             let i = day * per_day + k;
             // A distinct NOMS number for each of up to 260,000 people.
-            let letter = char::from(b'A' + (i / 10_000 % 26) as u8);
-            let Ok(noms) = Identifier::parse(
-                IdentifierKind::Noms,
-                &format!("{letter}{:04}BB", i % 10_000),
-            ) else {
+            let Ok(noms) = Identifier::parse(IdentifierKind::Noms, &noms_of(i)) else {
                 continue;
             };
             let referred = release - chrono::Duration::days(5);
@@ -437,11 +441,14 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
         let due_at = rules.overdue_at(release).timestamp_micros();
         let mut seen = 0;
         while seen < per_day {
-            let (flag_due, read) = tokio::time::timeout(Duration::from_secs(300), arrivals.recv())
+            let (flag, read) = tokio::time::timeout(Duration::from_secs(300), arrivals.recv())
                 .await
                 .context("flags missing from continuity.flags")?
                 .context("the flag reader stopped")?;
-            if flag_due == due_at {
+            if flag.kind == FlagKind::Overdue
+                && flag.state == FlagState::Raised
+                && flag.due_at == due_at
+            {
                 seen += 1;
                 on_topic.push(read.saturating_duration_since(due));
             }
@@ -464,18 +471,170 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
         ms(percentile(&delays, 0.99)),
         ms(*delays.last().unwrap_or(&Duration::ZERO)),
     );
+    if args.resolve_rate > 0 {
+        let people = (steps * per_day).min(args.resolve_rate * args.resolve_seconds);
+        resolution_latency(
+            &env,
+            &clock,
+            &mut arrivals,
+            people,
+            per_day,
+            args.resolve_rate,
+        )
+        .await?;
+    }
     let _ = stop.send(());
     matcher.stop().await;
     env.cleanup().await;
     Ok(())
 }
 
-/// Read `continuity.flags` from its start in a task of its own: each raised OVERDUE flag's
-/// due instant (µs) and the moment it was read.
+/// The NOMS number the cohorts give person `i`.
+fn noms_of(i: u32) -> String {
+    let letter = char::from(b'A' + (i / 10_000 % 26) as u8);
+    format!("{letter}{:04}BB", i % 10_000)
+}
+
+/// Treatment starts for the first `people` of the cohorts of `per_day` (all overdue), sent through ingest at `rate` a
+/// second, each timed from its `202` to its flag's resolution on `continuity.flags`.
+async fn resolution_latency(
+    env: &continuity_e2e::Env,
+    clock: &RunningClock,
+    arrivals: &mut tokio::sync::mpsc::UnboundedReceiver<(EngagementFlag, Instant)>,
+    people: u32,
+    per_day: u32,
+    rate: u32,
+) -> anyhow::Result<()> {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const TOKEN: &str = "bench-provider-token";
+    // Each measured person's case, by the release id the cohorts give it.
+    let cases: HashMap<String, Uuid> =
+        sqlx::query_as::<_, (Uuid, String)>("select case_id, release_id from cases")
+            .fetch_all(&env.pool)
+            .await?
+            .into_iter()
+            .map(|(case, release)| (release, case))
+            .collect();
+    let first = continuity_domain::london_date(now()) - chrono::Duration::days(21);
+    let case_of = |i: u32| {
+        let release = first + chrono::Duration::days(i64::from(i / per_day));
+        cases.get(&format!("BENCH-{i}-{release}")).copied()
+    };
+    let port = free_port();
+    let settings = continuity_ingest::Settings {
+        connections: Connections {
+            database: DatabaseSettings::new(env.db_url.clone(), 8),
+            kafka: env.kafka.clone(),
+        },
+        hash_secret: continuity_runtime::HashSecret::new(continuity_e2e::SECRET)
+            .context("the bench's hash secret")?,
+        http_addr: ([127, 0, 0, 1], port).into(),
+        sources: vec![continuity_ingest::sources::SourceConfig {
+            name: "bench-provider".into(),
+            organisation: "PRV000".into(),
+            role: continuity_ingest::sources::Role::TreatmentProvider,
+            token_sha256: continuity_ingest::sources::token_hash(TOKEN),
+            requests_per_second: Some(rate * 4),
+        }],
+        ..Default::default()
+    };
+    let ingest =
+        Arc::new(continuity_ingest::Ingest::new(&settings, Arc::new(clock.clone())).await?);
+    let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
+    let (stop_ingest, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(continuity_ingest::serve(ingest, listener, async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let today = continuity_domain::london_date(continuity_runtime::Clock::now(clock));
+    let next = Arc::new(AtomicU32::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (http, next) = (http.clone(), next.clone());
+            let url = format!("http://127.0.0.1:{port}/v1/events/treatment-starts");
+            tokio::spawn(async move {
+                let mut accepted = Vec::new();
+                let mut refused = 0u32;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= people {
+                        return (accepted, refused);
+                    }
+                    // Person i's start is due at i / rate seconds: a steady rate, not a burst.
+                    let at = started + Duration::from_secs_f64(f64::from(i) / f64::from(rate));
+                    tokio::time::sleep_until(at.into()).await;
+                    let body = serde_json::json!({
+                        "episode_id": format!("BENCH-EP-{i}"),
+                        "provider": "PRV000",
+                        "local_authority": "E06000001",
+                        "person": {"noms": noms_of(i)},
+                        "triage_date": today.to_string(),
+                    });
+                    let answer = http.post(&url).bearer_auth(TOKEN).json(&body).send().await;
+                    match answer {
+                        Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => {
+                            accepted.push((i, Instant::now()))
+                        }
+                        _ => refused += 1,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut accepted_at = HashMap::new();
+    let mut refused = 0;
+    for w in workers {
+        let (accepted, r) = w.await?;
+        refused += r;
+        accepted_at.extend(accepted);
+    }
+    let sent_for = started.elapsed();
+    let mut resolved_at: HashMap<Uuid, Instant> = HashMap::new();
+    let wanted: HashMap<Uuid, u32> = accepted_at
+        .keys()
+        .filter_map(|i| Some((case_of(*i)?, *i)))
+        .collect();
+    while resolved_at.len() < wanted.len() {
+        let (flag, read) = tokio::time::timeout(Duration::from_secs(300), arrivals.recv())
+            .await
+            .context("resolutions missing from continuity.flags")?
+            .context("the flag reader stopped")?;
+        if flag.state == FlagState::ResolvedEngaged && wanted.contains_key(&flag.case_id) {
+            resolved_at.entry(flag.case_id).or_insert(read);
+        }
+    }
+    let _ = stop_ingest.send(());
+    let mut delays: Vec<Duration> = wanted
+        .iter()
+        .filter_map(|(case, i)| {
+            Some(
+                resolved_at
+                    .get(case)?
+                    .saturating_duration_since(*accepted_at.get(i)?),
+            )
+        })
+        .collect();
+    delays.sort();
+    println!(
+        "treatment start's 202 to its flag's resolution on continuity.flags, {} starts at {rate}/s asked ({:.0}/s sent, {refused} not accepted): p50 {}, p99 {}, max {}",
+        delays.len(),
+        f64::from(people) / sent_for.as_secs_f64(),
+        ms(percentile(&delays, 0.50)),
+        ms(percentile(&delays, 0.99)),
+        ms(*delays.last().unwrap_or(&Duration::ZERO)),
+    );
+    Ok(())
+}
+
+/// Read `continuity.flags` from its start in a task of its own: each flag message, and the
+/// moment it was read.
 fn flag_arrivals(
     kafka: &continuity_stream::KafkaSettings,
-) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(i64, Instant)>> {
-    use continuity_schema::wire::{EngagementFlag, FlagKind, FlagState};
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<(EngagementFlag, Instant)>> {
     use continuity_schema::AvroRecord;
     use rdkafka::consumer::{Consumer, StreamConsumer};
     use rdkafka::Message;
@@ -488,10 +647,7 @@ fn flag_arrivals(
             let Some(Ok(flag)) = m.payload().map(EngagementFlag::from_message) else {
                 continue;
             };
-            if flag.kind == FlagKind::Overdue
-                && flag.state == FlagState::Raised
-                && tx.send((flag.due_at, read)).is_err()
-            {
+            if tx.send((flag, read)).is_err() {
                 return;
             }
         }
