@@ -3,14 +3,15 @@
 # keeps short ones), each run on the local stack, its figures copied with the command that
 # produced them. About 50 minutes on two cores.
 #   scripts/evidence.sh            every step
-#   scripts/evidence.sh fuzz hold  only the named steps (the others' rows say "not run")
-# EVIDENCE_FUZZ_SECONDS (default 240) is each fuzz target's budget; EVIDENCE_MATCHER_EVENTS
+#   scripts/evidence.sh fuzz hold  only the named steps (the others' rows are their last run's)
+# EVIDENCE_FUZZ_SECONDS (default 180) is each fuzz target's budget; EVIDENCE_MATCHER_EVENTS
 # (default 300000) the events replayed through 1, 2 and 3 matcher instances. Each step's
 # whole output is kept in target/evidence/<step>.log. Exits non-zero if any step failed; the
-# document is written either way and says which.
+# document is written either way and says which. EVIDENCE_REUSE=1 runs nothing and writes
+# the document again from the logs (and exit statuses) of the last run.
 source "$(dirname "$0")/lib.sh"
 
-fuzz_seconds="${EVIDENCE_FUZZ_SECONDS:-240}"
+fuzz_seconds="${EVIDENCE_FUZZ_SECONDS:-180}"
 matcher_events="${EVIDENCE_MATCHER_EVENTS:-300000}"
 out="$ROOT/target/evidence"
 mkdir -p "$out"
@@ -24,38 +25,48 @@ rows=()
 step() {
   local name=$1 what=$2 pattern=$3; shift 3
   local shown="${*}"
-  if [[ ${#wanted[@]} -gt 0 && ! " ${wanted[*]} " =~ " $name " ]]; then
-    rows+=("| $what | not run | \`$shown\` |")
-    return
+  local started status result run=yes
+  [[ -z "${EVIDENCE_REUSE:-}" ]] || run=""
+  if [[ ${#wanted[@]} -gt 0 && ! " ${wanted[*]} " =~ " $name " ]]; then run=""; fi
+  if [[ -n "$run" ]]; then
+    log "evidence: $name: $shown"
+    started=$(date +%s)
+    if "$@" >"$out/$name.log" 2>&1; then status="passed"; else status="**failed** (exit $?)"; fi
+    echo "$status in $(( $(date +%s) - started )) s" >"$out/$name.status"
   fi
-  log "evidence: $name: $shown"
-  local started status result
-  started=$(date +%s)
-  if "$@" >"$out/$name.log" 2>&1; then status="passed"; else status="**failed** (exit $?)"; failed=1; fi
-  result=$(grep -aE "$pattern" "$out/$name.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/\t/ · /g; s/\|/\\|/g' \
-    | awk 'NF { $1 = $1; printf "%s%s", sep, $0; sep = "<br>" }')
-  rows+=("| $what | $status in $(( $(date +%s) - started )) s<br>${result:-(no figure printed)} | \`$shown\` |")
+  status=$(cat "$out/$name.status" 2>/dev/null || echo "not run")
+  [[ $status != \*\*failed* ]] || failed=1
+  # -o: a service's log line can be interleaved with the figure's line in the same file.
+  result=$(grep -aoE "$pattern" "$out/$name.log" 2>/dev/null | sed -E 's/\x1b\[[0-9;]*m//g; s/\t/ · /g; s/\|/\\|/g' \
+    | awk 'NF { $1 = $1; printf "%s%s", sep, $0; sep = "<br>" }' || true)
+  rows+=("| $what | $status<br>${result:-(no figure printed)} | \`$shown\` |")
 }
 
-step overdue "Overdue flag latency: due instant to the flag on \`continuity.flags\` and on the worklist, 100,800 open cases, 4,800 due at one instant (target p99 < 1 s)" \
-  "^due instant|^national database|^worklist page" \
+step overdue "Overdue flag latency: due instant to the flag on \`continuity.flags\` and on the worklist, 100,800 open cases, 4,800 due at one instant (target p99 < 1 s). Resolution latency: a treatment start's \`202\` to its flag's resolution on the topic, 1,000 starts a second through ingest (target p99 < 1 s). Worklist pages on 300,000 cases" \
+  "(due instant|national database|worklist page|treatment start)[^{]*" \
   scripts/bench-worklist.sh --days 21 --per-day 4800 --steps 3 --seconds 10
 step hold "Notifications held while the matcher reads a backlog: a flag raised and settled meanwhile is withheld and counted, one still raised is delivered after" \
-  "^test a_flag_settled|^test result" \
+  "^test a_flag_settled.*|^test result.*" \
   scripts/test.sh -p continuity-e2e --test worklist -- a_flag_settled_while_the_matcher_reads_a_backlog_pages_nobody
 for instances in 1 2 3; do
   step "matcher-$instances" "Matcher throughput with $instances instance(s) on the same partitions, $matcher_events events, and batches retried" \
-    "^(matcher end to end|raw consume|ratio|batch retries|apply latency)" \
+    "^(matcher end to end|batch retries|apply latency|time in apply|CPU per event).*" \
     env BENCH_INSTANCES="$instances" scripts/bench-matcher.sh "$matcher_events"
 done
-step sigkill "SIGKILL of the matcher at random points: cases, outcomes and notified flags equal the rules applied to the whole stream, none lost or doubled" \
-  "events applied after each SIGKILL|^test (sigkill|the_survivor)|^test result" \
-  scripts/test.sh -p continuity-matcher --test crash -- --nocapture
-step hostile "Hostile HTTP input to ingest: oversized, 40,000-deep and invalid UTF-8 bodies, credential guessing (rate limited and counted), SQL and template metacharacters carried verbatim, Schemathesis" \
-  "^test result" \
+step sigkill "SIGKILL of the matcher at 10 random points, and the broker killed and restarted under a running matcher: cases, outcomes and notified flags equal the rules applied to the whole stream, no flag or case event published twice; a survivor takes over a killed instance's partitions" \
+  "events applied (after each SIGKILL|when the broker was killed).*|^test (sigkill|the_survivor|the_broker).*|^test result.*" \
+  env CONTINUITY_CRASH_KILLS=10 scripts/test.sh -p continuity-matcher --test crash -- --nocapture
+step hostile "Hostile HTTP input to ingest: oversized, 40,000-deep and invalid UTF-8 bodies, 50 slow clients cut off at the head deadline while others are served, header floods answered 431, credential guessing (rate limited and counted), SQL and template metacharacters carried verbatim, Schemathesis" \
+  "^test result.*" \
   scripts/test.sh -p continuity-e2e --test ingest
-step fuzz "Coverage-guided fuzzing, ${fuzz_seconds} s per target (target · runs · seconds · coverage edges · corpus files · crashes)" \
-  "^(events|hmpps|extract|avro)	" \
+step pages "SQL, template and format metacharacters in a caseworker's note: stored as typed, shown back escaped, never executed" \
+  "^test actions_are_recorded.*|^test result.*" \
+  scripts/test.sh -p continuity-e2e --test worklist -- actions_are_recorded_published_without_personal_data_and_shown_on_the_timeline
+step scan "Personal identifiers (NOMS, CRN, NHS number, attributor, planted value) in the whole suite's output, every in-process service's log lines included" \
+  "[0-9]+ lines scanned, [0-9]+ identifiers found|^test result: FAILED.*" \
+  scripts/test.sh
+step fuzz "Coverage-guided fuzzing for a fixed budget per target (target · runs · seconds · coverage edges · corpus files · crashes)" \
+  "^(events|hmpps|extract|avro)	.*" \
   scripts/fuzz.sh "$fuzz_seconds"
 
 {
@@ -78,15 +89,13 @@ EOF
 
 These checks of issue 22 are not built yet; nothing above stands in for them.
 
-- Resolution latency at a steady 1,000 events/s through ingest (`202` to the flag's
-  resolution on the topic).
 - The 30-minute soak at ten times the national peak rate, with lag, RSS and outbox age plotted.
 - Ten years of national history replayed while live traffic flows.
-- SIGKILL of ingest and the reporter; the broker killed and restarted mid-stream; PostgreSQL
-  restarted and unreachable for 60 s; the broker's and the database's disk full; a clock jump.
-- Slow clients and header floods over HTTP; metacharacters shown back on the worklist's pages.
-- The scan of every log line, metric label and error body of the suite for planted
-  identifiers.
+- SIGKILL of ingest and the reporter; PostgreSQL restarted and unreachable for 60 s under the
+  whole system; the broker's and the database's disk full; a clock jump.
+- Error bodies in the identifier scan: `scripts/test.sh` scans the suite's output (every
+  in-process service's log lines) and the observability test every service's metrics;
+  response bodies are checked only where a test asserts it.
 EOF
 } >"$ROOT/docs/evidence.md"
 log "wrote docs/evidence.md"
