@@ -65,7 +65,7 @@ for target in "${targets[@]}"; do
     # Keep the smallest set of inputs that reaches the same coverage.
     merged="$out/$target.merged"
     rm -rf "$merged" && mkdir -p "$merged"
-    fuzz run "$target" "$merged" "$corpus" "$work" -- -merge=1 -max_len=16384 \
+    fuzz run "$target" "$merged" "$corpus" "$work" -- -set_cover_merge=1 -max_len=16384 \
       >"$out/$target.merge.log" 2>&1 || die "minimising the $target corpus failed (see $out/$target.merge.log)"
     rm -rf "$corpus" && mv "$merged" "$corpus"
   fi
