@@ -38,6 +38,11 @@ impl Drop for Reaped {
 }
 
 fn spawn(env: &Env, instance: &str, fixed_now: &str) -> Child {
+    spawn_on(env, instance, fixed_now, free_port())
+}
+
+/// As [`spawn`], with `/readyz` and `/metrics` on `port`.
+fn spawn_on(env: &Env, instance: &str, fixed_now: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_continuity-matcher"))
         .env("CONTINUITY_DATABASE_URL", &env.db_url)
         .env("CONTINUITY_BROKERS", &env.kafka.brokers)
@@ -48,7 +53,7 @@ fn spawn(env: &Env, instance: &str, fixed_now: &str) -> Child {
         .env("CONTINUITY_LEASE_TTL_MS", "2000")
         .env("CONTINUITY_REBALANCE_MS", "300")
         .env("CONTINUITY_DEADLINE_INTERVAL_MS", "500")
-        .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -243,23 +248,12 @@ async fn the_broker_killed_and_restarted_mid_stream_loses_nothing_and_doubles_no
         .await
         .unwrap();
     let port = free_port();
-    let mut child = Reaped(Some(
-        Command::new(env!("CARGO_BIN_EXE_continuity-matcher"))
-            .env("CONTINUITY_DATABASE_URL", &env.db_url)
-            .env("CONTINUITY_BROKERS", &env.kafka.brokers)
-            .env("CONTINUITY_TOPIC_PREFIX", &env.kafka.topic_prefix)
-            .env("CONTINUITY_HASH_SECRET", SECRET)
-            .env("CONTINUITY_INSTANCE_ID", "through-the-outage")
-            .env("CONTINUITY_FIXED_NOW", now.to_rfc3339())
-            .env("CONTINUITY_LEASE_TTL_MS", "2000")
-            .env("CONTINUITY_REBALANCE_MS", "300")
-            .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the matcher binary starts"),
-    ));
+    let mut child = Reaped(Some(spawn_on(
+        &env,
+        "through-the-outage",
+        &now.to_rfc3339(),
+        port,
+    )));
     eventually(120, "the first half applied", || async {
         applied(&env.pool).await == first_ids.len() as i64
     })
