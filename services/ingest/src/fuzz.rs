@@ -154,7 +154,7 @@ EP-2,E10000025,J,S,1990-04-01,F,,,20 Jul 2024,Completed,
 #[test]
 fn a_hundred_thousand_malformed_inputs_are_all_answered() {
     let mut rng = ChaCha8Rng::seed_from_u64(20261124);
-    let mut h = Harness::new();
+    let mut h = Harness::new().unwrap();
     let json = json_seeds();
     assert!(json.len() >= 6);
     let hmpps = hmpps_seeds();
@@ -277,7 +277,7 @@ proptest::proptest! {
 
     #[test]
     fn arbitrary_json_is_answered_by_every_adapter(doc in arbitrary_json(), wrap in proptest::prelude::any::<bool>()) {
-        let mut h = Harness::new();
+        let mut h = Harness::new().unwrap();
         let doc = if wrap {
             serde_json::json!({"Type": "Notification", "Message": doc.to_string()})
         } else {
@@ -292,7 +292,7 @@ proptest::proptest! {
 
     #[test]
     fn arbitrary_text_is_answered_as_csv_dates_and_instants(text in "(?s).{0,400}") {
-        let mut h = Harness::new();
+        let mut h = Harness::new().unwrap();
         h.extract(text.as_bytes());
         let _ = crate::time::parse_date(&text);
         let _ = crate::time::parse_instant(&text);
@@ -307,7 +307,7 @@ proptest::proptest! {
 #[test]
 fn the_fuzzers_corpus_is_answered() {
     let fuzz = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fuzz");
-    let mut h = Harness::new();
+    let mut h = Harness::new().unwrap();
     let mut replayed = 0;
     for target in ["events", "hmpps", "extract"] {
         for dir in [

@@ -7,7 +7,7 @@
 //! Built for tests and under the `fuzzing` feature only; a check that fails panics, which is
 //! how a fuzzer learns of it.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use continuity_domain::KeyedHasher;
 
 use crate::api::EventKind;
@@ -16,14 +16,17 @@ use crate::endpoint::ExtractedAt;
 use crate::ndtms;
 use crate::problem::Refused;
 use crate::rows::{admit, Decision, RowResult};
-use crate::sources::{token_hash, Role, SourceConfig, Sources};
+use crate::sources::{token_hash, Principal, Role, SourceConfig, Sources};
 
 /// A value planted in inputs: it must never appear in an answer.
 pub const MARKER: &str = "PLANTED7X";
 
 /// The endpoints' parsers, with one source of each role, and counts of what they answered.
 pub struct Harness {
-    sources: Sources,
+    hmpps: std::sync::Arc<Principal>,
+    probation: std::sync::Arc<Principal>,
+    provider: std::sync::Arc<Principal>,
+    today: NaiveDate,
     hasher: KeyedHasher,
     columns: ndtms::Columns,
     /// Rows and whole-request refusals answered.
@@ -32,16 +35,10 @@ pub struct Harness {
     pub accepted: usize,
 }
 
-impl Default for Harness {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Harness {
     /// Sources `HMPPS`, `WSI` (a prison), `probation` and `PRV001` (a treatment provider),
     /// each authenticated by its own name as its token.
-    pub fn new() -> Self {
+    pub fn new() -> Result<Self, String> {
         let configs: Vec<SourceConfig> = [
             (Role::Hmpps, "HMPPS"),
             (Role::Prison, "WSI"),
@@ -57,33 +54,46 @@ impl Harness {
             requests_per_second: None,
         })
         .collect();
-        Harness {
-            sources: Sources::new(&configs, 1).expect("the harness's sources are valid"),
+        let sources = Sources::new(&configs, 1).map_err(|e| e.to_string())?;
+        let principal = |org: &str| {
+            sources
+                .authenticate(org)
+                .ok_or_else(|| format!("{org} does not authenticate"))
+        };
+        Ok(Harness {
+            hmpps: principal("HMPPS")?,
+            probation: principal("probation")?,
+            provider: principal("PRV001")?,
+            today: Self::now().date_naive(),
             hasher: KeyedHasher::new(b"fuzz"),
             columns: ndtms::Columns::default(),
             answered: 0,
             accepted: 0,
-        }
+        })
     }
 
-    /// The instant every request is received at.
+    /// The instant every request is received at: 2026-11-24 12:00 UTC.
     pub fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
-            .single()
-            .expect("a valid instant")
+        DateTime::from_timestamp(1_795_521_600, 0).unwrap_or_default()
     }
 
     /// `POST /v1/events/{kind}` from the source that sends that kind.
     pub fn events(&mut self, kind: EventKind, ndjson: bool, body: &[u8]) {
-        let source = Self::source_of(kind);
-        let parsed = event_rows(kind, layout(ndjson), body, source, Self::now());
-        self.answer(source, parsed);
+        let principal = self.principal_for(kind);
+        let parsed = event_rows(
+            kind,
+            layout(ndjson),
+            body,
+            principal.organisation.as_str(),
+            Self::now(),
+        );
+        self.answer(&principal, parsed);
     }
 
     /// `POST /v1/hmpps/events` from HMPPS.
     pub fn hmpps(&mut self, ndjson: bool, body: &[u8]) {
         let parsed = hmpps_rows(layout(ndjson), body, "HMPPS", Some("probation-hmpps"));
-        self.answer("HMPPS", parsed);
+        self.answer(&self.hmpps.clone(), parsed);
     }
 
     /// `POST /v1/treatment/extracts` from a provider.
@@ -95,7 +105,7 @@ impl Harness {
             ExtractedAt::NotGiven,
             Self::now(),
         );
-        self.answer("PRV001", parsed);
+        self.answer(&self.provider.clone(), parsed);
     }
 
     /// One fuzz input for the named target, as the targets under `tests/fuzz/` and the
@@ -125,22 +135,18 @@ impl Harness {
     }
 
     /// The source that may send `kind`.
-    pub fn source_of(kind: EventKind) -> &'static str {
+    fn principal_for(&self, kind: EventKind) -> std::sync::Arc<Principal> {
         match kind.record() {
             continuity_schema::RecordType::TreatmentStart
-            | continuity_schema::RecordType::TreatmentDischarge => "PRV001",
-            continuity_schema::RecordType::Referral => "probation",
-            _ => "HMPPS",
+            | continuity_schema::RecordType::TreatmentDischarge => self.provider.clone(),
+            continuity_schema::RecordType::Referral => self.probation.clone(),
+            _ => self.hmpps.clone(),
         }
     }
 
-    /// Admit every row as the source `org` would; check each answer.
-    fn answer(&mut self, org: &str, parsed: Result<Rows, Refused>) {
-        let principal = self
-            .sources
-            .authenticate(org)
-            .expect("the harness's sources authenticate by name");
-        let today = NaiveDate::from_ymd_opt(2026, 11, 24).expect("a valid date");
+    /// Admit every row as `principal` would be; check each answer.
+    fn answer(&mut self, principal: &Principal, parsed: Result<Rows, Refused>) {
+        let today = self.today;
         let rows = match parsed {
             Ok(r) => r,
             Err(p) => {
@@ -152,7 +158,7 @@ impl Harness {
         };
         let names = |f: &str| rows.names.name(f);
         for (_, row) in rows.rows {
-            match admit(row, &principal, today, &self.hasher, &names) {
+            match admit(row, principal, today, &self.hasher, &names) {
                 Decision::Send(a) => {
                     assert!(!a.is_empty());
                     self.accepted += 1;

@@ -6,6 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut harness = continuity_ingest::fuzzing::Harness::new();
+    let mut harness = continuity_ingest::fuzzing::Harness::new().expect("the harness starts");
     harness.target("hmpps", data);
 });
