@@ -614,7 +614,11 @@ impl IdentifierScan {
         let mut found = Vec::new();
         for (kind, re) in &self.patterns {
             for m in re.find_iter(&line) {
-                if *kind == "NHS number" && !nhs_check_digit_valid(m.as_str()) {
+                // Ten digits that are a JSON number (`"at":1796231142`) are a time or a
+                // count, not an identifier, which is always a string; a tenth of them pass
+                // the check digit.
+                let bare_number = line[..m.start()].trim_end().ends_with(':');
+                if *kind == "NHS number" && (bare_number || !nhs_check_digit_valid(m.as_str())) {
                     continue;
                 }
                 let start = line[..m.start()]
@@ -655,6 +659,10 @@ mod identifier_scan_tests {
         let kinds = |t: &str| scan.find(t).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
         assert_eq!(kinds("noms A1001AA crn X100001"), ["NOMS number", "CRN"]);
         assert_eq!(kinds("nhs=9434765919 ts=1764681234567"), ["NHS number"]);
+        assert_eq!(
+            kinds(r#"{"nhs":"9434765919","at":9434765919}"#),
+            ["NHS number"]
+        );
         assert_eq!(kinds("key JS|1990-04-01|M"), ["attributor"]);
         assert!(kinds("must look like one letter, four digits, two letters (A1234BC)").is_empty());
         assert!(kinds("case 01a23753-c1cc-7785-a89e-ea46f269446b E10000025 PRV001").is_empty());
