@@ -361,14 +361,23 @@ pub async fn watch_lag(
         }
     };
     let topics: Vec<String> = Topic::SOURCES.iter().map(|t| kafka.topic(*t)).collect();
+    // The partitions, from the broker's metadata: looked up until found, then once a minute
+    // (topics gain partitions rarely), not on every pass.
+    let mut partitions: Option<Vec<continuity_store::lag::Partition>> = None;
+    let mut passes = 0u32;
     loop {
-        let measured = match continuity_store::lag::partitions_of(consumer.clone(), topics.clone())
-            .await
-        {
-            Ok(partitions) => continuity_store::lag::lag(&pool, consumer.clone(), partitions).await,
-            Err(e) => Err(e),
+        if partitions.is_none() || passes % 30 == 0 {
+            match continuity_store::lag::partitions_of(consumer.clone(), topics.clone()).await {
+                Ok(found) => partitions = Some(found),
+                Err(e) => tracing::warn!(error = %e, "the source partitions not looked up"),
+            }
+        }
+        passes = passes.wrapping_add(1);
+        let Some(known) = partitions.clone() else {
+            tokio::time::sleep(LAG_INTERVAL).await;
+            continue;
         };
-        match measured {
+        match continuity_store::lag::lag(&pool, consumer.clone(), known).await {
             Ok(lags) => {
                 let total = lags.iter().map(|(_, n)| n).sum::<i64>();
                 metrics.matcher_lag.set(total);
