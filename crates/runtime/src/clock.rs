@@ -9,6 +9,12 @@ use chrono::{DateTime, Utc};
 pub trait Clock: Send + Sync + 'static {
     /// The current instant.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Whether the clock moves on by itself in real time, so that waiting for an instant ends
+    /// (false for a clock a test moves by hand).
+    fn runs(&self) -> bool {
+        false
+    }
 }
 
 /// The system clock.
@@ -18,6 +24,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn runs(&self) -> bool {
+        true
     }
 }
 
@@ -82,6 +92,10 @@ impl Clock for RunningClock {
             .map(|t| *t)
             .unwrap_or_else(|e| *e.into_inner());
         shown + chrono::Duration::from_std(at.elapsed()).unwrap_or_default()
+    }
+
+    fn runs(&self) -> bool {
+        true
     }
 }
 

@@ -7,7 +7,7 @@
 //!    requests per second.
 //! 2. **Flag to worklist**: the matcher (in-process, real Kafka, a clock running in real time)
 //!    holds `--days` cohorts of released people, one release date each; for each cohort the
-//!    clock is set two seconds before its overdue instant and the worklist polled until its
+//!    clock is set five seconds before its overdue instant and the worklist polled until its
 //!    Overdue count includes them. Prints the delay from the due instant to seeing the flags,
 //!    p50/p99: the deadline clock's wake-up plus writing and reading.
 //!
@@ -414,8 +414,9 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
     let steps = args.steps.unwrap_or(args.days).min(args.days);
     for day in 0..steps {
         let release = first + chrono::Duration::days(i64::from(day));
-        // Two seconds before the cohort falls due; the delay counts from the due instant.
-        let lead = Duration::from_secs(2);
+        // Five seconds before the cohort falls due (the deadline clock looks ahead three);
+        // the delay counts from the due instant.
+        let lead = Duration::from_secs(5);
         clock.set(rules.overdue_at(release) - chrono::Duration::from_std(lead)?);
         let due = Instant::now() + lead;
         let want = format!("Overdue ({})", (day + 1) * per_day);
