@@ -39,16 +39,28 @@ pub async fn deadline_pass(
     limit: i64,
 ) -> Result<usize, ApplyError> {
     let mut tx = applier.pool.begin().await?;
-    let components = store::lock_due(&mut tx, now, limit).await?;
+    let n = reassess_due(applier, &mut tx, now, limit).await?;
+    if n > 0 {
+        tx.commit().await?;
+    }
+    Ok(n)
+}
+
+/// In `tx`, lock up to `limit` components with a case due by `at`, re-assess them as at
+/// `at` and write the result and its outbox row. Returns the number of components.
+async fn reassess_due(
+    applier: &Applier,
+    tx: &mut sqlx::PgConnection,
+    at: DateTime<Utc>,
+    limit: i64,
+) -> Result<usize, ApplyError> {
+    let components = store::lock_due(tx, at, limit).await?;
     if components.is_empty() {
         return Ok(0);
     }
     let mut outbox = Outbox::default();
-    applier
-        .reassess(&mut tx, &components, now, &mut outbox)
-        .await?;
-    outbox.write(&mut tx).await?;
-    tx.commit().await?;
+    applier.reassess(tx, &components, at, &mut outbox).await?;
+    outbox.write(tx).await?;
     Ok(components.len())
 }
 
@@ -62,15 +74,10 @@ pub async fn pass_ahead(
     limit: i64,
 ) -> Result<usize, ApplyError> {
     let mut tx = applier.pool.begin().await?;
-    let components = store::lock_due(&mut tx, due, limit).await?;
-    if components.is_empty() {
+    let n = reassess_due(applier, &mut tx, due, limit).await?;
+    if n == 0 {
         return Ok(0);
     }
-    let mut outbox = Outbox::default();
-    applier
-        .reassess(&mut tx, &components, due, &mut outbox)
-        .await?;
-    outbox.write(&mut tx).await?;
     let give_up = std::time::Instant::now() + 2 * LOOK_AHEAD;
     while let Ok(left) = (due - clock.now()).to_std() {
         if left.is_zero() {
@@ -83,7 +90,7 @@ pub async fn pass_ahead(
         tokio::time::sleep(left).await;
     }
     tx.commit().await?;
-    Ok(components.len())
+    Ok(n)
 }
 
 /// How long before a due instant its pass starts on a running clock: time to re-assess
