@@ -13,7 +13,7 @@ mod settings;
 mod shutdown;
 mod tasks;
 
-pub use clock::{clock, Clock, ManualClock, RunningClock, SystemClock};
+pub use clock::{clock, Clock, GuardedClock, JumpGuard, ManualClock, RunningClock, SystemClock};
 pub use config::{load_config, load_file, ConfigFile, ServiceCommand};
 pub use logging::init_logging;
 pub use operations::{
