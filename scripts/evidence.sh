@@ -65,6 +65,9 @@ step pages "SQL, template and format metacharacters in a caseworker's note: stor
 step scan "Personal identifiers (NOMS, CRN, NHS number, attributor, planted value) in the whole suite's output, every in-process service's log lines included" \
   "[0-9]+ lines scanned, [0-9]+ identifiers found|^test result: FAILED.*" \
   scripts/test.sh
+step clock "A host clock moved an hour forward and back, and one moved and left: the services' time runs on by the monotonic clock until the host clock agrees again, or for the 15-minute hold, so no flag is raised early or held late (the guard, with readings passed in; the host clock is not moved here)" \
+  "^test clock::tests::[a-z_]+ \.\.\. [a-zA-Z]+|^test result.*" \
+  cargo test -p continuity-runtime --lib clock
 step fuzz "Coverage-guided fuzzing for a fixed budget per target (target · runs · seconds · coverage edges · corpus files · crashes)" \
   "^(events|hmpps|extract|avro)	.*" \
   scripts/fuzz.sh "$fuzz_seconds"
@@ -92,7 +95,8 @@ These checks of issue 22 are not built yet; nothing above stands in for them.
 - The 30-minute soak at ten times the national peak rate, with lag, RSS and outbox age plotted.
 - Ten years of national history replayed while live traffic flows.
 - SIGKILL of ingest and the reporter; PostgreSQL restarted and unreachable for 60 s under the
-  whole system; the broker's and the database's disk full; a clock jump.
+  whole system; the broker's and the database's disk full; the host clock itself moved
+  under the running system (the guard is tested with readings passed in).
 - Error bodies in the identifier scan: `scripts/test.sh` scans the suite's output (every
   in-process service's log lines) and the observability test every service's metrics;
   response bodies are checked only where a test asserts it.
