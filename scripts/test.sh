@@ -46,16 +46,22 @@ fi
 source "$STACK_DIR/env"
 
 cd "$ROOT"
+# The fault tests (tests/tests/faults.rs) run the services' own binaries; `cargo test -p` alone
+# would not build them.
+cargo build --workspace --bins --quiet
 # cargo test runs the test binaries one after another, each binary's tests on parallel threads;
-# the crash tests (services/matcher/tests/crash.rs) take a lock so they run alone.
-# Everything the suite writes, the in-process services' log lines included, is kept and then
-# scanned for personal identifiers (tests/src/bin/continuity-scan-output.rs).
+# the crash and fault tests take a lock so they run alone.
+# Everything the suite writes, the services' log lines included, and every error body a service
+# answered a test with (CONTINUITY_ERROR_BODIES, written by the tests' HTTP clients) is kept
+# and then scanned for personal identifiers (tests/src/bin/continuity-scan-output.rs).
 output="$ROOT/target/test-output.log"
+export CONTINUITY_ERROR_BODIES="$ROOT/target/error-bodies.log"
 mkdir -p "$ROOT/target"
+: >"$CONTINUITY_ERROR_BODIES"
 set +e
 cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$output"
 status=${PIPESTATUS[0]}
 set -e
 [[ $status -eq 0 ]] || exit "$status"
-cargo run --quiet -p continuity-e2e --bin continuity-scan-output -- "$output" \
-  || die "the suite's output carries personal identifiers (listed above): a log line, metric or error names a person"
+cargo run --quiet -p continuity-e2e --bin continuity-scan-output -- "$output" "$CONTINUITY_ERROR_BODIES" \
+  || die "the suite's output carries personal identifiers (listed above): a log line, metric or error body names a person"

@@ -4,6 +4,8 @@
 
 #![allow(missing_docs)]
 
+pub mod system;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use continuity_domain::events::SourceEvent;
 use continuity_domain::{assess, KeyedHasher, Rules};
 use continuity_runtime::{Clock, Connections, DatabaseSettings, HashSecret};
-use continuity_schema::encode_source_event;
+use continuity_schema::{encode_source_event, AvroRecord};
 use continuity_stream::{partition_key, KafkaSettings, Topic};
 use rdkafka::consumer::Consumer;
 use rdkafka::Message;
@@ -426,6 +428,102 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: Topic) -> Vec<Vec<u8>> {
     out
 }
 
+/// The end state equals the rules applied to the whole stream, as if nothing had been
+/// interrupted: the same cases and outcomes, every flag the rules derive in the same state, no
+/// flag left standing that the rules do not derive, and on the topics the last state of every
+/// flag told of, with no flag or case event seen twice.
+pub async fn ends_as_if_uninterrupted(
+    env: &Env,
+    events: &[SourceEvent],
+    now: chrono::DateTime<Utc>,
+) {
+    // Cases and outcomes: exactly the rules applied to the whole stream.
+    let expected = assess(events, &Rules::default(), now);
+    assert_eq!(outcomes(&env.pool).await, expected_outcomes(events, now));
+
+    // Flags caseworkers are told of: the same set, in the same final states. The others are
+    // kept on their cases only.
+    let derived: Vec<_> = expected.cases.iter().flat_map(|c| &c.flags).collect();
+    let want: BTreeMap<uuid::Uuid, String> = derived
+        .iter()
+        .filter(|f| f.notified)
+        .map(|f| (f.flag_id, f.state.code().to_string()))
+        .collect();
+    assert!(
+        !want.is_empty() && want.len() < derived.len(),
+        "flags both within and beyond the horizon"
+    );
+    let got: BTreeMap<uuid::Uuid, String> =
+        sqlx::query_as::<_, (uuid::Uuid, String)>("select flag_id, state from flags")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    for (id, state) in &want {
+        assert_eq!(got.get(id), Some(state), "flag {id}");
+    }
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(id, _)| !want.contains_key(id))
+        .collect();
+    assert!(
+        extra.iter().all(|(_, s)| *s != "RAISED"),
+        "a flag the rules do not derive is left standing"
+    );
+    eprintln!(
+        "{} flags derived by the rules; {} more raised on partial knowledge and settled",
+        want.len(),
+        extra.len()
+    );
+
+    // On the topic: the last published state of every flag caseworkers are told of is its
+    // final state, and no other flag is published. The relay publishes in Kafka transactions
+    // with its position, so a `read_committed` consumer sees no message twice, however the
+    // kills fell between publishing and deleting from the outbox.
+    let published = read_topic(&env.kafka, Topic::Flags).await;
+    let mut last: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut redelivered = 0;
+    for m in &published {
+        let f = continuity_schema::wire::EngagementFlag::from_message(m).unwrap();
+        if !ids.insert(f.envelope.event_id) {
+            redelivered += 1;
+        }
+        last.insert(f.flag_id, f.state.code().to_string());
+    }
+    eprintln!(
+        "{} flag messages, {} distinct, {redelivered} seen twice",
+        published.len(),
+        ids.len()
+    );
+    assert_eq!(
+        last, got,
+        "last published state of every flag told of is its final state"
+    );
+    assert_eq!(redelivered, 0, "no flag message is seen twice");
+    let case_events = read_topic(&env.kafka, Topic::CaseEvents).await;
+    let distinct: std::collections::BTreeSet<uuid::Uuid> = case_events
+        .iter()
+        .map(|m| {
+            continuity_schema::wire::CaseEvent::from_message(m)
+                .unwrap()
+                .envelope
+                .event_id
+        })
+        .collect();
+    eprintln!(
+        "{} case events, {} distinct",
+        case_events.len(),
+        distinct.len()
+    );
+    assert_eq!(
+        distinct.len(),
+        case_events.len(),
+        "no case event is seen twice"
+    );
+}
+
 /// The number of distinct events (duplicates share an id).
 pub fn unique_events(events: &[SourceEvent]) -> i64 {
     events
@@ -544,10 +642,34 @@ pub async fn request(
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
+    record_error_body(status, body);
     HttpResponse {
         status,
         headers,
         body: body.to_owned(),
+    }
+}
+
+/// Keep an error body a service answered (status 400 and above) for the identifier scan: each
+/// is appended as one line to the file `CONTINUITY_ERROR_BODIES` names (`scripts/test.sh` sets
+/// it and scans the file with the suite's output). Every test's HTTP client calls this.
+pub fn record_error_body(status: u16, body: &str) {
+    use std::io::Write as _;
+    if status < 400 {
+        return;
+    }
+    let Some(path) = std::env::var_os("CONTINUITY_ERROR_BODIES") else {
+        return;
+    };
+    let line = format!("{status} {}\n", body.replace(['\r', '\n'], " "));
+    // One write per line on a file opened for appending: lines from the suite's threads and
+    // processes do not interleave.
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = file.write_all(line.as_bytes());
     }
 }
 

@@ -271,14 +271,19 @@ impl Client {
                 }
             }
         }
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let headers = r.headers().clone();
+        let body = r.text().await.unwrap();
+        record_error_body(status, &body);
         Answer {
-            status: r.status().as_u16(),
-            location: r
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned()),
-            headers: r.headers().clone(),
-            body: r.text().await.unwrap(),
+            status,
+            location,
+            headers,
+            body,
         }
     }
 

@@ -884,7 +884,6 @@ pub fn performance_message(
                 .collect()
         })
         .unwrap_or_default();
-    // From the tally's ordered map: the wire form's HashMap has no stable order.
     let change = rate
         .zip(figure.previous.and_then(|p| p.rate()))
         .map(|(now, before)| (now.rate - before.rate) * 100.0);

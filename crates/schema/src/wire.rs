@@ -543,7 +543,8 @@ record! {
         pub lower: Option<f64>,
         pub upper: Option<f64>,
         pub open: Option<i64>,
-        pub excluded: std::collections::HashMap<String, i64>,
+        /// Ordered, so a figure encodes to the same bytes in every process.
+        pub excluded: std::collections::BTreeMap<String, i64>,
         pub gap_to_ambition: Option<f64>,
         pub status: FigureStatus,
         pub revision: i32,

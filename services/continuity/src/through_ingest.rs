@@ -183,6 +183,48 @@ impl Client {
     }
 }
 
+/// The content type of a batch.
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// One request's worth of events as their source sends them: NDJSON rows of one kind from one
+/// organisation.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The sending organisation (its token authenticates the request).
+    pub organisation: String,
+    /// The endpoint, `/v1/events/<kind>`.
+    pub path: String,
+    /// The rows, one JSON form per line.
+    pub body: String,
+    /// Rows in the body.
+    pub rows: usize,
+}
+
+/// `events` as their sources send them: grouped by organisation and kind, at most `size` rows
+/// a request, in the order of the groups.
+pub fn batches(events: &[SourceEvent], size: usize) -> anyhow::Result<Vec<Batch>> {
+    let mut groups: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
+    for event in events {
+        let (kind, json) = to_json(&source_record(event))?;
+        groups
+            .entry((event.meta().source.to_string(), kind.path()))
+            .or_default()
+            .push(json.to_string());
+    }
+    let mut out = Vec::new();
+    for ((organisation, kind), lines) in groups {
+        for chunk in lines.chunks(size.max(1)) {
+            out.push(Batch {
+                organisation: organisation.clone(),
+                path: format!("/v1/events/{kind}"),
+                body: chunk.join("\n"),
+                rows: chunk.len(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Send the events (NDJSON batches per organisation and kind), the invalid records (one by
 /// one), and every HMPPS payload under `hmpps_dir` to ingest at `base` (`http://host:port`).
 pub fn send(
@@ -203,24 +245,13 @@ pub fn send(
         agent,
         sent: Sent::default(),
     };
-    let mut batches: BTreeMap<(String, &'static str), Vec<String>> = BTreeMap::new();
-    for event in events {
-        let (kind, json) = to_json(&source_record(event))?;
-        batches
-            .entry((event.meta().source.to_string(), kind.path()))
-            .or_default()
-            .push(json.to_string());
-    }
-    for ((org, kind), lines) in &batches {
-        for chunk in lines.chunks(BATCH) {
-            let body = chunk.join("\n");
-            client.post(
-                org,
-                &format!("/v1/events/{kind}"),
-                "application/x-ndjson",
-                body.as_bytes(),
-            )?;
-        }
+    for batch in batches(events, BATCH)? {
+        client.post(
+            &batch.organisation,
+            &batch.path,
+            NDJSON,
+            batch.body.as_bytes(),
+        )?;
     }
     for message in invalid {
         if let Ok(Some(mut record)) = SourceRecord::from_message(message) {

@@ -63,9 +63,10 @@ fn main() -> anyhow::Result<()> {
     }
     let settings: Settings = cli.config.load()?;
     runtime.block_on(async move {
+        let shutdown = continuity_runtime::shutdown_signal();
         let clock = settings.clock.clock();
         let ingest = Arc::new(Ingest::new(&settings, clock).await?);
         let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
-        continuity_ingest::serve(ingest, listener, continuity_runtime::shutdown_signal()).await
+        continuity_ingest::serve(ingest, listener, shutdown).await
     })
 }

@@ -32,9 +32,8 @@ fn main() -> anyhow::Result<()> {
     }
     let settings: continuity_matcher::Settings = cli.config.load()?;
     let clock = settings.clock.clock();
-    runtime.block_on(continuity_matcher::run(
-        settings,
-        clock,
-        continuity_runtime::shutdown_signal(),
-    ))
+    runtime.block_on(async move {
+        let shutdown = continuity_runtime::shutdown_signal();
+        continuity_matcher::run(settings, clock, shutdown).await
+    })
 }

@@ -6,15 +6,13 @@
 //! partial knowledge are kept, settled), and the last published state of every flag caseworkers
 //! are told of its final state, with no other flag published.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use continuity::produce;
-use continuity_domain::{assess, Rules};
+use continuity_e2e::system::Wiring;
 use continuity_e2e::*;
-use continuity_schema::{wire, AvroRecord};
 use continuity_stream::Topic;
 use continuity_synthetic::{generate, Config};
 use rand::{Rng, SeedableRng};
@@ -23,43 +21,6 @@ use rand::{Rng, SeedableRng};
 /// (under `cargo test`, whose threads would run them together; nextest gives this binary the
 /// whole machine, `.config/nextest.toml`).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A matcher process, killed if the test fails before stopping it: one left running would
-/// keep the suite's output open, and `scripts/test.sh` waiting on it.
-struct Reaped(Option<Child>);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn spawn(env: &Env, instance: &str, fixed_now: &str) -> Child {
-    spawn_on(env, instance, fixed_now, free_port())
-}
-
-/// As [`spawn`], with `/readyz` and `/metrics` on `port`.
-fn spawn_on(env: &Env, instance: &str, fixed_now: &str, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_continuity-matcher"))
-        .env("CONTINUITY_DATABASE_URL", &env.db_url)
-        .env("CONTINUITY_BROKERS", &env.kafka.brokers)
-        .env("CONTINUITY_TOPIC_PREFIX", &env.kafka.topic_prefix)
-        .env("CONTINUITY_HASH_SECRET", SECRET)
-        .env("CONTINUITY_INSTANCE_ID", instance)
-        .env("CONTINUITY_FIXED_NOW", fixed_now)
-        .env("CONTINUITY_LEASE_TTL_MS", "2000")
-        .env("CONTINUITY_REBALANCE_MS", "300")
-        .env("CONTINUITY_DEADLINE_INTERVAL_MS", "500")
-        .env("CONTINUITY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the matcher binary starts")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
@@ -81,7 +42,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         .unwrap();
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
-    let fixed = now.to_rfc3339();
+    let wiring = Wiring::of(&env, now);
     let mut progress = Vec::new();
     // Five kills in the suite; `scripts/evidence.sh` asks for ten. Each instance lives a
     // random 20-45 s divided among them, so that most kills land mid-stream.
@@ -90,15 +51,14 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         .and_then(|k| k.parse().ok())
         .unwrap_or(5);
     for kill in 0..kills {
-        let mut child = spawn(&env, &format!("crash-{kill}"), &fixed);
+        let mut matcher = wiring.matcher(&format!("crash-{kill}"));
         let life = rng.random_range(20_000..45_000) / kills.max(1);
         tokio::time::sleep(Duration::from_millis(life)).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        matcher.kill();
         progress.push(applied(&env.pool).await);
     }
     // The last instance runs to the end and stops cleanly on SIGTERM.
-    let mut child = spawn(&env, "final", &fixed);
+    let mut matcher = wiring.matcher("final");
     let n = unique.len() as i64;
     eventually(600, "every event applied", || async {
         applied(&env.pool).await == n
@@ -111,12 +71,7 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
         holders(&env).await == vec![("final".to_string(), 24)]
     })
     .await;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    matcher.stop();
     eprintln!("events applied after each SIGKILL: {progress:?} of {n}");
     assert!(
         progress.iter().any(|p| *p > 0 && *p < n),
@@ -125,97 +80,6 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
 
     ends_as_if_uninterrupted(&env, &events, now).await;
     env.cleanup().await;
-}
-
-/// The end state equals the rules applied to the whole stream, as if nothing had been
-/// interrupted: the same cases and outcomes, every flag the rules derive in the same state, no
-/// flag left standing that the rules do not derive, and on the topics the last state of every
-/// flag told of, with no flag or case event seen twice.
-async fn ends_as_if_uninterrupted(
-    env: &Env,
-    events: &[continuity_domain::events::SourceEvent],
-    now: chrono::DateTime<Utc>,
-) {
-    // Cases and outcomes: exactly the rules applied to the whole stream.
-    let expected = assess(events, &Rules::default(), now);
-    assert_eq!(outcomes(&env.pool).await, expected_outcomes(events, now));
-
-    // Flags caseworkers are told of: the same set, in the same final states. The others are
-    // kept on their cases only.
-    let derived: Vec<_> = expected.cases.iter().flat_map(|c| &c.flags).collect();
-    let want: BTreeMap<uuid::Uuid, String> = derived
-        .iter()
-        .filter(|f| f.notified)
-        .map(|f| (f.flag_id, f.state.code().to_string()))
-        .collect();
-    assert!(
-        !want.is_empty() && want.len() < derived.len(),
-        "flags both within and beyond the horizon"
-    );
-    let got: BTreeMap<uuid::Uuid, String> =
-        sqlx::query_as::<_, (uuid::Uuid, String)>("select flag_id, state from flags")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-    for (id, state) in &want {
-        assert_eq!(got.get(id), Some(state), "flag {id}");
-    }
-    let extra: Vec<_> = got
-        .iter()
-        .filter(|(id, _)| !want.contains_key(id))
-        .collect();
-    assert!(
-        extra.iter().all(|(_, s)| *s != "RAISED"),
-        "a flag the rules do not derive is left standing"
-    );
-    eprintln!(
-        "{} flags derived by the rules; {} more raised on partial knowledge and settled",
-        want.len(),
-        extra.len()
-    );
-
-    // On the topic: the last published state of every flag caseworkers are told of is its
-    // final state, and no other flag is published. The relay publishes in Kafka transactions
-    // with its position, so a `read_committed` consumer sees no message twice, however the
-    // kills fell between publishing and deleting from the outbox.
-    let published = read_topic(&env.kafka, Topic::Flags).await;
-    let mut last: BTreeMap<uuid::Uuid, String> = BTreeMap::new();
-    let mut ids = BTreeSet::new();
-    let mut redelivered = 0;
-    for m in &published {
-        let f = wire::EngagementFlag::from_message(m).unwrap();
-        if !ids.insert(f.envelope.event_id) {
-            redelivered += 1;
-        }
-        last.insert(f.flag_id, f.state.code().to_string());
-    }
-    eprintln!(
-        "{} flag messages, {} distinct, {redelivered} seen twice",
-        published.len(),
-        ids.len()
-    );
-    assert_eq!(
-        last, got,
-        "last published state of every flag told of is its final state"
-    );
-    assert_eq!(redelivered, 0, "no flag message is seen twice");
-    let case_events = read_topic(&env.kafka, Topic::CaseEvents).await;
-    let distinct: BTreeSet<uuid::Uuid> = case_events
-        .iter()
-        .map(|m| wire::CaseEvent::from_message(m).unwrap().envelope.event_id)
-        .collect();
-    eprintln!(
-        "{} case events, {} distinct",
-        case_events.len(),
-        distinct.len()
-    );
-    assert_eq!(
-        distinct.len(),
-        case_events.len(),
-        "no case event is seen twice"
-    );
 }
 
 /// The broker killed mid-stream and restarted: half the stream is applied, the broker is
@@ -247,13 +111,8 @@ async fn the_broker_killed_and_restarted_mid_stream_loses_nothing_and_doubles_no
     produce(&producer, &env.kafka, &messages(first))
         .await
         .unwrap();
-    let port = free_port();
-    let mut child = Reaped(Some(spawn_on(
-        &env,
-        "through-the-outage",
-        &now.to_rfc3339(),
-        port,
-    )));
+    let mut matcher = Wiring::of(&env, now).matcher("through-the-outage");
+    let port = matcher.port;
     eventually(120, "the first half applied", || async {
         applied(&env.pool).await == first_ids.len() as i64
     })
@@ -277,12 +136,7 @@ async fn the_broker_killed_and_restarted_mid_stream_loses_nothing_and_doubles_no
     eprintln!("events applied when the broker was killed: {during} of {n}");
     assert!(during < n, "the broker was killed mid-stream");
     assert_eq!(get_status(port, "/readyz").await, 200, "ready again");
-    let mut matcher = child.0.take().unwrap();
-    Command::new("kill")
-        .args(["-TERM", &matcher.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(matcher.wait().unwrap().success(), "clean exit on SIGTERM");
+    matcher.stop();
     ends_as_if_uninterrupted(&env, &events, now).await;
     env.cleanup().await;
     broker.remove();
@@ -301,18 +155,17 @@ async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_leas
     };
     let events = generate(&config);
     let now = Utc.with_ymd_and_hms(2025, 12, 20, 12, 0, 0).unwrap();
-    let fixed = now.to_rfc3339();
+    let wiring = Wiring::of(&env, now);
     let msgs = messages(&events);
     let (first, second) = msgs.split_at(msgs.len() / 2);
     let producer = env.kafka.producer().unwrap();
     produce(&producer, &env.kafka, first).await.unwrap();
 
-    let mut a = spawn(&env, "a", &fixed);
-    let mut b = spawn(&env, "b", &fixed);
+    let mut a = wiring.matcher("a");
+    let mut b = wiring.matcher("b");
     until_two_share_the_work(&env).await;
 
-    a.kill().unwrap(); // SIGKILL: no hand-back; its leases must expire (TTL 2 s).
-    a.wait().unwrap();
+    a.kill(); // SIGKILL: no hand-back; its leases must expire (TTL 2 s).
     let killed = std::time::Instant::now();
     eventually(15, "the survivor holds every partition", || async {
         holders(&env).await == vec![("b".to_string(), 24)]
@@ -329,10 +182,6 @@ async fn the_survivor_takes_over_a_sigkilled_matchers_partitions_within_the_leas
     produce(&producer, &env.kafka, second).await.unwrap();
     until_all_applied(&env.pool, &events, 180).await;
     assert_eq!(outcomes(&env.pool).await, expected_outcomes(&events, now));
-    Command::new("kill")
-        .args(["-TERM", &b.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(b.wait().unwrap().success());
+    b.stop();
     env.cleanup().await;
 }

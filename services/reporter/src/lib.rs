@@ -200,26 +200,36 @@ pub struct Written {
 
 /// Write the report's HTML and CSV under `dir/<week>/`, the national page as
 /// `dir/<week>/national.html` and a page per local authority under
-/// `dir/<week>/areas/<code>.html`.
+/// `dir/<week>/areas/<code>.html`. Each file is replaced whole ([`replace_file`]).
 pub fn write_report(dir: &Path, report: &Report) -> anyhow::Result<Written> {
     let week = report.week.to_string();
     let at = dir.join(&week);
-    std::fs::create_dir_all(&at).with_context(|| format!("creating {}", at.display()))?;
-    let html = at.join(format!("continuity-{week}.html"));
-    let csv = at.join(format!("continuity-{week}.csv"));
-    std::fs::write(&html, report.html()).with_context(|| format!("writing {}", html.display()))?;
-    std::fs::write(&csv, report.csv()).with_context(|| format!("writing {}", csv.display()))?;
-    let national = at.join("national.html");
-    std::fs::write(&national, report.national_html())
-        .with_context(|| format!("writing {}", national.display()))?;
     let areas = at.join("areas");
     std::fs::create_dir_all(&areas).with_context(|| format!("creating {}", areas.display()))?;
+    let html = at.join(format!("continuity-{week}.html"));
+    let csv = at.join(format!("continuity-{week}.csv"));
+    replace_file(&html, report.html().as_bytes())?;
+    replace_file(&csv, report.csv().as_bytes())?;
+    replace_file(&at.join("national.html"), report.national_html().as_bytes())?;
     for area in report.local_authorities() {
         let page = areas.join(format!("{area}.html"));
-        std::fs::write(&page, report.area_html(area))
-            .with_context(|| format!("writing {}", page.display()))?;
+        replace_file(&page, report.area_html(area).as_bytes())?;
     }
     Ok(Written { html, csv })
+}
+
+/// Write `bytes` to `path` by writing a temporary file beside it and renaming it over `path`:
+/// a reader (the page being served, a commissioner's download) sees the old file or the new
+/// one, never part of one, even when the reporter is killed mid-write. A leftover temporary
+/// file is overwritten by the next run.
+fn replace_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".partial");
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, bytes)
+        .with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
 }
 
 /// Operators' gauges: internal figures (no disclosure control) over the report's 52 cohorts,

@@ -37,10 +37,10 @@ fn main() -> anyhow::Result<()> {
     let settings: Settings = cli.config.load()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let now = settings.clock.clock().now();
-        let reporter = Reporter::connect(settings).await?;
         match cli.command {
             Command::Report { week, publish } => {
+                let now = settings.clock.clock().now();
+                let reporter = Reporter::connect(settings).await?;
                 let week = match week {
                     Some(w) => report::parse_week(&w).map_err(anyhow::Error::msg)?,
                     None => continuity_domain::CohortPeriod::iso_week(
@@ -57,13 +57,10 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Serve => {
+                let shutdown = continuity_runtime::shutdown_signal();
+                let reporter = Reporter::connect(settings).await?;
                 let listener = tokio::net::TcpListener::bind(reporter.settings.http_addr).await?;
-                continuity_reporter::serve(
-                    Arc::new(reporter),
-                    listener,
-                    continuity_runtime::shutdown_signal(),
-                )
-                .await
+                continuity_reporter::serve(Arc::new(reporter), listener, shutdown).await
             }
         }
     })

@@ -24,10 +24,10 @@ fn main() -> anyhow::Result<()> {
         match cli.command.unwrap_or(ServiceCommand::Serve) {
             ServiceCommand::Migrate => continuity_worklist::migrate(&settings).await,
             ServiceCommand::Serve => {
+                let shutdown = continuity_runtime::shutdown_signal();
                 let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
                 let app = Arc::new(Worklist::new(settings)?);
-                continuity_worklist::serve(app, listener, continuity_runtime::shutdown_signal())
-                    .await
+                continuity_worklist::serve(app, listener, shutdown).await
             }
         }
     })

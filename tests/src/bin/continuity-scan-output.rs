@@ -1,5 +1,7 @@
 //! Scans what the test suite wrote (every service's log lines, which the in-process services
-//! write to the test binaries' output, and the tests' own output) for personal identifiers:
+//! and the services' processes write to the test binaries' output, the tests' own output, and
+//! every error body a service answered a test with, which the tests' HTTP clients keep in the
+//! file `CONTINUITY_ERROR_BODIES` names) for personal identifiers:
 //! NOMS numbers, CRNs, NHS numbers with a valid check digit, attributors in their canonical
 //! form, and the value `PLANTED7X` the ingest tests plant. `scripts/test.sh` runs it over the
 //! suite's output and fails when it finds any.
@@ -26,13 +28,15 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        for (n, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+        let text = String::from_utf8_lossy(&bytes);
+        for (n, line) in text.lines().enumerate() {
             lines += 1;
             for (kind, context) in scan.find(line) {
                 found += 1;
                 eprintln!("{path}:{}: a {kind}: …{context}…", n + 1);
             }
         }
+        println!("{path}: {} lines", text.lines().count());
     }
     println!("{lines} lines scanned, {found} identifiers found");
     if found == 0 {

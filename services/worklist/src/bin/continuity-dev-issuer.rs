@@ -19,15 +19,11 @@ fn main() -> anyhow::Result<()> {
     let settings: IssuerSettings = cli.config.load()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        let shutdown = continuity_runtime::shutdown_signal();
         let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
         tracing::info!(address = %listener.local_addr()?, "development issuer listening");
         let issuer = Arc::new(DevIssuer::new(settings)?);
-        continuity_runtime::http::serve(
-            listener,
-            issuer.router(),
-            continuity_runtime::shutdown_signal(),
-        )
-        .await?;
+        continuity_runtime::http::serve(listener, issuer.router(), shutdown).await?;
         Ok(())
     })
 }
