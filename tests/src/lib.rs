@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+pub mod partition;
 pub mod system;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,8 @@ pub struct Env {
     pub kafka: KafkaSettings,
     pub db_url: String,
     pub pool: PgPool,
+    /// The server's admin database, which the test's database was created from.
+    pub admin_url: String,
 }
 
 impl Env {
@@ -42,9 +45,7 @@ impl Env {
             .next()
             .unwrap_or_default()
             .to_string();
-        let base = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        if let Ok(admin) = PgPool::connect(&base).await {
+        if let Ok(admin) = PgPool::connect(&self.admin_url).await {
             let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
                 .execute(&admin)
                 .await;
@@ -65,10 +66,22 @@ pub async fn delete_topics(kafka: &KafkaSettings) {
     let _ = admin.delete_topics(&names, &AdminOptions::new()).await;
 }
 
+/// The PostgreSQL server the tests use (`DATABASE_URL`, its admin database).
+pub fn admin_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database on the tests' server and fresh topics on the tests' broker.
 pub async fn env() -> Env {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let admin = PgPool::connect(&base).await.expect("DATABASE_URL answers");
+    env_on(&admin_url()).await
+}
+
+/// As [`env`], the database on the server whose admin database is `base`.
+pub async fn env_on(base: &str) -> Env {
+    let admin = PgPool::connect(base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL answers at {base}: {e}"));
     let name = format!("matcher_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(&format!("create database {name}"))
         .execute(&admin)
@@ -89,6 +102,7 @@ pub async fn env() -> Env {
         kafka,
         db_url,
         pool,
+        admin_url: base.to_owned(),
     }
 }
 
@@ -201,6 +215,90 @@ impl KafkaNode {
 
     fn dir_str(&self) -> &str {
         self.dir.to_str().expect("temporary directory is UTF-8")
+    }
+}
+
+/// A PostgreSQL cluster of a test's own (`scripts/pg-node.sh`), for tests that restart, cut
+/// off or fill a database server without disturbing the others. Stopped and its directory
+/// removed when dropped.
+pub struct PgNode {
+    dir: std::path::PathBuf,
+    /// Its port on 127.0.0.1 (`localhost` for TLS).
+    pub port: u16,
+}
+
+impl PgNode {
+    fn script(args: &[&str]) {
+        run_script("pg-node.sh", args);
+    }
+
+    /// A cluster without TLS under a fresh temporary directory; returns once it answers.
+    pub fn start_plain() -> Self {
+        Self::start_plain_in(
+            std::env::temp_dir().join(format!("pg-{}", uuid::Uuid::new_v4().simple())),
+        )
+    }
+
+    /// A cluster without TLS with its data under `dir` (a small file system of its own, in
+    /// the disk-full test); returns once it answers.
+    pub fn start_plain_in(dir: std::path::PathBuf) -> Self {
+        let node = PgNode {
+            dir,
+            port: free_port(),
+        };
+        node.start_again();
+        node
+    }
+
+    /// A cluster that accepts TLS connections only, its certificate for `localhost` signed
+    /// by [`PgNode::file`]`("ca.pem")` (`other-ca.pem` signed nothing).
+    pub fn start_tls() -> Self {
+        let node = PgNode {
+            dir: std::env::temp_dir().join(format!("pg-tls-{}", uuid::Uuid::new_v4().simple())),
+            port: free_port(),
+        };
+        Self::script(&["start", node.dir_str(), &node.port.to_string()]);
+        node
+    }
+
+    /// Start a plain cluster again after [`PgNode::stop`].
+    pub fn start_again(&self) {
+        Self::script(&["start", self.dir_str(), &self.port.to_string(), "plain"]);
+    }
+
+    /// Stop it (fast: sessions are cut) and start it again.
+    pub fn restart(&self) {
+        Self::script(&["restart", self.dir_str()]);
+    }
+
+    /// Stop it.
+    pub fn stop(&self) {
+        Self::script(&["stop", self.dir_str()]);
+    }
+
+    /// Its admin database, without TLS.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// A file of its directory (the TLS material, `postgres.log`).
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(name)
+    }
+
+    fn dir_str(&self) -> &str {
+        self.dir.to_str().expect("temporary directory is UTF-8")
+    }
+}
+
+impl Drop for PgNode {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-node.sh"),
+        )
+        .args(["stop", self.dir_str()])
+        .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

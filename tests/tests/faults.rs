@@ -1,5 +1,6 @@
 //! The whole pipeline under faults, each service its own process (`continuity_e2e::system`):
-//! ingest and the reporter killed with SIGKILL at random points and started again. Each test
+//! ingest and the reporter killed with SIGKILL at random points and started again; PostgreSQL
+//! restarted, then cut off by a network partition for 60 s, under a source sending. Each test
 //! ends with the crash test's check: the cases, outcomes and flags equal the rules applied to
 //! everything the source sent, nothing published twice, and for the reporter, the figures and
 //! pages an uninterrupted run makes. The matcher's own kills are in
@@ -16,6 +17,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use continuity::produce;
 use continuity_domain::CohortPeriod;
+use continuity_e2e::partition::Partition;
 use continuity_e2e::system::{Ingest, Process, Scratch, Service, Source, Wiring};
 use continuity_e2e::*;
 use continuity_runtime::{ClockSettings, Connections, DatabaseSettings};
@@ -323,5 +325,90 @@ async fn the_reporter_killed_at_random_points_ends_with_the_figures_and_pages_of
         reference_messages.len()
     );
     assert_eq!(distinct, reference_messages);
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_restarted_then_cut_off_for_60_s_loses_nothing_and_doubles_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    // A server of the test's own, reached by the services through a partition it can cut.
+    let pg = PgNode::start_plain();
+    let env = env_on(&pg.url()).await;
+    let partition = Partition::start(([127, 0, 0, 1], pg.port).into()).await;
+    let mut wiring = Wiring::of(&env, now());
+    wiring.database_url = env
+        .db_url
+        .replace(&format!(":{}/", pg.port), &format!(":{}/", partition.port));
+    let events = events(33, 20_000);
+    let mut matcher = wiring.matcher("faults");
+    let mut ingest = Ingest::start(&wiring, &events);
+    ingest.process.until_serving(60).await;
+    let source = Source::new(ingest.process.port, ingest.tokens.clone());
+    let delivery = source.delivery.clone();
+    let batches = Source::batches(&events, 100);
+    let requests = batches.len();
+    let sending = tokio::spawn(async move { source.send(&batches, 900).await });
+    let accepted = || delivery.accepted.load(Ordering::Relaxed);
+
+    // Restarted a third of the way through the stream.
+    eventually(600, "a third of the stream accepted", || async {
+        accepted() >= requests / 3
+    })
+    .await;
+    pg.restart();
+    let restarted_after = accepted();
+
+    // Cut off for 60 s two thirds of the way through.
+    eventually(600, "two thirds of the stream accepted", || async {
+        accepted() >= requests * 2 / 3
+    })
+    .await;
+    partition.cut();
+    let cut_at = std::time::Instant::now();
+    let cut_after = accepted();
+    let refused_before = delivery.refused.load(Ordering::Relaxed);
+    for (service, port) in [("matcher", matcher.port), ("ingest", ingest.process.port)] {
+        eventually(
+            30,
+            &format!("{service} not ready while cut off"),
+            || async {
+                let (status, body) = http_get(port, "/readyz").await;
+                status == 503 && body.contains("did not answer")
+            },
+        )
+        .await;
+    }
+    // Ingest tells the source to try again instead of holding it until the network returns.
+    eventually(30, "ingest answering 503 while cut off", || async {
+        delivery.refused.load(Ordering::Relaxed) > refused_before
+    })
+    .await;
+    let told_after = cut_at.elapsed();
+    let applied_in_cut = applied(&env.pool).await;
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(cut_at.elapsed())).await;
+    assert_eq!(
+        applied(&env.pool).await,
+        applied_in_cut,
+        "nothing is applied while the database is cut off"
+    );
+    partition.heal();
+
+    sending.await.unwrap();
+    until_all_applied(&env.pool, &events, 600).await;
+    until_outbox_drained(&env.pool, 120).await;
+    for port in [matcher.port, ingest.process.port] {
+        eventually(60, "ready again", || async {
+            get_status(port, "/readyz").await == 200
+        })
+        .await;
+    }
+    eprintln!(
+        "PostgreSQL restarted after {restarted_after} and cut off for 60 s after {cut_after} of {requests} batches accepted; the source was told to retry {told_after:?} into the cut"
+    );
+    eprintln!("source: {}", delivery.describe());
+    assert!(restarted_after < requests && cut_after < requests);
+    ingest.process.stop();
+    matcher.stop();
+    ends_as_if_uninterrupted(&env, &events, now()).await;
     env.cleanup().await;
 }

@@ -11,10 +11,9 @@
 //! consume over it with either; a wrong password, a wrong client secret, a wrong CA or a host
 //! name the certificate does not carry is refused.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use continuity_e2e::{read_topic, KafkaNode};
+use continuity_e2e::{read_topic, KafkaNode, PgNode};
 use continuity_stream::{
     send_all, KafkaSecurity, KafkaSettings, Outgoing, SaslMechanism, SecurityProtocol, Topic,
 };
@@ -23,41 +22,13 @@ use rdkafka::consumer::Consumer;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-struct TlsPostgres {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl TlsPostgres {
-    fn script(args: &[&str]) {
-        continuity_e2e::run_script("pg-node.sh", args);
-    }
-
-    fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("pg-tls-{}", uuid::Uuid::new_v4().simple()));
-        let node = TlsPostgres {
-            dir,
-            port: continuity_e2e::free_port(),
-        };
-        Self::script(&["start", node.dir.to_str().unwrap(), &node.port.to_string()]);
-        node
-    }
-
-    fn url(&self, host: &str, mode: &str, ca: &str) -> String {
-        let ca = Path::new(&self.dir).join(ca);
-        format!(
-            "postgres://postgres@{host}:{}/postgres?sslmode={mode}&sslrootcert={}",
-            self.port,
-            ca.display()
-        )
-    }
-}
-
-impl Drop for TlsPostgres {
-    fn drop(&mut self) {
-        Self::script(&["stop", self.dir.to_str().unwrap()]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A TLS-only URL of `pg` for `host`, verifying with `mode` against its CA file `ca`.
+fn tls_url(pg: &PgNode, host: &str, mode: &str, ca: &str) -> String {
+    format!(
+        "postgres://postgres@{host}:{}/postgres?sslmode={mode}&sslrootcert={}",
+        pg.port,
+        pg.file(ca).display()
+    )
 }
 
 async fn refused(url: &str) -> String {
@@ -70,10 +41,10 @@ async fn refused(url: &str) -> String {
 
 #[tokio::test]
 async fn postgres_over_tls_with_verify_full_and_nothing_less() {
-    let pg = TlsPostgres::start();
+    let pg = PgNode::start_tls();
 
     // The services' pool and migrations, verifying the server against the CA.
-    let good = pg.url("localhost", "verify-full", "ca.pem");
+    let good = tls_url(&pg, "localhost", "verify-full", "ca.pem");
     continuity_store::migrate_url(&good).await.unwrap();
     let pool = continuity_store::pool(
         &good,
@@ -91,13 +62,13 @@ async fn postgres_over_tls_with_verify_full_and_nothing_less() {
     pool.close().await;
 
     // The certificate names localhost, not 127.0.0.1: refused under verify-full.
-    let e = refused(&pg.url("127.0.0.1", "verify-full", "ca.pem")).await;
+    let e = refused(&tls_url(&pg, "127.0.0.1", "verify-full", "ca.pem")).await;
     assert!(e.contains("not valid for name"), "{e}");
     // A CA that did not sign the server's certificate.
-    let e = refused(&pg.url("localhost", "verify-full", "other-ca.pem")).await;
+    let e = refused(&tls_url(&pg, "localhost", "verify-full", "other-ca.pem")).await;
     assert!(e.contains("UnknownIssuer"), "{e}");
     // No TLS: the server refuses (pg_hba allows hostssl only).
-    let e = refused(&pg.url("localhost", "disable", "ca.pem")).await;
+    let e = refused(&tls_url(&pg, "localhost", "disable", "ca.pem")).await;
     assert!(e.contains("no encryption") || e.contains("pg_hba"), "{e}");
 }
 

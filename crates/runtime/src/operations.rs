@@ -119,12 +119,23 @@ async fn metrics<R: Readiness>(State(state): State<Arc<HttpState<R>>>) -> impl I
     }
 }
 
+/// How long `/readyz` waits for the dependencies before it answers not ready. A database or
+/// broker cut off by the network answers nothing (a query on an open connection waits for
+/// TCP to give up, minutes later); the probe must still answer, within the orchestrator's
+/// probe timeout (3 s in `k8s/`).
+pub const READINESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn ready<R: Readiness>(State(state): State<Arc<HttpState<R>>>) -> impl IntoResponse {
-    match state.readiness.check().await {
-        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
+    let why = match tokio::time::timeout(READINESS_DEADLINE, state.readiness.check()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ready\n".to_owned()),
+        Ok(Err(why)) => why,
+        Err(_) => format!(
+            "its dependencies did not answer within {} s (database or broker unreachable)",
+            READINESS_DEADLINE.as_secs()
         ),
-    }
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {why}\n"),
+    )
 }

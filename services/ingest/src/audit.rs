@@ -23,6 +23,12 @@ const MOST_PER_WRITE: usize = 512;
 /// Writes under way at once, each on its own connection.
 const WRITERS: usize = 4;
 
+/// How long a request waits for its audit row before it answers 503. A database cut off by
+/// the network answers nothing for minutes; the sender is told at once to try again. The
+/// write itself goes on, so a row may be stored for a request that was answered 503: the
+/// trail then holds the sender's retry as well, and the event ids make the retry harmless.
+pub const AUDIT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One request's audit row.
 #[derive(Debug, Clone)]
 pub struct AuditRow {
@@ -69,12 +75,16 @@ impl AuditTrail {
         Self { rows }
     }
 
-    /// Store `row`; returns once it is committed.
+    /// Store `row`; returns once it is committed, or [`AuditUnavailable`] when that has not
+    /// happened within [`AUDIT_DEADLINE`].
     pub async fn record(&self, row: AuditRow) -> Result<(), AuditUnavailable> {
         let (done, stored) = oneshot::channel();
         self.rows.send((row, done)).map_err(|_| AuditUnavailable)?;
         // The writer gone (it never stops while handles exist) reads as unavailable.
-        stored.await.unwrap_or(Err(AuditUnavailable))
+        match tokio::time::timeout(AUDIT_DEADLINE, stored).await {
+            Ok(stored) => stored.unwrap_or(Err(AuditUnavailable)),
+            Err(_) => Err(AuditUnavailable),
+        }
     }
 }
 
