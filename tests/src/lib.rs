@@ -4,6 +4,7 @@
 
 #![allow(missing_docs)]
 
+pub mod disk;
 pub mod partition;
 pub mod system;
 
@@ -72,13 +73,19 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A fresh database on the tests' server and fresh topics on the tests' broker.
-pub async fn env() -> Env {
-    env_on(&admin_url()).await
+/// The broker the tests use (`CONTINUITY_BROKERS`).
+pub fn brokers() -> String {
+    std::env::var("CONTINUITY_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-/// As [`env`], the database on the server whose admin database is `base`.
-pub async fn env_on(base: &str) -> Env {
+/// A fresh database on the tests' server and fresh topics on the tests' broker.
+pub async fn env() -> Env {
+    env_on(&admin_url(), &brokers()).await
+}
+
+/// As [`env`], the database on the server whose admin database is `base` and the topics on
+/// the broker `brokers` (servers of the test's own).
+pub async fn env_on(base: &str, brokers: &str) -> Env {
     let admin = PgPool::connect(base)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL answers at {base}: {e}"));
@@ -91,9 +98,8 @@ pub async fn env_on(base: &str) -> Env {
     let db_url = format!("{prefix}/{name}");
     let pool = PgPool::connect(&db_url).await.unwrap();
     continuity_store::migrate(&pool).await.unwrap();
-    let brokers = std::env::var("CONTINUITY_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let kafka = KafkaSettings {
-        brokers,
+        brokers: brokers.to_owned(),
         topic_prefix: format!("m{}.", uuid::Uuid::new_v4().simple()),
         security: Default::default(),
     };
@@ -149,7 +155,14 @@ impl KafkaNode {
 
     /// Format and start a node on free ports; returns once it answers metadata.
     pub fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("kafka-{}", uuid::Uuid::new_v4().simple()));
+        Self::start_in(
+            std::env::temp_dir().join(format!("kafka-{}", uuid::Uuid::new_v4().simple())),
+        )
+    }
+
+    /// As [`KafkaNode::start`], its state under `dir` (a small file system of its own, in the
+    /// disk-full test).
+    pub fn start_in(dir: std::path::PathBuf) -> Self {
         let node = KafkaNode {
             dir,
             port: free_port(),
@@ -195,6 +208,16 @@ impl KafkaNode {
         args.extend(self.sasl_ssl_port.map(|p| p.to_string()));
         args.extend(self.jwks_url.clone());
         Self::script(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Whether its process is alive.
+    pub fn running(&self) -> bool {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka-node.sh");
+        std::process::Command::new(script)
+            .args(["running", self.dir_str()])
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// Kill the node with SIGKILL.

@@ -291,6 +291,8 @@ pub struct Delivery {
     pub events: AtomicUsize,
     /// The longest wait for any answer, in milliseconds.
     pub slowest_ms: AtomicUsize,
+    /// The body of the last 5xx or 429 answer.
+    pub last_refusal: std::sync::Mutex<String>,
 }
 
 impl Delivery {
@@ -394,6 +396,9 @@ impl Source {
                 Ok((status, retry_after, body)) if status == 429 || status >= 500 => {
                     crate::record_error_body(status, &body);
                     d.refused.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut last) = d.last_refusal.lock() {
+                        *last = format!("{status} {body}");
+                    }
                     let wait = retry_after.map_or(200, |s| s.min(2) * 1000);
                     tokio::time::sleep(Duration::from_millis(wait)).await;
                 }

@@ -333,7 +333,7 @@ async fn postgresql_restarted_then_cut_off_for_60_s_loses_nothing_and_doubles_no
     let _alone = ONE_AT_A_TIME.lock().await;
     // A server of the test's own, reached by the services through a partition it can cut.
     let pg = PgNode::start_plain();
-    let env = env_on(&pg.url()).await;
+    let env = env_on(&pg.url(), &brokers()).await;
     let partition = Partition::start(([127, 0, 0, 1], pg.port).into()).await;
     let mut wiring = Wiring::of(&env, now());
     wiring.database_url = env
@@ -411,4 +411,114 @@ async fn postgresql_restarted_then_cut_off_for_60_s_loses_nothing_and_doubles_no
     matcher.stop();
     ends_as_if_uninterrupted(&env, &events, now()).await;
     env.cleanup().await;
+}
+
+/// Whose disk fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Full {
+    Broker,
+    Database,
+}
+
+/// A server's data on a small disk of its own, filled a third of the way through a stream sent
+/// through ingest: ingest refuses with 503 and says why, the matcher reports not ready and
+/// says why; the space is given back (and the server started again if it stopped, as its
+/// supervisor would), and without being restarted the services take up the stream where it
+/// stood and end as an uninterrupted run.
+async fn disk_full(full: Full, seed: u64) {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let Some(disk) = continuity_e2e::disk::small_disk(512) else {
+        return;
+    };
+    let (broker, pg) = match full {
+        Full::Broker => (Some(KafkaNode::start_in(disk.dir.join("kafka"))), None),
+        Full::Database => (
+            None,
+            Some(PgNode::start_plain_in(disk.dir.join("postgres"))),
+        ),
+    };
+    let env = env_on(
+        &pg.as_ref().map_or_else(admin_url, PgNode::url),
+        &broker.as_ref().map_or_else(brokers, KafkaNode::brokers),
+    )
+    .await;
+    let wiring = Wiring::of(&env, now());
+    let events = events(seed, 20_000);
+    let mut matcher = wiring.matcher("faults");
+    let mut ingest = Ingest::start(&wiring, &events);
+    ingest.process.until_serving(60).await;
+    let source = Source::new(ingest.process.port, ingest.tokens.clone());
+    let delivery = source.delivery.clone();
+    let batches = Source::batches(&events, 100);
+    let requests = batches.len();
+    let sending = tokio::spawn(async move { source.send(&batches, 900).await });
+    let accepted = || delivery.accepted.load(Ordering::Relaxed);
+
+    eventually(600, "a third of the stream accepted", || async {
+        accepted() >= requests / 3
+    })
+    .await;
+    disk.fill(2);
+    let filled_after = accepted();
+    let refused_before = delivery.refused.load(Ordering::Relaxed);
+    eventually(300, "ingest refusing work", || async {
+        delivery.refused.load(Ordering::Relaxed) > refused_before
+    })
+    .await;
+    let ingest_said = delivery.last_refusal.lock().unwrap().clone();
+    eventually(300, "the matcher not ready", || async {
+        get_status(matcher.port, "/readyz").await == 503
+    })
+    .await;
+    let matcher_said = http_get(matcher.port, "/readyz").await.1;
+    let stopped = match full {
+        Full::Broker => broker.as_ref().is_some_and(|b| !b.running()),
+        Full::Database => sqlx::PgPool::connect(&env.admin_url).await.is_err(),
+    };
+    eprintln!(
+        "{full:?}'s disk full after {filled_after} of {requests} batches accepted; ingest answered: {}; the matcher: {}; the server {}",
+        ingest_said.trim(),
+        matcher_said.trim(),
+        if stopped { "stopped" } else { "stayed up" }
+    );
+    let why = match full {
+        Full::Broker => "Broker unavailable",
+        Full::Database => "Audit unavailable",
+    };
+    assert!(
+        ingest_said.starts_with("503") && ingest_said.contains(why),
+        "{ingest_said}"
+    );
+    assert!(matcher_said.contains("not ready: "), "{matcher_said}");
+
+    disk.free();
+    if stopped {
+        match (&broker, &pg) {
+            (Some(broker), _) => broker.restart(),
+            (_, Some(pg)) => pg.start_again(),
+            _ => unreachable!(),
+        }
+    }
+    sending.await.unwrap();
+    until_all_applied(&env.pool, &events, 600).await;
+    until_outbox_drained(&env.pool, 120).await;
+    eventually(60, "the matcher ready again", || async {
+        get_status(matcher.port, "/readyz").await == 200
+    })
+    .await;
+    eprintln!("source: {}", delivery.describe());
+    ingest.process.stop();
+    matcher.stop();
+    ends_as_if_uninterrupted(&env, &events, now()).await;
+    env.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brokers_disk_full_refuses_work_says_why_and_recovers_when_space_returns() {
+    disk_full(Full::Broker, 34).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_databases_disk_full_refuses_work_says_why_and_recovers_when_space_returns() {
+    disk_full(Full::Database, 35).await;
 }

@@ -17,7 +17,8 @@ pub use clock::{clock, Clock, GuardedClock, JumpGuard, ManualClock, RunningClock
 pub use config::{load_config, load_file, ConfigFile, ServiceCommand};
 pub use logging::init_logging;
 pub use operations::{
-    operations_router, serve_operations, serve_operations_on, DatabaseAndBroker, Readiness,
+    database_failure, operations_router, serve_operations, serve_operations_on, DatabaseAndBroker,
+    Readiness, Writes,
 };
 pub use secrecy::{ExposeSecret, SecretString};
 pub use settings::{

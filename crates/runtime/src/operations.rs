@@ -18,12 +18,67 @@ pub trait Readiness: Send + Sync + 'static {
     fn check(&self) -> impl Future<Output = Result<(), String>> + Send;
 }
 
+/// Whether a service's own writes reach PostgreSQL, as its write path last found: a server
+/// that answers `select 1` may still refuse every write (its disk full, a read-only standby
+/// after a failover, no connection slots left). Only for a service whose work does not arrive
+/// through the load balancer (the matcher): one that is sent no traffic while not ready would
+/// never write again to find out it can.
+#[derive(Debug, Clone, Default)]
+pub struct Writes(Arc<std::sync::Mutex<Option<String>>>);
+
+impl Writes {
+    /// A write committed.
+    pub fn succeeded(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = None;
+        }
+    }
+
+    /// A write failed with `error`.
+    pub fn failed(&self, error: &sqlx::Error) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(database_failure(error));
+        }
+    }
+
+    /// `Err` with the reason while the last write failed.
+    fn check(&self) -> Result<(), String> {
+        match self.0.lock().ok().and_then(|last| last.clone()) {
+            None => Ok(()),
+            Some(why) => Err(format!("its last write to the database failed: {why}")),
+        }
+    }
+}
+
+/// What went wrong with a database statement, for an operator: the SQLSTATE and its name for
+/// the server's refusals, never the server's message, which can quote a value.
+pub fn database_failure(error: &sqlx::Error) -> String {
+    match error.as_database_error().and_then(|e| e.code()) {
+        Some(code) => {
+            let name = match code.as_ref() {
+                "53100" => "disk full",
+                "53200" => "out of memory",
+                "53300" => "too many connections",
+                "25006" => "read-only transaction (a standby?)",
+                "57P01" | "57P02" | "57P03" => "server shutting down or starting",
+                "40001" | "40P01" => "conflict with a concurrent transaction",
+                _ => "refused",
+            };
+            format!("PostgreSQL: {name} (SQLSTATE {code})")
+        }
+        // Connection, pool and protocol errors say nothing about the data.
+        None => format!("PostgreSQL: {error}"),
+    }
+}
+
 /// Ready when PostgreSQL answers a query and the broker answers a metadata request: what a
 /// service that reads or writes both needs. The broker client is made once and reconnects by
-/// itself; each probe only asks it.
+/// itself; each probe only asks it. With [`DatabaseAndBroker::with_writes`], also not ready
+/// while the service's last write failed.
 pub struct DatabaseAndBroker {
     pool: sqlx::PgPool,
     broker: rdkafka::producer::FutureProducer,
+    writes: Option<Writes>,
 }
 
 impl DatabaseAndBroker {
@@ -35,7 +90,16 @@ impl DatabaseAndBroker {
         Ok(DatabaseAndBroker {
             pool,
             broker: kafka.producer()?,
+            writes: None,
         })
+    }
+
+    /// Also not ready while the last write `writes` saw failed.
+    pub fn with_writes(self, writes: Writes) -> Self {
+        DatabaseAndBroker {
+            writes: Some(writes),
+            ..self
+        }
     }
 }
 
@@ -45,12 +109,16 @@ impl Readiness for DatabaseAndBroker {
             .execute(&self.pool)
             .await
             .map_err(|_| "database does not answer".to_owned())?;
+        if let Some(writes) = &self.writes {
+            writes.check()?;
+        }
         let broker = self.broker.clone();
         tokio::task::spawn_blocking(move || {
             use rdkafka::producer::Producer;
             broker
                 .client()
-                .fetch_metadata(None, std::time::Duration::from_secs(2))
+                // Within the whole probe's deadline, so a broker that is down is named as such.
+                .fetch_metadata(None, READINESS_DEADLINE / 2)
                 .map(|_| ())
                 .map_err(|e| format!("broker: {e}"))
         })

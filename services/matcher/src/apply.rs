@@ -134,9 +134,21 @@ pub struct Applier {
     pub instance: String,
     /// Metrics.
     pub metrics: Metrics,
+    /// What the last write came to, for `/readyz`.
+    pub writes: continuity_runtime::Writes,
 }
 
 impl Applier {
+    /// Tell `/readyz` what a write came to: committed, or refused or unreachable database. A
+    /// lost lease or a concurrent writer says nothing about the database.
+    pub fn note_write<T>(&self, result: &Result<T, ApplyError>) {
+        match result {
+            Ok(_) => self.writes.succeeded(),
+            Err(ApplyError::Database(e)) if !is_conflict(e) => self.writes.failed(e),
+            Err(_) => {}
+        }
+    }
+
     /// Apply one batch at `now`. `held` is this instance's leases; every partition in the
     /// batch must be among them.
     pub async fn apply(

@@ -93,6 +93,7 @@ async fn apply_until_done(
         let timer = metrics.apply_seconds.start_timer();
         let result = applier.apply(batch, held, clock.now()).await;
         timer.observe_duration();
+        applier.note_write(&result);
         let e = match result {
             Ok(_report) => return Applied::Committed,
             Err(ApplyError::LostLease { topic, partition }) => {

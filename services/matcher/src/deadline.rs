@@ -124,6 +124,10 @@ pub(crate) async fn deadline_loop(
                 other => break other,
             }
         };
+        // A pass with nothing due wrote nothing, and says nothing about writes.
+        if !matches!(result, Ok(0)) {
+            applier.note_write(&result);
+        }
         let label = match &result {
             Ok(_) => "ok",
             Err(e) => {

@@ -196,6 +196,7 @@ pub async fn run(
         kafka: kafka.clone(),
         instance,
         metrics: metrics.clone(),
+        writes: continuity_runtime::Writes::default(),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -231,7 +232,8 @@ pub async fn run(
             stop_rx.clone(),
         ),
     );
-    let readiness = continuity_runtime::DatabaseAndBroker::new(pool.clone(), &kafka)?;
+    let readiness = continuity_runtime::DatabaseAndBroker::new(pool.clone(), &kafka)?
+        .with_writes(applier.writes.clone());
     let (addr, registry, mut http_stop) = (
         settings.http_addr,
         metrics.registry.clone(),

@@ -13,7 +13,6 @@ use chrono::{TimeZone, Utc};
 use continuity::produce;
 use continuity_e2e::system::Wiring;
 use continuity_e2e::*;
-use continuity_stream::Topic;
 use continuity_synthetic::{generate, Config};
 use rand::{Rng, SeedableRng};
 
@@ -90,10 +89,8 @@ async fn sigkill_at_random_points_loses_nothing_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_killed_and_restarted_mid_stream_loses_nothing_and_doubles_nothing() {
     let _alone = ONE_AT_A_TIME.lock().await;
-    let mut env = env().await;
     let broker = KafkaNode::start();
-    env.kafka.brokers = broker.brokers();
-    env.kafka.ensure_topics(&Topic::ALL).await.unwrap();
+    let env = env_on(&admin_url(), &broker.brokers()).await;
     let config = Config {
         seed: 8,
         people: Config::people_for_events(30_000),
