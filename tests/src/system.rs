@@ -10,7 +10,7 @@
 //! applied to everything the source sent, with nothing published twice?
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,15 +22,17 @@ use continuity_domain::events::SourceEvent;
 
 use crate::{free_port, get_status, Env, SECRET};
 
-/// The binary `name` built with the test (`target/<profile>/<name>`). `scripts/test.sh` builds
+/// The binary `name` built with the caller (`target/<profile>/<name>`). `scripts/test.sh` builds
 /// every binary of the workspace first; run alone, `cargo build --bins` does.
 pub fn binary(name: &str) -> PathBuf {
-    // The test runs as target/<profile>/deps/<test>-<hash>.
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let dir = exe
+    // A test runs as target/<profile>/deps/<test>-<hash>, a bench binary beside the services.
+    let exe = std::env::current_exe().expect("the caller knows its own path");
+    let mut dir = exe
         .parent()
-        .and_then(Path::parent)
-        .expect("the test runs under target/<profile>/deps");
+        .expect("the caller runs under target/<profile>");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("deps is under target/<profile>");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
@@ -49,6 +51,8 @@ pub enum Service {
     Matcher,
     /// `continuity-reporter serve`: the weekly report, with its catch-up at start.
     Reporter,
+    /// `continuity-worklist`: the caseworkers' pages and webhooks.
+    Worklist,
 }
 
 impl Service {
@@ -58,12 +62,13 @@ impl Service {
             Service::Ingest => "continuity-ingest",
             Service::Matcher => "continuity-matcher",
             Service::Reporter => "continuity-reporter",
+            Service::Worklist => "continuity-worklist",
         }
     }
 
     fn args(self) -> &'static [&'static str] {
         match self {
-            Service::Ingest | Service::Reporter => &["serve"],
+            Service::Ingest | Service::Reporter | Service::Worklist => &["serve"],
             Service::Matcher => &[],
         }
     }
@@ -78,10 +83,12 @@ pub struct Wiring {
     pub brokers: String,
     /// The topic prefix.
     pub topic_prefix: String,
-    /// The instant every service's clock is fixed at.
-    pub now: DateTime<Utc>,
+    /// The instant every service's clock is fixed at; the system clock when `None`.
+    pub now: Option<DateTime<Utc>>,
     /// Settings for every service, `CONTINUITY_*` variables (`RUST_LOG` too).
     pub extra: Vec<(String, String)>,
+    /// Where each service's log goes (`<dir>/<binary>.log`); the caller's output when `None`.
+    pub log_dir: Option<PathBuf>,
 }
 
 impl Wiring {
@@ -91,8 +98,9 @@ impl Wiring {
             database_url: env.db_url.clone(),
             brokers: env.kafka.brokers.clone(),
             topic_prefix: env.kafka.topic_prefix.clone(),
-            now,
+            now: Some(now),
             extra: Vec::new(),
+            log_dir: None,
         }
     }
 
@@ -123,6 +131,7 @@ pub struct Process {
     /// Times started.
     pub starts: usize,
     vars: Vec<(String, String)>,
+    log: Option<PathBuf>,
 }
 
 impl Process {
@@ -139,10 +148,14 @@ impl Process {
                 wiring.topic_prefix.clone(),
             ),
             ("CONTINUITY_HASH_SECRET".into(), SECRET.into()),
-            ("CONTINUITY_FIXED_NOW".into(), wiring.now.to_rfc3339()),
             ("CONTINUITY_HTTP_ADDR".into(), format!("127.0.0.1:{port}")),
             ("RUST_LOG".into(), "warn".into()),
         ];
+        all.extend(
+            wiring
+                .now
+                .map(|now| ("CONTINUITY_FIXED_NOW".into(), now.to_rfc3339())),
+        );
         all.extend(wiring.extra.iter().cloned());
         all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let mut process = Process {
@@ -151,6 +164,10 @@ impl Process {
             port,
             starts: 0,
             vars: all,
+            log: wiring
+                .log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.log", service.binary()))),
         };
         process.restart();
         process
@@ -159,11 +176,21 @@ impl Process {
     /// Start it again (after [`Process::kill`]), on the same port with the same settings.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "{:?} is running", self.service);
+        let stderr = match &self.log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            ),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(binary(self.service.binary()))
             .args(self.service.args())
             .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.service.binary()));
         self.child = Some(child);
@@ -348,6 +375,22 @@ impl Source {
         for batch in batches {
             self.send_one(batch, until).await;
         }
+    }
+
+    /// Send each batch at its turn of `per_second` (a late batch goes at once and the rest
+    /// keep their turns), each until ingest accepts it, for at most `secs` in all. Returns each
+    /// batch's time from its turn to its `202`.
+    pub async fn send_paced(&self, batches: &[Batch], per_second: f64, secs: u64) -> Vec<Duration> {
+        let until = tokio::time::Instant::now() + Duration::from_secs(secs);
+        let mut turns = tokio::time::interval(Duration::from_secs_f64(1.0 / per_second));
+        turns.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut waits = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let turn = turns.tick().await;
+            self.send_one(batch, until).await;
+            waits.push(turn.elapsed());
+        }
+        waits
     }
 
     async fn send_one(&self, batch: &Batch, until: tokio::time::Instant) {

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod replay;
 pub mod sample;
 pub mod summary;
 pub mod through_ingest;

@@ -68,6 +68,14 @@ struct Args {
     /// Keep the national database (its name is printed) for EXPLAIN.
     #[arg(long)]
     keep: bool,
+    /// Years of England's history (31,050 people a year, about 109,000 events) replayed into
+    /// the matcher while the flag and resolution latencies are measured, paced by its lag
+    /// (`continuity::replay`); 0 for none.
+    #[arg(long, default_value_t = 0)]
+    history_years: u32,
+    /// The most messages the replay lets wait for the matcher.
+    #[arg(long, default_value_t = 2_000)]
+    history_max_lag: i64,
 }
 
 fn now() -> DateTime<Utc> {
@@ -409,6 +417,7 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
         .build()?;
     let cookie = sign_in(&http, worklist, issuer, "KEYWORKER").await?;
     let url = format!("http://localhost:{worklist}/worklist?tab=overdue");
+    let history = (args.history_years > 0).then(|| replay_history(&env, args));
     let mut delays = Vec::new();
     let mut on_topic = Vec::new();
     let steps = args.steps.unwrap_or(args.days).min(args.days);
@@ -484,15 +493,69 @@ async fn flag_latency(args: &Args) -> anyhow::Result<()> {
         )
         .await?;
     }
+    if let Some(history) = history {
+        let running = !history.is_finished();
+        let replayed = tokio::task::spawn_blocking(move || history.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the history replay panicked"))??;
+        println!(
+            "history replayed meanwhile: {} years, {} events in {:.1} s ({:.0}/s), matcher lag at most {} (limit {}), still replaying when the last latency was measured: {}",
+            args.history_years,
+            replayed.messages,
+            replayed.took.as_secs_f64(),
+            replayed.messages as f64 / replayed.took.as_secs_f64(),
+            replayed.highest_lag,
+            args.history_max_lag,
+            if running { "yes" } else { "no" }
+        );
+    }
     let _ = stop.send(());
     matcher.stop().await;
     env.cleanup().await;
     Ok(())
 }
 
+/// Replay `--history-years` of England's generated history into the matcher in the
+/// background, paced by its lag.
+fn replay_history(
+    env: &continuity_e2e::Env,
+    args: &Args,
+) -> std::thread::JoinHandle<anyhow::Result<continuity::replay::Replayed>> {
+    let years = args.history_years;
+    let max_lag = args.history_max_lag;
+    let (kafka, pool) = (env.kafka.clone(), env.pool.clone());
+    let runtime = tokio::runtime::Handle::current();
+    // A thread of its own: the producer's futures are not `Send` for every lifetime, which
+    // `tokio::spawn` asks.
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let today = continuity_domain::london_date(now());
+            let history = continuity_synthetic::generate(&continuity_synthetic::Config {
+                seed: 1_000 + u64::from(years),
+                people: 31_050 * years as usize,
+                // Ending two months before the cohorts: none of it falls due while they do.
+                start: today - chrono::Duration::days(i64::from(years) * 365 + 60),
+                days: years * 365,
+                ..Default::default()
+            });
+            println!("history: {} events generated; replaying", history.len());
+            let producer = kafka.producer()?;
+            continuity::replay::produce_within_lag(
+                &producer,
+                &kafka,
+                &pool,
+                &messages(&history),
+                max_lag,
+            )
+            .await
+        })
+    })
+}
+
 /// The NOMS number the cohorts give person `i`.
 fn noms_of(i: u32) -> String {
-    let letter = char::from(b'A' + (i / 10_000 % 26) as u8);
+    // From Z down: the generator's history (`--history-years`) numbers its people from A.
+    let letter = char::from(b'Z' - (i / 10_000 % 26) as u8);
     format!("{letter}{:04}BB", i % 10_000)
 }
 
