@@ -17,6 +17,7 @@ use continuity_worklist::dev_issuer::{DevIssuer, IssuerSettings};
 use uuid::Uuid;
 
 /// One person's case: their identifiers and the organisations responsible.
+#[derive(Clone, Copy)]
 struct Person {
     crn: &'static str,
     noms: &'static str,
@@ -76,9 +77,14 @@ fn meta(n: &mut u128, at: chrono::DateTime<chrono::Utc>, source: &str) -> EventM
 }
 
 fn events() -> Vec<SourceEvent> {
+    events_of(&PEOPLE)
+}
+
+/// Each person's probation referral, CRN-NOMS link and release.
+fn events_of(people: &[Person]) -> Vec<SourceEvent> {
     let mut n = 0;
     let mut out = Vec::new();
-    for p in &PEOPLE {
+    for p in people {
         let crn = id(IdentifierKind::Crn, p.crn);
         let noms = id(IdentifierKind::Noms, p.noms);
         let nhs = id(IdentifierKind::Nhs, p.nhs);
@@ -119,6 +125,55 @@ fn events() -> Vec<SourceEvent> {
         }));
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_due_long_before_the_pipeline_knew_of_it_stays_off_the_worklist() {
+    let env = env().await;
+    let clock = ManualClock::new(now());
+    // Released 120 days ago, first heard of now (a replay of history): overdue since day 22,
+    // far beyond the 14-day horizon. Beside it, one overdue since yesterday.
+    let long_ago = Person {
+        release: now().date_naive() - Duration::days(120),
+        ..PEOPLE[0]
+    };
+    let recent = Person {
+        release: now().date_naive() - Duration::days(22),
+        ..PEOPLE[1]
+    };
+    let evs = events_of(&[long_ago, recent]);
+    let producer = env.kafka.producer().unwrap();
+    produce(&producer, &env.kafka, &messages(&evs))
+        .await
+        .unwrap();
+    let matcher = start(&env, "m1", &clock);
+    until_all_applied(&env.pool, &evs, 60).await;
+    let column = |p: &Person| {
+        let case = case_of(p);
+        let pool = env.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "select raised_flag from cases where case_id = $1",
+            )
+            .bind(case)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(column(&recent).await.as_deref(), Some("OVERDUE"));
+    assert_eq!(
+        column(&long_ago).await,
+        None,
+        "a flag nobody was told of is not on the worklist"
+    );
+    let told: Vec<Uuid> = sqlx::query_scalar("select distinct case_id from flags")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(told, vec![case_of(&recent)]);
+    matcher.stop().await;
+    env.cleanup().await;
 }
 
 /// The case id of a person's case.

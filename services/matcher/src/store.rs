@@ -309,11 +309,11 @@ pub async fn key_components(
 /// before at risk) and when one of its flags was last settled.
 fn worklist_columns(case: &Case) -> (Option<&'static str>, Option<DateTime<Utc>>) {
     use continuity_domain::{FlagKind, FlagState};
-    let raised = |kind: fn(&FlagKind) -> bool| {
-        case.flags
-            .iter()
-            .any(|f| f.state == FlagState::Raised && kind(&f.kind))
-    };
+    // Only flags caseworkers are told of: one that fell due long before the pipeline knew of
+    // it (a replay of history, very late data) stays on the case and off the worklist.
+    let told = || case.flags.iter().filter(|f| f.notified);
+    let raised =
+        |kind: fn(&FlagKind) -> bool| told().any(|f| f.state == FlagState::Raised && kind(&f.kind));
     let flag = if raised(|k| *k == FlagKind::Overdue) {
         Some(FlagKind::Overdue.code().0)
     } else if raised(|k| matches!(k, FlagKind::AtRisk(_))) {
@@ -321,7 +321,7 @@ fn worklist_columns(case: &Case) -> (Option<&'static str>, Option<DateTime<Utc>>
     } else {
         None
     };
-    let settled = case.flags.iter().filter_map(|f| f.settled_at).max();
+    let settled = told().filter_map(|f| f.settled_at).max();
     (flag, settled)
 }
 
