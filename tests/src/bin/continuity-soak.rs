@@ -176,6 +176,10 @@ async fn soak(args: Args) -> anyhow::Result<()> {
     let mut wiring = Wiring::of(&env, Utc::now());
     wiring.now = None;
     wiring.log_dir = Some(logs.0.clone());
+    // The load is a trickle; small pools leave the stack's connections to whatever runs beside.
+    wiring
+        .extra
+        .push(("CONTINUITY_DATABASE_POOL".into(), "2".into()));
     let reports = Scratch::new("soak-reports");
     let worklist_port = free_port();
     let worklist_url = format!("http://localhost:{worklist_port}");
@@ -240,22 +244,23 @@ async fn soak(args: Args) -> anyhow::Result<()> {
             outbox_age: metric(&metrics, "continuity_matcher_outbox_oldest_seconds"),
         };
         samples.push(sample);
-        if sending.is_finished() {
+        // The whole time asked for, and until the last event is in.
+        if sending.is_finished() && started.elapsed() >= Duration::from_secs(args.minutes * 60) {
             break;
         }
     }
     let mut waits = sending.await.context("the source")?;
     let sent_for = started.elapsed();
+    let accepted = delivery.events.load(std::sync::atomic::Ordering::Relaxed);
 
     waits.sort();
     let (lag_max, outbox_max) = samples.iter().fold((0f64, 0f64), |(l, o), s| {
         (l.max(s.lag), o.max(s.outbox_age))
     });
     println!(
-        "sent {} events in {:.1} min ({:.2}/s); {}",
-        delivery.events.load(std::sync::atomic::Ordering::Relaxed),
+        "sent {accepted} events in {:.1} min ({:.2}/s); {}",
         sent_for.as_secs_f64() / 60.0,
-        delivery.events.load(std::sync::atomic::Ordering::Relaxed) as f64 / sent_for.as_secs_f64(),
+        accepted as f64 / sent_for.as_secs_f64(),
         delivery.describe()
     );
     println!(
