@@ -774,9 +774,14 @@ pub async fn request(
 /// Keep an error body a service answered (status 400 and above) for the identifier scan: each
 /// is appended as one line to the file `CONTINUITY_ERROR_BODIES` names (`scripts/test.sh` sets
 /// it and scans the file with the suite's output). Every test's HTTP client calls this.
+///
+/// Not kept: a page shown again with what was wrong in its form (422, HTML). It answers a
+/// caseworker whose organisation holds the case (any other is refused before the form is
+/// read, and that refusal is kept), so it shows the case's references by design.
 pub fn record_error_body(status: u16, body: &str) {
     use std::io::Write as _;
-    if status < 400 {
+    let form_shown_again = status == 422 && body.trim_start().starts_with("<!DOCTYPE html>");
+    if status < 400 || form_shown_again {
         return;
     }
     let Some(path) = std::env::var_os("CONTINUITY_ERROR_BODIES") else {

@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use continuity::produce;
 use continuity_domain::CohortPeriod;
 use continuity_e2e::partition::Partition;
-use continuity_e2e::system::{Ingest, Process, Scratch, Service, Source, Wiring};
+use continuity_e2e::system::{Delivery, Ingest, Process, Scratch, Service, Source, Wiring};
 use continuity_e2e::*;
 use continuity_runtime::{ClockSettings, Connections, DatabaseSettings};
 use continuity_stream::Topic;
@@ -53,53 +53,102 @@ fn events(seed: u64, n: usize) -> Vec<continuity_domain::events::SourceEvent> {
     })
 }
 
+/// The matcher and ingest as processes on `wiring`, and a source sending about 20,000
+/// generated events (seed `seed`) through ingest in batches of 100 in the background: a
+/// request is in flight most of the time, so a fault lands in one.
+struct Streaming {
+    events: Vec<continuity_domain::events::SourceEvent>,
+    matcher: Process,
+    ingest: Ingest,
+    delivery: std::sync::Arc<Delivery>,
+    /// Batches to send.
+    requests: usize,
+    sending: tokio::task::JoinHandle<()>,
+}
+
+impl Streaming {
+    async fn start(wiring: &Wiring, seed: u64) -> Self {
+        let events = events(seed, 20_000);
+        let matcher = wiring.matcher("faults");
+        let ingest = Ingest::start(wiring, &events);
+        ingest.process.until_serving(60).await;
+        let source = Source::new(ingest.process.port, ingest.tokens.clone());
+        let delivery = source.delivery.clone();
+        let batches = Source::batches(&events, 100);
+        let requests = batches.len();
+        let sending = tokio::spawn(async move { source.send(&batches, 900).await });
+        Streaming {
+            events,
+            matcher,
+            ingest,
+            delivery,
+            requests,
+            sending,
+        }
+    }
+
+    /// Batches accepted so far.
+    fn accepted(&self) -> usize {
+        self.delivery.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Wait until `n` batches are accepted.
+    async fn until_accepted(&self, n: usize, what: &str) {
+        eventually(600, what, || async { self.accepted() >= n }).await;
+    }
+
+    /// Wait for the source to finish and the matcher to apply and publish everything; print
+    /// what the source saw; stop both services cleanly and check the end state.
+    async fn end_as_if_uninterrupted(self, env: &Env) {
+        let Streaming {
+            events,
+            mut matcher,
+            mut ingest,
+            delivery,
+            sending,
+            ..
+        } = self;
+        sending.await.unwrap();
+        until_all_applied(&env.pool, &events, 600).await;
+        until_outbox_drained(&env.pool, 120).await;
+        eprintln!("source: {}", delivery.describe());
+        ingest.process.stop();
+        matcher.stop();
+        ends_as_if_uninterrupted(env, &events, now()).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_killed_at_random_points_loses_nothing_and_doubles_nothing() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let env = env().await;
-    let events = events(31, 20_000);
-    let wiring = Wiring::of(&env, now());
-    let mut matcher = wiring.matcher("faults");
-    let mut ingest = Ingest::start(&wiring, &events);
-    ingest.process.until_serving(60).await;
-
-    // Batches of 100 rows: a request is in flight most of the time, so kills land in them.
-    let source = Source::new(ingest.process.port, ingest.tokens.clone());
-    let delivery = source.delivery.clone();
-    let batches = Source::batches(&events, 100);
-    let requests = batches.len();
-    let sending = tokio::spawn(async move { source.send(&batches, 900).await });
-
+    let mut stream = Streaming::start(&Wiring::of(&env, now()), 31).await;
+    let requests = stream.requests;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
     let mut progress = Vec::new();
     for _ in 0..kills() {
         // Each kill at a random point of the next part of the stream.
-        let at = delivery.accepted.load(Ordering::Relaxed)
-            + rng.random_range(5..requests / (kills() + 1));
-        eventually(600, "the source's next batches accepted", || async {
-            delivery.accepted.load(Ordering::Relaxed) >= at
-        })
-        .await;
+        let at = stream.accepted() + rng.random_range(5..requests / (kills() + 1));
+        stream
+            .until_accepted(at, "the source's next batches accepted")
+            .await;
         tokio::time::sleep(Duration::from_millis(rng.random_range(0..200))).await;
-        ingest.process.kill();
-        progress.push(delivery.accepted.load(Ordering::Relaxed));
-        ingest.process.restart();
+        stream.ingest.process.kill();
+        progress.push(stream.accepted());
+        stream.ingest.process.restart();
     }
-    sending.await.unwrap();
     eprintln!("ingest killed after {progress:?} of {requests} batches accepted");
-    eprintln!("source: {}", delivery.describe());
     assert!(
         progress.iter().all(|p| *p < requests),
         "every kill landed mid-stream: {progress:?}"
     );
+    let delivery = stream.delivery.clone();
+    stream.end_as_if_uninterrupted(&env).await;
     assert!(
         delivery.unanswered.load(Ordering::Relaxed) > 0,
         "a kill cut a request off: {}",
         delivery.describe()
     );
-
-    until_all_applied(&env.pool, &events, 600).await;
-    until_outbox_drained(&env.pool, 120).await;
     // No 202 without its audit row: every batch the source saw accepted has one.
     let audited: i64 = sqlx::query_scalar("select count(*) from ingest_audit where status = 202")
         .fetch_one(&env.pool)
@@ -110,9 +159,6 @@ async fn ingest_killed_at_random_points_loses_nothing_and_doubles_nothing() {
         "{audited} accepted requests audited; the source saw {}",
         delivery.describe()
     );
-    ingest.process.stop();
-    matcher.stop();
-    ends_as_if_uninterrupted(&env, &events, now()).await;
     env.cleanup().await;
 }
 
@@ -339,35 +385,28 @@ async fn postgresql_restarted_then_cut_off_for_60_s_loses_nothing_and_doubles_no
     wiring.database_url = env
         .db_url
         .replace(&format!(":{}/", pg.port), &format!(":{}/", partition.port));
-    let events = events(33, 20_000);
-    let mut matcher = wiring.matcher("faults");
-    let mut ingest = Ingest::start(&wiring, &events);
-    ingest.process.until_serving(60).await;
-    let source = Source::new(ingest.process.port, ingest.tokens.clone());
-    let delivery = source.delivery.clone();
-    let batches = Source::batches(&events, 100);
-    let requests = batches.len();
-    let sending = tokio::spawn(async move { source.send(&batches, 900).await });
-    let accepted = || delivery.accepted.load(Ordering::Relaxed);
+    let stream = Streaming::start(&wiring, 33).await;
+    let requests = stream.requests;
+    let accepted = || stream.accepted();
 
     // Restarted a third of the way through the stream.
-    eventually(600, "a third of the stream accepted", || async {
-        accepted() >= requests / 3
-    })
-    .await;
+    stream
+        .until_accepted(requests / 3, "a third of the stream accepted")
+        .await;
     pg.restart();
     let restarted_after = accepted();
 
     // Cut off for 60 s two thirds of the way through.
-    eventually(600, "two thirds of the stream accepted", || async {
-        accepted() >= requests * 2 / 3
-    })
-    .await;
+    stream
+        .until_accepted(requests * 2 / 3, "two thirds of the stream accepted")
+        .await;
     partition.cut();
     let cut_at = std::time::Instant::now();
     let cut_after = accepted();
+    let delivery = stream.delivery.clone();
     let refused_before = delivery.refused.load(Ordering::Relaxed);
-    for (service, port) in [("matcher", matcher.port), ("ingest", ingest.process.port)] {
+    let ports = [stream.matcher.port, stream.ingest.process.port];
+    for (service, port) in ["matcher", "ingest"].into_iter().zip(ports) {
         eventually(
             30,
             &format!("{service} not ready while cut off"),
@@ -393,10 +432,7 @@ async fn postgresql_restarted_then_cut_off_for_60_s_loses_nothing_and_doubles_no
     );
     partition.heal();
 
-    sending.await.unwrap();
-    until_all_applied(&env.pool, &events, 600).await;
-    until_outbox_drained(&env.pool, 120).await;
-    for port in [matcher.port, ingest.process.port] {
+    for port in ports {
         eventually(60, "ready again", || async {
             get_status(port, "/readyz").await == 200
         })
@@ -405,11 +441,8 @@ async fn postgresql_restarted_then_cut_off_for_60_s_loses_nothing_and_doubles_no
     eprintln!(
         "PostgreSQL restarted after {restarted_after} and cut off for 60 s after {cut_after} of {requests} batches accepted; the source was told to retry {told_after:?} into the cut"
     );
-    eprintln!("source: {}", delivery.describe());
     assert!(restarted_after < requests && cut_after < requests);
-    ingest.process.stop();
-    matcher.stop();
-    ends_as_if_uninterrupted(&env, &events, now()).await;
+    stream.end_as_if_uninterrupted(&env).await;
     env.cleanup().await;
 }
 
@@ -442,24 +475,17 @@ async fn disk_full(full: Full, seed: u64) {
         &broker.as_ref().map_or_else(brokers, KafkaNode::brokers),
     )
     .await;
-    let wiring = Wiring::of(&env, now());
-    let events = events(seed, 20_000);
-    let mut matcher = wiring.matcher("faults");
-    let mut ingest = Ingest::start(&wiring, &events);
-    ingest.process.until_serving(60).await;
-    let source = Source::new(ingest.process.port, ingest.tokens.clone());
-    let delivery = source.delivery.clone();
-    let batches = Source::batches(&events, 100);
-    let requests = batches.len();
-    let sending = tokio::spawn(async move { source.send(&batches, 900).await });
-    let accepted = || delivery.accepted.load(Ordering::Relaxed);
-
-    eventually(600, "a third of the stream accepted", || async {
-        accepted() >= requests / 3
-    })
-    .await;
+    let stream = Streaming::start(&Wiring::of(&env, now()), seed).await;
+    let (requests, delivery, port) = (
+        stream.requests,
+        stream.delivery.clone(),
+        stream.matcher.port,
+    );
+    stream
+        .until_accepted(requests / 3, "a third of the stream accepted")
+        .await;
     disk.fill(2);
-    let filled_after = accepted();
+    let filled_after = stream.accepted();
     let refused_before = delivery.refused.load(Ordering::Relaxed);
     eventually(300, "ingest refusing work", || async {
         delivery.refused.load(Ordering::Relaxed) > refused_before
@@ -467,10 +493,10 @@ async fn disk_full(full: Full, seed: u64) {
     .await;
     let ingest_said = delivery.last_refusal.lock().unwrap().clone();
     eventually(300, "the matcher not ready", || async {
-        get_status(matcher.port, "/readyz").await == 503
+        get_status(port, "/readyz").await == 503
     })
     .await;
-    let matcher_said = http_get(matcher.port, "/readyz").await.1;
+    let matcher_said = http_get(port, "/readyz").await.1;
     let stopped = match full {
         Full::Broker => broker.as_ref().is_some_and(|b| !b.running()),
         Full::Database => sqlx::PgPool::connect(&env.admin_url).await.is_err(),
@@ -499,17 +525,11 @@ async fn disk_full(full: Full, seed: u64) {
             _ => unreachable!(),
         }
     }
-    sending.await.unwrap();
-    until_all_applied(&env.pool, &events, 600).await;
-    until_outbox_drained(&env.pool, 120).await;
-    eventually(60, "the matcher ready again", || async {
-        get_status(matcher.port, "/readyz").await == 200
+    eventually(120, "the matcher ready again", || async {
+        get_status(port, "/readyz").await == 200
     })
     .await;
-    eprintln!("source: {}", delivery.describe());
-    ingest.process.stop();
-    matcher.stop();
-    ends_as_if_uninterrupted(&env, &events, now()).await;
+    stream.end_as_if_uninterrupted(&env).await;
     env.cleanup().await;
 }
 

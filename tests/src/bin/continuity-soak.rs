@@ -191,6 +191,17 @@ async fn soak(args: Args) -> anyhow::Result<()> {
         free_port(),
         &[("CONTINUITY_REPORTS_DIR", reports.0.to_str().unwrap_or("."))],
     );
+    // The worklist's own tables (its sessions), as `scripts/run.sh` makes them.
+    let migrated =
+        std::process::Command::new(continuity_e2e::system::binary("continuity-worklist"))
+            .arg("migrate")
+            .env("CONTINUITY_DATABASE_URL", &env.db_url)
+            .env("CONTINUITY_BROKERS", &env.kafka.brokers)
+            .status()?;
+    anyhow::ensure!(
+        migrated.success(),
+        "continuity-worklist migrate: {migrated}"
+    );
     let assets = std::env::var("CONTINUITY_ASSETS_DIR")
         .context("CONTINUITY_ASSETS_DIR is not set: run scripts/soak.sh, which sets it")?;
     let worklist = Process::start(

@@ -52,6 +52,37 @@ struct Args {
     log: Option<String>,
 }
 
+/// What the matchers' busy PostgreSQL sessions are doing, sampled every 20 ms until `stop`:
+/// `running` (on a core in PostgreSQL), a wait event (`Lock:transactionid`: a row another
+/// transaction holds; `LWLock:WALWrite`, `IO:WALSync`: the log), or `matcher` (a transaction
+/// open and idle: PostgreSQL waiting for the matcher). How often each was seen.
+async fn sample_waits(
+    pool: sqlx::PgPool,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> BTreeMap<String, u64> {
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "select case when state = 'idle in transaction' then 'matcher'
+                         when wait_event_type is null then 'running'
+                         else wait_event_type || ':' || wait_event end
+             from pg_stat_activity
+             where datname = current_database() and pid <> pg_backend_pid()
+               and state in ('active', 'idle in transaction')",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        for (what,) in rows {
+            *seen.entry(what).or_default() += 1;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            _ = stop.wait_for(|s| *s) => return seen,
+        }
+    }
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -64,9 +95,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds (user + system) used so far by every process whose command line (program,
-/// then arguments) `matches`, from /proc. Processes that exited are not counted.
-fn cpu_seconds(matches: impl Fn(&[&str]) -> bool) -> f64 {
+/// CPU seconds (user + system) used so far by every process whose id and command line
+/// (program, then arguments) `matches`, from /proc. Processes that exited are not counted.
+fn cpu_seconds(matches: impl Fn(u32, &[&str]) -> bool) -> f64 {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return 0.0;
     };
@@ -79,10 +110,11 @@ fn cpu_seconds(matches: impl Fn(&[&str]) -> bool) -> f64 {
                 .all(|b| b.is_ascii_digit())
         })
         .filter(|e| {
+            let pid = e.file_name().to_string_lossy().parse().unwrap_or(0);
             std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
                 let line = String::from_utf8_lossy(&c);
                 let words: Vec<&str> = line.split(['\0', ' ']).collect();
-                matches(&words)
+                matches(pid, &words)
             })
         })
         .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
@@ -97,13 +129,35 @@ fn cpu_seconds(matches: impl Fn(&[&str]) -> bool) -> f64 {
         .sum()
 }
 
-fn is_postgres(command: &[&str]) -> bool {
+/// Seconds every core of the machine was busy (not idle or waiting on I/O) so far, from
+/// /proc/stat: what every process together used, this bench's and anything beside it.
+fn machine_busy_seconds() -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<f64> = stat
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal ...
+            let total: f64 = fields.iter().take(8).sum();
+            let idle = fields.get(3)? + fields.get(4)?;
+            Some((total - idle) / tick)
+        })
+        .unwrap_or(0.0)
+}
+
+fn is_postgres(_pid: u32, command: &[&str]) -> bool {
     let program = command.first().copied().unwrap_or_default();
     program.starts_with("postgres") || program.ends_with("/postgres")
 }
 
 /// Apache Kafka: a JVM running `kafka.Kafka` (scripts/kafka-node.sh).
-fn is_broker(command: &[&str]) -> bool {
+fn is_broker(_pid: u32, command: &[&str]) -> bool {
     command.first().is_some_and(|p| p.ends_with("java")) && command.contains(&"kafka.Kafka")
 }
 
@@ -371,8 +425,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("starting {}", exe.display()))?;
     let pool = sqlx::PgPool::connect(&db_url).await?;
     let statements = Statements::start(&pool).await;
+    let (stop_sampling, sampling) = tokio::sync::watch::channel(false);
+    let waits = tokio::spawn(sample_waits(pool.clone(), sampling));
     let wal_before = wal_bytes(&pool).await?;
     let cpu_before = [cpu_seconds(is_postgres), cpu_seconds(is_broker)];
+    let busy_before = machine_busy_seconds();
     let t = Instant::now();
     let mut first_at = None;
     let mut rss_samples: BTreeMap<u64, u64> = BTreeMap::new();
@@ -399,9 +456,15 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let total_secs = t.elapsed().as_secs_f64();
+    let _ = stop_sampling.send(true);
+    let waits = waits.await?;
     let wal = wal_bytes(&pool).await? - wal_before;
-    let exe_name = exe.to_string_lossy();
-    let matcher_cpu = cpu_seconds(|c| c.first() == Some(&exe_name.as_ref()));
+    // This bench's matchers only: another matcher of the same build may run beside it.
+    let ours: Vec<u32> = std::iter::once(matcher.id())
+        .chain(others.iter().map(Child::id))
+        .collect();
+    let matcher_cpu = cpu_seconds(|pid, _| ours.contains(&pid));
+    let busy = machine_busy_seconds() - busy_before;
     let cpu = [
         cpu_seconds(is_postgres) - cpu_before[0],
         cpu_seconds(is_broker) - cpu_before[1],
@@ -506,11 +569,25 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     println!("matcher RSS by progress    {} (MiB)", deciles.join(" "));
     println!(
-        "CPU per event              matcher {:.0} us, PostgreSQL {:.0} us, broker {:.0} us ({:.1} of 2 cores busy)",
+        "CPU per event              matcher {:.0} us, PostgreSQL {:.0} us, broker {:.0} us ({:.1} cores busy with them; the machine's {} cores {:.1} busy in all)",
         per_event(matcher_cpu),
         per_event(cpu[0]),
         per_event(cpu[1]),
-        (matcher_cpu + cpu[0] + cpu[1]) / total_secs
+        (matcher_cpu + cpu[0] + cpu[1]) / total_secs,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        busy / total_secs
+    );
+    let samples = waits.values().sum::<u64>().max(1) as f64;
+    let mut by_count: Vec<(&String, &u64)> = waits.iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(a.1));
+    let shares: Vec<String> = by_count
+        .iter()
+        .take(8)
+        .map(|(what, n)| format!("{what} {:.0}%", **n as f64 * 100.0 / samples))
+        .collect();
+    println!(
+        "matchers' sessions         {} (sampled every 20 ms: what each busy session waited on)",
+        shares.join(", ")
     );
     println!(
         "WAL per event              {:.0} bytes (LSN {} to {})",
