@@ -89,7 +89,7 @@ step history "Ten years of England's history (31,050 people a year) replayed int
   scripts/bench-worklist.sh --cases 2000 --open 100 --users 2 --seconds 1 --days 21 --per-day 4800 --steps 3 --history-years 10
 for instances in 1 2 3; do
   step "matcher-$instances" "Matcher throughput with $instances instance(s) on the same partitions, $matcher_events events, and batches retried" \
-    "^(matcher end to end|batch retries|apply latency|time in apply|CPU per event).*" \
+    "^(matcher end to end|batch retries|apply latency|time in apply|CPU per event|threads ready to run|matchers. sessions).*" \
     env BENCH_INSTANCES="$instances" scripts/bench-matcher.sh "$matcher_events"
 done
 step sigkill "SIGKILL of the matcher at 10 random points, and the broker killed and restarted under a running matcher: cases, outcomes and notified flags equal the rules applied to the whole stream, no flag or case event published twice; a survivor takes over a killed instance's partitions" \

@@ -53,15 +53,28 @@ struct Args {
 }
 
 /// What the matchers' busy PostgreSQL sessions are doing, sampled every 20 ms until `stop`:
-/// `running` (on a core in PostgreSQL), a wait event (`Lock:transactionid`: a row another
-/// transaction holds; `LWLock:WALWrite`, `IO:WALSync`: the log), or `matcher` (a transaction
-/// open and idle: PostgreSQL waiting for the matcher). How often each was seen.
+/// `running` (on a core in PostgreSQL, or ready to be), a wait event (`Lock:transactionid`: a
+/// row another transaction holds; `LWLock:WALWrite`, `IO:WALSync`: the log), or `matcher` (a
+/// transaction open and idle: PostgreSQL waiting for the matcher). How often each was seen,
+/// and under `runnable N` how often the machine had N threads running or ready to run
+/// (`procs_running` in /proc/stat): more than its cores means work queued for a core.
 async fn sample_waits(
     pool: sqlx::PgPool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> BTreeMap<String, u64> {
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     loop {
+        let runnable = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("procs_running "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        });
+        if let Some(n) = runnable {
+            // One fewer: the thread reading /proc/stat is itself running.
+            *seen
+                .entry(format!("runnable {}", n.saturating_sub(1)))
+                .or_default() += 1;
+        }
         let rows: Vec<(String,)> = sqlx::query_as(
             "select case when state = 'idle in transaction' then 'matcher'
                          when wait_event_type is null then 'running'
@@ -364,10 +377,12 @@ async fn main() -> anyhow::Result<()> {
     let broker_before_raw = cpu_seconds(is_broker);
     let t = Instant::now();
     let mut bytes = 0usize;
+    // Every message produced above, within ten minutes, or the bench fails.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
     for _ in 0..n {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        let m = tokio::time::timeout_at(deadline, consumer.recv())
             .await
-            .context("raw consume stalled")??;
+            .context("the raw consume did not read every message within 10 minutes")??;
         bytes += m.payload().map_or(0, <[u8]>::len);
     }
     let raw_secs = t.elapsed().as_secs_f64();
@@ -576,6 +591,32 @@ async fn main() -> anyhow::Result<()> {
         (matcher_cpu + cpu[0] + cpu[1]) / total_secs,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         busy / total_secs
+    );
+    let (runnable, waits): (BTreeMap<String, u64>, BTreeMap<String, u64>) = waits
+        .into_iter()
+        .partition(|(what, _)| what.starts_with("runnable "));
+    let readings = runnable.values().sum::<u64>().max(1) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let queued: u64 = runnable
+        .iter()
+        .filter(|(what, _)| {
+            what.trim_start_matches("runnable ")
+                .parse::<u64>()
+                .is_ok_and(|n| n > cores)
+        })
+        .map(|(_, n)| n)
+        .sum();
+    let mean: f64 = runnable
+        .iter()
+        .filter_map(|(what, n)| {
+            let threads: f64 = what.trim_start_matches("runnable ").parse().ok()?;
+            Some(threads * *n as f64)
+        })
+        .sum::<f64>()
+        / readings;
+    println!(
+        "threads ready to run       {mean:.1} on average; more than the {cores} cores in {:.0}% of readings (every 20 ms)",
+        queued as f64 * 100.0 / readings
     );
     let samples = waits.values().sum::<u64>().max(1) as f64;
     let mut by_count: Vec<(&String, &u64)> = waits.iter().collect();
