@@ -123,7 +123,7 @@ if [[ -n "$soaking" ]]; then
   wait "$soaking" || true
 fi
 row soak "Soak: ingest, the matcher, the reporter and the worklist (release builds, each its own process, system clock) for $soak_minutes minutes at ten times England's peak hour (derived from the generator), one event a request through ingest, beside the other steps: resident memory of each process, the matcher's lag, the outbox's oldest message, error log lines ([plot](soak.png), [samples](soak.csv))" \
-  "^(national year|sent|each event|matcher lag|RSS|log) [^{]*" \
+  "^(national year|sent|each event|matcher lag|RSS|log)[^{]*" \
   "${soak[*]}"
 
 {
