@@ -15,9 +15,7 @@ if [[ ! -x "$OHA_BIN" ]]; then
   cargo install oha --version "$OHA_VERSION" --locked --root "$TOOLS_DIR/oha-$OHA_VERSION" >/dev/null
 fi
 
-"$ROOT/scripts/stack.sh" up
-# shellcheck disable=SC1091
-source "$STACK_DIR/env"
+stack_up
 cd "$ROOT"
 log "building the release binary"
 cargo build --release --quiet --bin continuity-ingest

@@ -7,9 +7,7 @@
 # throwaway PostgreSQL cluster under .stack/bench-postgres started with those settings, instead
 # of the stack's server, and stops it afterwards.
 source "$(dirname "$0")/lib.sh"
-"$ROOT/scripts/stack.sh" up
-# shellcheck disable=SC1091
-source "$STACK_DIR/env"
+stack_up
 cd "$ROOT"
 cargo build --release --quiet -p continuity-matcher --bins
 

@@ -5,11 +5,8 @@
 # worklist. Arguments go to continuity-worklist-bench (--help lists them).
 #   scripts/bench-worklist.sh [--seconds 30] [--days 20] [--deadline-interval-ms 1000]
 source "$(dirname "$0")/lib.sh"
-"$ROOT/scripts/stack.sh" up
-# shellcheck disable=SC1091
-source "$STACK_DIR/env"
-CONTINUITY_ASSETS_DIR="$("$ROOT/scripts/install-frontend.sh")/assets"
-export CONTINUITY_ASSETS_DIR
+stack_up
+export_worklist_assets
 cd "$ROOT"
 cargo build --release --quiet -p continuity-e2e --bin continuity-worklist-bench
 exec "$ROOT/target/release/continuity-worklist-bench" "$@" 2> >(grep -v '"level":"INFO"' >&2)

@@ -25,6 +25,21 @@ DEFAULT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
 log() { printf '[stack] %s\n' "$*" >&2; }
 die() { printf '[stack] error: %s\n' "$*" >&2; exit 1; }
 
+# Bring the local stack up (scripts/stack.sh up) and take its environment: DATABASE_URL,
+# CONTINUITY_DATABASE_URL, CONTINUITY_BROKERS.
+stack_up() {
+  "$ROOT/scripts/stack.sh" up
+  # shellcheck disable=SC1091
+  source "$STACK_DIR/env"
+}
+
+# CONTINUITY_ASSETS_DIR for a worklist: GOV.UK and MoJ Frontend's assets, installed if missing
+# (scripts/install-frontend.sh).
+export_worklist_assets() {
+  CONTINUITY_ASSETS_DIR="$("$ROOT/scripts/install-frontend.sh")/assets"
+  export CONTINUITY_ASSETS_DIR
+}
+
 # Wait until `$@` succeeds, at most $1 seconds.
 wait_for() {
   local seconds=$1; shift

@@ -14,9 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 
 command -v cargo >/dev/null || die "cargo is not installed; install Rust with rustup first"
-"$ROOT/scripts/stack.sh" up
-# shellcheck disable=SC1091
-source "$STACK_DIR/env"
+stack_up
 
 # A local secret for keyed hashes, made once and kept out of the repository.
 secret_file="$STACK_DIR/hash-secret"

@@ -5,11 +5,8 @@
 # written. Arguments go to continuity-soak (tests/src/bin/continuity-soak.rs), e.g.
 #   scripts/soak.sh --minutes 30 --png docs/soak.png --csv docs/soak.csv
 source "$(dirname "$0")/lib.sh"
-"$ROOT/scripts/stack.sh" up
-# shellcheck disable=SC1091
-source "$STACK_DIR/env"
-CONTINUITY_ASSETS_DIR="$("$ROOT/scripts/install-frontend.sh")/assets"
-export CONTINUITY_ASSETS_DIR
+stack_up
+export_worklist_assets
 cd "$ROOT"
 cargo build --release --quiet -p continuity-ingest -p continuity-matcher -p continuity-reporter \
   -p continuity-worklist -p continuity-e2e --bins
