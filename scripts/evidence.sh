@@ -97,7 +97,7 @@ step sigkill "SIGKILL of the matcher at 10 random points, and the broker killed 
   env CONTINUITY_CRASH_KILLS=10 scripts/test.sh -p continuity-matcher --test crash -- --nocapture
 step faults "The whole pipeline under faults, each service its own process, a source sending ~20,000 events through ingest and resending what got no answer: ingest and the reporter each killed with SIGKILL at 10 random points; PostgreSQL restarted, then cut off by a network partition for 60 s; the broker's disk and the database's disk full (a tmpfs of their own). Each ends as an uninterrupted run (cases, outcomes, flags, nothing published twice; the reporter's pages, recorded figures and distinct messages)" \
   "ingest killed after[^{]*|reporter killed[^{]*|[0-9]+ performance messages[^{]*|PostgreSQL restarted after[^{]*|(Broker|Database)'s disk full after[^{]*|^source: [^{]*|^test [a-z_]+ \.\.\. [a-zA-Z]+|^test result.*|NOT RUN[^{]*" \
-  env CONTINUITY_FAULT_KILLS=10 CONTINUITY_REQUIRE_DISK_FULL=1 scripts/test.sh -p continuity-e2e --test faults -- --nocapture
+  env CONTINUITY_FAULT_KILLS=10 CONTINUITY_REQUIRE_EVERY_FAULT=1 scripts/test.sh -p continuity-e2e --test faults -- --nocapture
 # The whole suite once; the rows after it are read from its output.
 step scan "Personal identifiers (NOMS, CRN, NHS number, attributor, planted value) in the whole suite's output (every service's log lines, in process or not) and in every error body a service answered a test with" \
   "^[^ ]*(test-output|error-bodies)\.log: [0-9]+ lines|[0-9]+ lines scanned, [0-9]+ identifiers found|^test result: FAILED.*" \
@@ -148,8 +148,12 @@ These checks of issue 22 are not built; nothing above stands in for them.
 
 - The host clock itself moved under the running system: the guard is tested with readings
   passed in. Moving this machine's clock would move every other process's (the broker's and
-  PostgreSQL's too), and libfaketime (Debian's `libfaketime`, preloaded) hung the process's
-  sleeps here.
+  PostgreSQL's too). Tried: Debian's libfaketime preloaded into the matcher alone
+  (`libfaketimeMT.so.1`, its offset in a file, the monotonic clock left alone). With an offset
+  of an hour the matcher logged `the host clock jumped` (3,599 s) and stayed ready; but a due
+  instant is a London midnight, hours from whenever the test runs, and with an offset of
+  hours set from the start the matcher's Kafka clients never read a message (its threads
+  wait on the realtime clock), so the end-to-end test is not built.
 EOF
 } >"$ROOT/docs/evidence.md"
 log "wrote docs/evidence.md"

@@ -79,12 +79,12 @@ impl Drop for SmallDisk {
 }
 
 /// A small disk for a test, or `None` after saying why the test cannot run here. With
-/// `CONTINUITY_REQUIRE_DISK_FULL` set (`scripts/evidence.sh` sets it), not being able to
+/// `CONTINUITY_REQUIRE_EVERY_FAULT` set (`scripts/evidence.sh` sets it), not being able to
 /// mount one fails the test instead.
 pub fn small_disk(megabytes: u64) -> Option<SmallDisk> {
     match SmallDisk::mount(megabytes) {
         Ok(disk) => Some(disk),
-        Err(why) if std::env::var_os("CONTINUITY_REQUIRE_DISK_FULL").is_none() => {
+        Err(why) if std::env::var_os("CONTINUITY_REQUIRE_EVERY_FAULT").is_none() => {
             eprintln!("NOT RUN: this disk-full test needs a file system of its own: {why}");
             None
         }

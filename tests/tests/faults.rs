@@ -503,7 +503,17 @@ async fn disk_full(full: Full, seed: u64) {
     };
     eprintln!(
         "{full:?}'s disk full after {filled_after} of {requests} batches accepted; ingest answered: {}; the matcher: {}; the server {}",
-        ingest_said.trim(),
+        // The status and the problem's title: the figures' line in docs/evidence.md ends at a
+        // brace.
+        ingest_said
+            .split_once(' ')
+            .and_then(|(status, body)| {
+                let title = serde_json::from_str::<serde_json::Value>(body).ok()?["title"]
+                    .as_str()?
+                    .to_owned();
+                Some(format!("{status} \"{title}\""))
+            })
+            .unwrap_or_else(|| ingest_said.trim().to_owned()),
         matcher_said.trim(),
         if stopped { "stopped" } else { "stayed up" }
     );
