@@ -294,11 +294,6 @@ impl PgNode {
         Self::script(&["restart", self.dir_str()]);
     }
 
-    /// Stop it.
-    pub fn stop(&self) {
-        Self::script(&["stop", self.dir_str()]);
-    }
-
     /// Its admin database, without TLS.
     pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)

@@ -128,8 +128,6 @@ pub struct Process {
     child: Option<Child>,
     /// Its HTTP port: ingest's API, or the operations endpoint.
     pub port: u16,
-    /// Times started.
-    pub starts: usize,
     vars: Vec<(String, String)>,
     log: Option<PathBuf>,
 }
@@ -162,7 +160,6 @@ impl Process {
             service,
             child: None,
             port,
-            starts: 0,
             vars: all,
             log: wiring
                 .log_dir
@@ -194,7 +191,6 @@ impl Process {
             .spawn()
             .unwrap_or_else(|e| panic!("{} starts: {e}", self.service.binary()));
         self.child = Some(child);
-        self.starts += 1;
     }
 
     /// SIGKILL: no shutdown of any kind.
